@@ -1,0 +1,156 @@
+"""Device, dtype, randomness and problem-scale defaults shared by every module.
+
+The library never calls ``.cuda()``: tensors are created on :func:`default_device` (CUDA when
+available, overridable with ``LESSONS_DEVICE``) and every computation follows the device of its
+inputs. Randomness always comes from an explicit :class:`torch.Generator` built by
+:func:`as_generator`; no function touches torch's global RNG.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import torch
+
+#: Default dtype for the small analytic toys (initialisations of 1e-6 need float64).
+DTYPE = torch.float64
+
+Scale = Literal["quick", "full"]
+
+
+def default_device() -> torch.device:
+    """Return the device the book computes on.
+
+    ``LESSONS_DEVICE`` (e.g. ``cpu``, ``cuda``, ``cuda:1``) wins when set; otherwise CUDA is used
+    when available, else the CPU.
+
+    Raises:
+        ValueError: if ``LESSONS_DEVICE`` names a device torch does not know, or CUDA is requested
+            but not available.
+    """
+    name = os.environ.get("LESSONS_DEVICE", "").strip()
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"LESSONS_DEVICE={name!r} is not a torch device name: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"LESSONS_DEVICE={name!r} asks for CUDA, but torch sees no CUDA device")
+    return device
+
+
+def as_generator(
+    seed_or_generator: int | torch.Generator | None, device: torch.device | str | None = None
+) -> torch.Generator:
+    """Turn an integer seed (or an existing generator) into a :class:`torch.Generator`.
+
+    Args:
+        seed_or_generator: a non-negative ``int`` seed, or a ``torch.Generator`` which is returned
+            unchanged (so that a caller can thread one generator through several calls).
+        device: device of the generator when a seed is given; defaults to :func:`default_device`.
+            Random tensors must be drawn on the generator's device.
+
+    Returns:
+        A generator seeded deterministically: the same seed always gives the same stream.
+
+    Raises:
+        ValueError: if ``seed_or_generator`` is None, a negative int, a bool or another type, or
+            if a given generator lives on a different device than ``device``.
+    """
+    if isinstance(seed_or_generator, torch.Generator):
+        if device is not None and torch.device(device).type != seed_or_generator.device.type:
+            raise ValueError(
+                f"generator: lives on {seed_or_generator.device}, but device={device!s} was requested"
+            )
+        return seed_or_generator
+    if isinstance(seed_or_generator, bool) or not isinstance(seed_or_generator, int):
+        raise ValueError(
+            "seed_or_generator: expected an int seed or a torch.Generator, got "
+            f"{type(seed_or_generator).__name__}; pass an explicit seed, never rely on global RNG"
+        )
+    if seed_or_generator < 0:
+        raise ValueError(f"seed_or_generator: a seed must be >= 0, got {seed_or_generator}")
+    gen = torch.Generator(device=torch.device(device) if device is not None else default_device())
+    gen.manual_seed(seed_or_generator)
+    return gen
+
+
+def scale() -> Scale:
+    """Return the problem scale: ``"quick"`` (default) or ``"full"`` when ``LESSONS_SCALE=full``.
+
+    Quick runs every chapter in under 45 s on two CPU cores; full reproduces the papers' settings
+    more closely and is meant for a GPU.
+
+    Raises:
+        ValueError: if ``LESSONS_SCALE`` is set to anything other than ``quick`` or ``full``.
+    """
+    value = os.environ.get("LESSONS_SCALE", "quick").strip().lower() or "quick"
+    if value not in ("quick", "full"):
+        raise ValueError(f"LESSONS_SCALE={value!r}: expected 'quick' or 'full'")
+    return value  # type: ignore[return-value]
+
+
+def pick(quick, full):
+    """Return ``quick`` or ``full`` according to :func:`scale` (a chapter's one-line size switch)."""
+    return full if scale() == "full" else quick
+
+
+def as_tensor(x, *, name: str, dtype: torch.dtype | None = DTYPE, device=None) -> torch.Tensor:
+    """Convert ``x`` to a tensor, keeping the device of a tensor input, and reject NaN/inf.
+
+    Raises:
+        ValueError: naming ``name`` if ``x`` cannot be converted or holds non-finite values.
+    """
+    if isinstance(x, torch.Tensor):
+        t = x.to(dtype=dtype) if dtype is not None else x
+        if device is not None:
+            t = t.to(device)
+    else:
+        try:
+            t = torch.as_tensor(x, dtype=dtype, device=device if device is not None else default_device())
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"{name}: cannot be converted to a tensor ({exc})") from None
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return t
+
+
+def check_positive(value: float, *, name: str, allow_zero: bool = False) -> float:
+    """Return ``float(value)`` or raise a ValueError naming ``name`` if it is not (strictly) positive."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number, got {value!r}") from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise ValueError(f"{name}: must be finite, got {v}")
+    if v < 0 or (v == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}: must be {bound}, got {v}")
+    return v
+
+
+def check_count(value: int, *, name: str, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int ``>= minimum``; otherwise raise a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name}: expected an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return value
+
+
+def static_build() -> bool:
+    """True while the notebooks are executed for the static website (``LESSONS_STATIC=1``).
+
+    ``make book`` and ``make test`` set it. Explorers then precompute their frames, and progress
+    bars stay silent; in a live kernel (the default) explorers show ipywidgets instead.
+    """
+    return os.environ.get("LESSONS_STATIC", "").strip().lower() in ("1", "true", "yes")
+
+
+def progress(iterable, **kwargs):
+    """Wrap ``iterable`` in a ``tqdm.auto`` progress bar in a live kernel; silent on the site."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=static_build() or kwargs.pop("disable", False), **kwargs)

@@ -1,0 +1,233 @@
+"""Curvature of a loss at a point: Hessian-vector products, dense Hessians, sharpness, trace.
+
+Every function takes ``loss_fn``, a function from a flat parameter vector ``params`` of shape
+``(n,)`` to a scalar tensor, and uses :mod:`torch.func`, so the same code runs on CPU and CUDA and
+never touches ``.grad`` attributes. Results follow the device and dtype of ``params``.
+
+References:
+    Pearlmutter (1994), Fast exact multiplication by the Hessian, Neural Computation 6(1).
+    Lanczos (1950), An iteration method for the solution of the eigenvalue problem of linear
+    differential and integral operators, J. Res. Nat. Bur. Standards 45.
+    Hutchinson (1989), A stochastic estimator of the trace of the influence matrix for Laplacian
+    smoothing splines, Comm. Statist. Simulation Comput. 18(3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+from torch.func import grad, hessian as _func_hessian, jvp, vmap
+
+from .backend import as_generator, check_count, check_positive
+
+LossFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _check(loss_fn: LossFn, params: torch.Tensor) -> None:
+    if not callable(loss_fn):
+        raise ValueError(f"loss_fn: expected a callable params -> scalar, got {type(loss_fn).__name__}")
+    if not isinstance(params, torch.Tensor):
+        raise ValueError(f"params: expected a 1-D torch.Tensor, got {type(params).__name__}")
+    if params.ndim != 1 or params.numel() == 0:
+        raise ValueError(f"params: expected a non-empty flat tensor of shape (n,), got {tuple(params.shape)}")
+    if not params.is_floating_point():
+        raise ValueError(f"params: expected a floating dtype, got {params.dtype}")
+
+
+def hvp(loss_fn: LossFn, params: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Hessian-vector product ``H(params) @ v`` without forming ``H``.
+
+    Computes the directional derivative of the gradient, ``d/dt grad L(params + t v)`` at ``t = 0``,
+    by forward-over-reverse differentiation (Pearlmutter's trick, eq-curv-hvp), at the cost of
+    about two gradient evaluations.
+
+    Args:
+        loss_fn: maps a parameter tensor of shape ``(n,)`` to a scalar.
+        params: point of shape ``(n,)``.
+        v: direction of shape ``(n,)``, same dtype and device as ``params``.
+
+    Returns:
+        Tensor of shape ``(n,)``.
+    """
+    _check(loss_fn, params)
+    if not isinstance(v, torch.Tensor) or v.shape != params.shape:
+        got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+        raise ValueError(f"v: expected a tensor of shape {tuple(params.shape)}, got {got}")
+    return jvp(grad(loss_fn), (params,), (v.to(params),))[1]
+
+
+def hessian(loss_fn: LossFn, params: torch.Tensor) -> torch.Tensor:
+    """Dense Hessian ``H_ij = d^2 L / d params_i d params_j`` (eq-curv-hessian), for small models.
+
+    Costs ``O(n)`` gradient evaluations and ``O(n^2)`` memory: use :func:`sharpness` and
+    :func:`hessian_trace` beyond a few thousand parameters.
+
+    Args:
+        loss_fn: maps a parameter tensor of shape ``(n,)`` to a scalar.
+        params: point of shape ``(n,)``.
+
+    Returns:
+        Symmetric tensor of shape ``(n, n)``.
+    """
+    _check(loss_fn, params)
+    H = _func_hessian(loss_fn)(params)
+    return 0.5 * (H + H.T)
+
+
+@dataclass(frozen=True)
+class Sharpness:
+    """Top Hessian eigenvalue found by :func:`sharpness`.
+
+    Attributes:
+        value: the eigenvalue estimate (``lambda_max``).
+        vector: unit eigenvector estimate, shape ``(n,)``.
+        iterations: Hessian-vector products used.
+        residual: ``||H v - value v||``, the certificate behind ``converged``.
+        converged: whether ``residual <= tol * max(1, |value|)`` was reached.
+    """
+
+    value: float
+    vector: torch.Tensor
+    iterations: int
+    residual: float
+    converged: bool
+
+    def __float__(self) -> float:
+        return self.value
+
+
+def sharpness(
+    loss_fn: LossFn,
+    params: torch.Tensor,
+    *,
+    method: Literal["lanczos", "power"] = "lanczos",
+    tol: float = 1e-6,
+    max_iter: int = 100,
+    generator: int | torch.Generator = 0,
+) -> Sharpness:
+    """Sharpness: the largest eigenvalue of the loss Hessian, from Hessian-vector products only.
+
+    ``lambda_max(H) = max_{||v|| = 1} v^T H v`` (eq-curv-sharpness). GD on a quadratic is stable
+    iff ``lr * lambda_max < 2``, which is why the book tracks this number.
+
+    ``method="lanczos"`` builds a Krylov basis with full re-orthogonalisation and returns the top
+    Ritz value: the largest *algebraic* eigenvalue, also when the Hessian is indefinite.
+    ``method="power"`` runs power iteration, which finds the eigenvalue of largest *magnitude*;
+    the two agree near a minimum, where the Hessian is positive semi-definite.
+
+    Args:
+        loss_fn: maps a parameter tensor of shape ``(n,)`` to a scalar.
+        params: point of shape ``(n,)``.
+        method: ``"lanczos"`` or ``"power"``.
+        tol: stop when the eigen-residual ``||H v - lambda v||`` falls below
+            ``tol * max(1, |lambda|)``.
+        max_iter: cap on Hessian-vector products (Lanczos stops earlier at ``n``).
+        generator: seed or generator for the random start vector.
+
+    Returns:
+        A :class:`Sharpness` record; ``float(result)`` is the eigenvalue.
+    """
+    _check(loss_fn, params)
+    tol = check_positive(tol, name="tol")
+    max_iter = check_count(max_iter, name="max_iter")
+    if method not in ("lanczos", "power"):
+        raise ValueError(f"method: expected 'lanczos' or 'power', got {method!r}")
+    gen = as_generator(generator, params.device)
+    q = torch.randn(params.shape, generator=gen, dtype=params.dtype, device=params.device)
+    q = q / q.norm()
+    Hv = grad(loss_fn)
+    matvec = lambda u: jvp(Hv, (params,), (u,))[1]  # noqa: E731
+    if method == "power":
+        return _power(matvec, q, tol, max_iter)
+    return _lanczos(matvec, q, tol, min(max_iter, params.numel()))
+
+
+def _power(matvec, q, tol, max_iter) -> Sharpness:
+    value, residual = 0.0, math.inf
+    for it in range(1, max_iter + 1):
+        w = matvec(q)
+        value = float(q @ w)
+        residual = float((w - value * q).norm())
+        if residual <= tol * max(1.0, abs(value)):
+            return Sharpness(value, q, it, residual, True)
+        norm = w.norm()
+        if norm == 0:  # q lies in the null space: H q = 0, so 0 is an eigenvalue and H is zero on q
+            return Sharpness(0.0, q, it, 0.0, True)
+        q = w / norm
+    return Sharpness(value, q, max_iter, residual, False)
+
+
+def _lanczos(matvec, q, tol, max_iter) -> Sharpness:
+    basis = [q]
+    alphas: list[torch.Tensor] = []
+    betas: list[torch.Tensor] = []
+    for it in range(1, max_iter + 1):
+        w = matvec(basis[-1])
+        alphas.append(basis[-1] @ w)
+        Q = torch.stack(basis, dim=1)
+        for _ in range(2):  # full re-orthogonalisation, twice for safety ("twice is enough")
+            w = w - Q @ (Q.T @ w)
+        beta = w.norm()
+        T = torch.diag(torch.stack(alphas))
+        if betas:
+            off = torch.stack(betas)
+            T = T + torch.diag(off, 1) + torch.diag(off, -1)
+        evals, evecs = torch.linalg.eigh(T)
+        value, s = float(evals[-1]), evecs[:, -1]
+        residual = float(beta * s[-1].abs())  # ||H y - theta y|| for the Ritz pair (theta, y)
+        exhausted = it == q.numel() or float(beta) <= 1e-12 * max(1.0, abs(value))
+        if residual <= tol * max(1.0, abs(value)) or exhausted or it == max_iter:
+            vector = Q @ s
+            return Sharpness(value, vector / vector.norm(), it, residual,
+                             residual <= tol * max(1.0, abs(value)) or exhausted)
+        betas.append(beta)
+        basis.append(w / beta)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class TraceEstimate:
+    """Hutchinson estimate of ``Tr H``: ``value`` +- ``stderr`` from ``n_probes`` probes."""
+
+    value: float
+    stderr: float
+    n_probes: int
+
+    def __float__(self) -> float:
+        return self.value
+
+
+def hessian_trace(
+    loss_fn: LossFn,
+    params: torch.Tensor,
+    n_probes: int = 100,
+    generator: int | torch.Generator = 0,
+) -> TraceEstimate:
+    """Hutchinson's estimator of the Hessian trace, ``Tr H = E[z^T H z]`` (eq-curv-hutchinson).
+
+    ``z`` has independent Rademacher (+-1) entries, so ``E[z z^T] = I`` and each probe
+    ``z^T H z`` is an unbiased estimate of the trace; the mean over ``n_probes`` probes is returned
+    with its standard error (sample standard deviation over ``sqrt(n_probes)``). Probes are batched
+    with :func:`torch.func.vmap`.
+
+    Args:
+        loss_fn: maps a parameter tensor of shape ``(n,)`` to a scalar.
+        params: point of shape ``(n,)``.
+        n_probes: number of probe vectors, at least 2 (for the standard error).
+        generator: seed or generator for the probes.
+
+    Returns:
+        A :class:`TraceEstimate`; ``float(result)`` is the estimate.
+    """
+    _check(loss_fn, params)
+    n_probes = check_count(n_probes, name="n_probes", minimum=2)
+    gen = as_generator(generator, params.device)
+    signs = torch.randint(0, 2, (n_probes, params.numel()), generator=gen, device=params.device)
+    Z = signs.to(params.dtype) * 2 - 1
+    g = grad(loss_fn)
+    HZ = vmap(lambda z: jvp(g, (params,), (z,))[1])(Z)
+    samples = (Z * HZ).sum(dim=1)
+    return TraceEstimate(float(samples.mean()), float(samples.std() / math.sqrt(n_probes)), n_probes)

@@ -1,0 +1,95 @@
+"""The book's figure style and a few drawing helpers. No maths lives here.
+
+* An opaque white background, so figures read in the site's light and dark themes alike.
+* One fixed colour per method across the whole book (:data:`COLORS`): GD is always blue, SGD
+  always orange, gradient flow always black, and so on.
+* Divergence is drawn as such (:func:`mark_divergence`): a marker where the run left the plot and
+  a clipped axis, never an empty plot.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+#: One colour per method, fixed across the book (colour-blind-safe Okabe-Ito palette).
+COLORS: dict[str, str] = {
+    "gd": "#0072B2",  # blue
+    "sgd": "#E69F00",  # orange
+    "gradient flow": "#000000",  # black
+    "modified flow": "#CC79A7",  # pink
+    "principal flow": "#D55E00",  # vermillion
+    "cbo": "#009E73",  # green
+    "curl": "#56B4E9",  # sky blue
+    "adam": "#F0E442",  # yellow
+    "theory": "#777777",  # grey, for closed forms and bounds
+    "unstable": "#D55E00",  # vermillion, for divergence and stability limits
+}
+
+STYLE: dict = {
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "savefig.facecolor": "white",
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "figure.figsize": (7.0, 3.6),
+    "figure.constrained_layout.use": True,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "lines.linewidth": 1.8,
+    "axes.prop_cycle": mpl.cycler(color=[COLORS[k] for k in ("gd", "sgd", "cbo", "modified flow",
+                                                              "principal flow", "curl")]),
+}
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib style globally (call once in a chapter's setup cell)."""
+    mpl.rcParams.update(STYLE)
+
+
+def color(method: str) -> str:
+    """The book-wide colour of ``method`` (case-insensitive), e.g. ``color("GD")``."""
+    key = method.lower()
+    if key not in COLORS:
+        raise ValueError(f"method: no house colour for {method!r}; known: {sorted(COLORS)}")
+    return COLORS[key]
+
+
+def figure(ncols: int = 1, nrows: int = 1, *, width: float = 7.0, height: float = 3.4,
+           title: str | None = None, **kwargs) -> tuple[Figure, np.ndarray | Axes]:
+    """A house-style figure: ``plt.subplots`` with the style applied and a takeaway ``title``."""
+    use_style()
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
+    if title:
+        fig.suptitle(title, fontsize=12, fontweight="bold")
+    return fig, axes
+
+
+def mark_divergence(ax: Axes, x: Sequence[float], y: Sequence[float], *, limit: float,
+                    color: str = COLORS["unstable"], label: str | None = "diverged") -> None:
+    """Clip ``ax`` to ``|y| <= limit`` and mark where the curve ``(x, y)`` first leaves it.
+
+    Draw the curve first; this adds an upward (or downward) triangle at the exit point, so a
+    divergent run is shown as such rather than as an empty or auto-scaled plot.
+    """
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(x, dtype=float)
+    out = np.flatnonzero(~np.isfinite(y) | (np.abs(y) > limit))
+    ax.set_ylim(-limit if np.nanmin(np.where(np.isfinite(y), y, 0)) < 0 else ax.get_ylim()[0], limit)
+    if out.size:
+        i = out[0]
+        sign = 1.0 if not np.isfinite(y[i]) or y[i] > 0 else -1.0
+        ax.plot([x[i]], [sign * limit], marker="^" if sign > 0 else "v", color=color, ms=10,
+                ls="none", clip_on=False, zorder=5, label=label)

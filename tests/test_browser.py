@@ -1,0 +1,123 @@
+"""Open the built chapter in headless Debian Chromium and move the explorer's slider.
+
+Playwright drives the system browser (/usr/bin/chromium, installed by `make chromium`); its own
+browser download is not needed. Every request is recorded, and any that leaves localhost fails.
+"""
+
+import functools
+import http.server
+import pathlib
+import shutil
+import threading
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = pytest.mark.site
+
+SITE = pathlib.Path(__file__).resolve().parents[1] / "_build" / "html"
+LOCAL = {"127.0.0.1", "localhost", "::1"}
+RAW_WIDGET = ("FloatSlider(", "FloatLogSlider(", "Output()", "HBox(", "VBox(", "IntProgress(")
+
+
+@pytest.fixture(scope="module")
+def server():
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(SITE))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert exe, "Debian's chromium is missing: `make chromium` installs it"
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=exe,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield b
+        b.close()
+
+
+def open_page(browser, url):
+    page = browser.new_page()
+    requests, errors = [], []
+
+    def route(r):
+        requests.append(r.request.url)
+        host = urlparse(r.request.url).hostname
+        if r.request.url.startswith("data:") or host in LOCAL:
+            r.continue_()
+        else:
+            r.abort()
+
+    page.route("**/*", route)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url, wait_until="load")
+    return page, requests, errors
+
+
+def off_localhost(requests):
+    return [u for u in requests if not u.startswith("data:") and urlparse(u).hostname not in LOCAL]
+
+
+def test_index_opens_on_the_intro(server, browser):
+    page, requests, errors = open_page(browser, server + "/index.html")
+    page.wait_for_url("**/book/intro.html")
+    assert "Optimization Dynamics" in page.title()
+    nav = page.locator("nav.bd-docs-nav").inner_text()
+    assert "Learning rate and curvature" in nav and "Bibliography" in nav
+    assert not off_localhost(requests) and not errors
+    page.close()
+
+
+def test_chapter_explorer_responds_offline(server, browser):
+    page, requests, errors = open_page(browser, server + "/book/learning-rate-and-curvature.html")
+    explorer = page.locator(".lessons-explorer").first
+    explorer.wait_for()
+    assert "lx-ready" in explorer.get_attribute("class")  # its inline script ran
+    img = explorer.locator("img.lx-frame")
+    slider = explorer.locator('input[type="range"]').first
+    label = explorer.locator("output").first
+    src0, label0 = img.get_attribute("src"), label.inner_text()
+    slider.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    src1, label1 = img.get_attribute("src"), label.inner_text()
+    assert src1 != src0, "moving the slider did not change the frame"
+    assert label1 != label0, "the slider's value label did not update"
+    assert img.get_attribute("data-frame")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    assert img.get_attribute("src") == src0, "moving back did not restore the first frame"
+    # maths rendered by the locally served MathJax
+    page.wait_for_function("document.querySelectorAll('mjx-container').length > 10", timeout=20_000)
+    text = page.locator("article").inner_text()
+    for raw in RAW_WIDGET:
+        assert raw not in text
+    assert "Traceback" not in text
+    assert not off_localhost(requests), off_localhost(requests)
+    assert any("/_static/mathjax/" in u for u in requests)
+    assert not errors, errors
+    page.close()
+
+
+def test_default_frame_shows_without_javascript(server, browser):
+    ctx = browser.new_context(java_script_enabled=False)
+    page = ctx.new_page()
+    page.goto(server + "/book/learning-rate-and-curvature.html")
+    img = page.locator(".lessons-explorer img.lx-frame").first
+    assert img.get_attribute("src").startswith("data:image/png;base64,")
+    assert page.evaluate("(el) => el.naturalWidth", img.element_handle()) > 100
+    ctx.close()

@@ -1,0 +1,186 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from conftest import random_spd
+from lessons_lib import curvature
+
+
+def quad(H):
+    return lambda x: 0.5 * x @ (H @ x)
+
+
+def mlp_problem(seed=0, d=3, h=5, n=16):
+    """A tiny tanh MLP with square loss; returns (loss_fn of flat params, params)."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = torch.sin(X.sum(1, keepdim=True))
+    sizes = [h * d, h, h]
+
+    def loss(p):
+        W1, b1, w2 = torch.split(p, sizes)
+        hidden = torch.tanh(X @ W1.view(h, d).T + b1)
+        return 0.5 * ((hidden @ w2.view(h, 1) - y) ** 2).mean()
+
+    return loss, torch.randn(sum(sizes), generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hessian_matches_dense_autograd_on_quadratic(seed):
+    H = random_spd(7, seed, shift=-1.0)  # indefinite is fine
+    x = torch.randn(7, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    assert torch.allclose(curvature.hessian(quad(H), x), H, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hessian_and_hvp_match_autograd_on_mlp(seed):
+    loss, p = mlp_problem(seed)
+    dense = torch.autograd.functional.hessian(loss, p)
+    H = curvature.hessian(loss, p)
+    assert torch.allclose(H, dense, atol=1e-10)
+    v = torch.randn(p.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 10))
+    assert torch.allclose(curvature.hvp(loss, p, v), dense @ v, atol=1e-10)
+
+
+def test_hvp_matches_finite_differences():
+    loss, p = mlp_problem(3)
+    v = torch.randn(p.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    g = lambda q: torch.func.grad(loss)(q)  # noqa: E731
+    eps = 1e-5
+    fd = (g(p + eps * v) - g(p - eps * v)) / (2 * eps)
+    assert torch.allclose(curvature.hvp(loss, p, v), fd, atol=1e-7)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(-3, 3), st.floats(-3, 3), st.integers(0, 1000))
+def test_hvp_is_linear_in_v(alpha, beta, seed):
+    loss, p = mlp_problem(0)
+    gen = torch.Generator().manual_seed(seed)
+    u, w = torch.randn(2, p.numel(), dtype=torch.float64, generator=gen)
+    lhs = curvature.hvp(loss, p, alpha * u + beta * w)
+    rhs = alpha * curvature.hvp(loss, p, u) + beta * curvature.hvp(loss, p, w)
+    assert torch.allclose(lhs, rhs, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_sharpness_matches_eigvalsh(seed, method):
+    H = random_spd(40, seed)
+    x = torch.zeros(40, dtype=torch.float64)
+    exact = float(torch.linalg.eigvalsh(H)[-1])
+    res = curvature.sharpness(quad(H), x, method=method, tol=1e-8, max_iter=2000, generator=seed)
+    assert res.converged
+    assert abs(res.value - exact) <= 1e-6 * exact
+    assert float((H @ res.vector - res.value * res.vector).norm()) <= 1e-6 * exact
+    assert float(res) == res.value
+
+
+def test_sharpness_on_mlp_matches_dense_spectrum():
+    loss, p = mlp_problem(5)
+    exact = float(torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, p))[-1])
+    assert curvature.sharpness(loss, p, tol=1e-9).value == pytest.approx(exact, rel=1e-7)
+
+
+def test_lanczos_uses_few_products_on_low_rank_spectrum():
+    # 3 distinct eigenvalues: Krylov space is exhausted after 3 products
+    H = torch.diag(torch.tensor([5.0, 5.0, 2.0, 2.0, 1.0, 1.0], dtype=torch.float64))
+    res = curvature.sharpness(quad(H), torch.zeros(6, dtype=torch.float64), tol=1e-12)
+    assert res.value == pytest.approx(5.0, rel=1e-12)
+    assert res.iterations <= 3
+
+
+def test_sharpness_indefinite_lanczos_is_algebraic_power_is_magnitude():
+    H = torch.diag(torch.tensor([-10.0, 1.0, 3.0], dtype=torch.float64))
+    x = torch.zeros(3, dtype=torch.float64)
+    assert curvature.sharpness(quad(H), x, method="lanczos").value == pytest.approx(3.0, rel=1e-9)
+    assert curvature.sharpness(quad(H), x, method="power", tol=1e-10, max_iter=500).value == pytest.approx(
+        -10.0, rel=1e-8)
+
+
+def test_sharpness_edge_cases():
+    one = curvature.sharpness(lambda x: 2.5 * (x**2).sum(), torch.zeros(1, dtype=torch.float64))
+    assert one.value == pytest.approx(5.0) and one.iterations == 1
+    flat = curvature.sharpness(lambda x: (x * 0).sum(), torch.ones(4, dtype=torch.float64))
+    assert flat.value == 0.0 and flat.converged
+    flat_p = curvature.sharpness(lambda x: (x * 0).sum(), torch.ones(4, dtype=torch.float64), method="power")
+    assert flat_p.value == 0.0 and flat_p.converged
+
+
+def test_sharpness_reports_non_convergence():
+    H = random_spd(50, 9)
+    res = curvature.sharpness(quad(H), torch.zeros(50, dtype=torch.float64), method="power", tol=1e-14, max_iter=3)
+    assert not res.converged and res.iterations == 3
+
+
+def test_sharpness_is_deterministic_for_a_seed():
+    loss, p = mlp_problem(1)
+    a = curvature.sharpness(loss, p, method="power", max_iter=5, generator=3)
+    b = curvature.sharpness(loss, p, method="power", max_iter=5, generator=3)
+    assert a.value == b.value and torch.equal(a.vector, b.vector)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_hessian_trace_within_three_standard_errors(seed):
+    H = random_spd(30, seed, shift=-0.5)
+    est = curvature.hessian_trace(quad(H), torch.zeros(30, dtype=torch.float64), n_probes=200, generator=seed)
+    exact = float(torch.trace(H))
+    assert est.stderr > 0
+    assert abs(est.value - exact) <= 3 * est.stderr
+    # the standard error is honest: it matches the Rademacher variance 2 * sum_{i != j} H_ij^2
+    off = H - torch.diag(torch.diag(H))
+    assert est.stderr == pytest.approx(math.sqrt(2 * float((off**2).sum()) / 200), rel=0.3)
+
+
+def test_hessian_trace_exact_for_diagonal():
+    # z^T D z = tr D for every sign vector z: zero variance
+    D = torch.diag(torch.tensor([1.0, -2.0, 7.0], dtype=torch.float64))
+    est = curvature.hessian_trace(quad(D), torch.zeros(3, dtype=torch.float64), n_probes=5)
+    assert est.value == pytest.approx(6.0, abs=1e-12) and est.stderr == pytest.approx(0.0, abs=1e-12)
+
+
+def test_hessian_trace_on_mlp():
+    loss, p = mlp_problem(2)
+    exact = float(torch.trace(torch.autograd.functional.hessian(loss, p)))
+    est = curvature.hessian_trace(loss, p, n_probes=400, generator=1)
+    assert abs(est.value - exact) <= 3 * est.stderr
+
+
+def test_bad_input_names_the_argument():
+    H = torch.eye(3, dtype=torch.float64)
+    x = torch.zeros(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="loss_fn"):
+        curvature.hessian("not callable", x)
+    with pytest.raises(ValueError, match="params"):
+        curvature.hessian(quad(H), torch.zeros(3, 1, dtype=torch.float64))
+    with pytest.raises(ValueError, match="params"):
+        curvature.hessian(quad(H), torch.zeros(0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="params"):
+        curvature.hessian(quad(H), [0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="params"):
+        curvature.sharpness(quad(H), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="v:"):
+        curvature.hvp(quad(H), x, torch.zeros(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="method"):
+        curvature.sharpness(quad(H), x, method="arnoldi")
+    with pytest.raises(ValueError, match="tol"):
+        curvature.sharpness(quad(H), x, tol=-1)
+    with pytest.raises(ValueError, match="max_iter"):
+        curvature.sharpness(quad(H), x, max_iter=0)
+    with pytest.raises(ValueError, match="n_probes"):
+        curvature.hessian_trace(quad(H), x, n_probes=1)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_curvature_on_cuda_matches_cpu():
+    H = random_spd(20, 0)
+    x = torch.zeros(20, dtype=torch.float64)
+    cpu = curvature.sharpness(quad(H), x, tol=1e-10).value
+    Hc, xc = H.cuda(), x.cuda()
+    res = curvature.sharpness(quad(Hc), xc, tol=1e-10)
+    assert res.vector.device.type == "cuda"
+    assert res.value == pytest.approx(cpu, rel=1e-8)
+    est = curvature.hessian_trace(quad(Hc), xc, n_probes=100)
+    assert abs(est.value - float(torch.trace(H))) <= 3 * est.stderr + 1e-9

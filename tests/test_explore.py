@@ -1,0 +1,169 @@
+import base64
+import json
+import math
+import re
+import time
+
+import matplotlib.pyplot as plt
+import pytest
+
+from lessons_lib import explore as ex
+from lessons_lib import plotting, quadratic
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def make_draw(calls=None):
+    def draw(lr, a, mode="lines", show=True):
+        if calls is not None:
+            calls.append((lr, a, mode, show))
+        traj = quadratic.gd_scalar(a, 1.0, lr=lr, steps=10, blowup=100.0)
+        fig, ax = plotting.figure(width=4, height=2.5, title=f"lr*a = {lr * a:.3g}")
+        style = "o-" if mode == "lines" else "o"
+        ax.plot(traj.params[:, 0].numpy(), style)
+        if show:
+            ax.set_ylim(-3, 3)
+        return fig
+
+    return draw
+
+
+def payload(html):
+    m = re.search(r'<script type="application/json" class="lx-data">(.*?)</script>', html, re.S)
+    assert m, "static explorer has no frame data"
+    return json.loads(m.group(1).replace("<\\/", "</"))
+
+
+def test_linear_and_log_grids():
+    c = ex.linear(0, 1, 5)
+    assert c.values == (0.0, 0.25, 0.5, 0.75, 1.0) and c.default == 0.5
+    g = ex.log(0.125, 4.0, 11, value=2**-1.5)
+    assert g.values[0] == pytest.approx(0.125) and g.values[-1] == pytest.approx(4.0)
+    ratios = [b / a for a, b in zip(g.values, g.values[1:])]
+    assert all(r == pytest.approx(math.sqrt(2)) for r in ratios)
+    assert g.default in g.values  # snapped onto the grid
+    off = ex.linear(0, 1, 3, value=0.3)
+    assert off.default == 0.3 and 0.3 in off.values and len(off.values) == 4
+
+
+@pytest.mark.parametrize(
+    "make,arg",
+    [(lambda: ex.log(0, 1), "start"), (lambda: ex.log(1, 10, 0), "num"), (lambda: ex.linear(1, 0), "stop"),
+     (lambda: ex.linear(0, 1, value=2), "value"), (lambda: ex.choice([]), "options"),
+     (lambda: ex.choice(["a"], value="b"), "value"), (lambda: ex.toggle(1), "value")],
+)
+def test_bad_controls_name_the_argument(make, arg):
+    with pytest.raises(ValueError, match=arg):
+        make()
+
+
+def test_explore_bad_input():
+    with pytest.raises(ValueError, match="controls"):
+        ex.explore(make_draw())
+    with pytest.raises(ValueError, match="draw"):
+        ex.explore("nope", lr=ex.linear(0, 1))
+    with pytest.raises(ValueError, match="lr"):
+        ex.explore(make_draw(), lr=3.0)
+    with pytest.raises(ValueError, match="max_frames"):
+        ex.explore(make_draw(), lr=ex.linear(0, 1), max_frames=0)
+    e = ex.explore(lambda lr: "not a figure", lr=ex.linear(0, 1))
+    with pytest.raises(ValueError, match="draw: must return a matplotlib Figure"):
+        e.frame()
+    with pytest.raises(ValueError, match="values"):
+        ex.explore(make_draw(), lr=ex.linear(0.1, 1), a=ex.linear(1, 2)).frame(beta=2)
+
+
+def test_shorthand_controls():
+    e = ex.explore(make_draw(), lr=ex.linear(0.1, 1, 3), a=ex.log(1, 4, 3), mode=["lines", "dots"], show=True)
+    assert e.controls["mode"].kind == "choice" and e.controls["show"].kind == "toggle"
+    assert e.defaults() == {"lr": 0.55, "a": 2.0, "mode": "lines", "show": True}
+
+
+def test_thin_keeps_ends_and_default():
+    values = tuple(range(11))
+    for count in range(3, 11):
+        for default in (0, 3, 7, 10):
+            kept = ex._thin(values, default, count)
+            assert len(kept) == count and kept[0] == 0 and kept[-1] == 10 and default in kept
+    assert 3 in ex._thin(values, 3, 2) and len(ex._thin(values, 3, 2)) == 2
+
+
+def test_static_grid_respects_cap_and_keeps_choices_whole():
+    e = ex.explore(make_draw(), lr=ex.log(0.01, 1, 21), a=ex.linear(1, 5, 9), mode=["lines", "dots"],
+                   max_frames=30)
+    grid = e.static_grid()
+    assert math.prod(len(v) for v in grid.values()) <= 30
+    assert grid["mode"] == ("lines", "dots")
+    assert e.controls["lr"].default in grid["lr"] and e.controls["a"].default in grid["a"]
+
+
+def test_static_html_is_self_contained_and_complete():
+    calls = []
+    e = ex.explore(make_draw(calls), lr=ex.linear(0.1, 1.1, 4), a=ex.log(0.5, 2, 3), show=True)
+    html = e.static_html()
+    data = payload(html)
+    assert len(data["frames"]) == 4 * 3 * 2 == len(calls)
+    assert len(data["images"]) <= len(data["frames"])
+    assert html.count('type="range"') == 2 and html.count('type="checkbox"') == 1
+    assert "http://" not in html and "https://" not in html and "<script src" not in html
+    # the default frame is shown without JavaScript
+    default_key = "-".join(str(i) for i in (1, 1, 1))
+    src = re.search(r'<img class="lx-frame"[^>]*src="data:image/png;base64,([^"]+)"', html).group(1)
+    assert src == data["images"][data["frames"][default_key]]
+    assert base64.b64decode(src)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "thinned" not in html
+    # each frame is a different picture here
+    assert len(set(data["images"])) >= 20
+
+
+def test_static_html_says_when_thinned_and_stays_under_budget():
+    e = ex.explore(make_draw(), lr=ex.linear(0.1, 1.1, 10), a=ex.linear(0.5, 2, 10), max_frames=12)
+    html = e.static_html()
+    assert len(payload(html)["frames"]) <= 12
+    assert "thinned from 100 to" in html
+    small = ex.explore(make_draw(), lr=ex.linear(0.1, 1.1, 8), a=ex.linear(0.5, 2, 2), max_bytes=20_000)
+    h2 = small.static_html()
+    assert sum(len(s) for s in payload(h2)["images"]) <= 20_000
+    assert "thinned" in h2
+
+
+def test_every_grid_corner_draws():
+    e = ex.explore(make_draw(), lr=ex.log(0.05, 1.5, 5), a=ex.log(0.25, 4, 5))
+    for lr in (0.05, 1.5):
+        for a in (0.25, 4.0):
+            assert e.frame(lr=lr, a=a)[:4] == b"\x89PNG"
+
+
+def test_live_display_draws_once_and_is_fast():
+    calls = []
+    e = ex.explore(make_draw(calls), lr=ex.log(0.01, 2, 41), a=ex.log(0.1, 10, 41))
+    t0 = time.perf_counter()
+    bundle = e._repr_mimebundle_()
+    elapsed = time.perf_counter() - t0
+    assert WIDGET_MIME in bundle and "text/html" in bundle
+    assert "lessons-explorer" not in bundle["text/html"]  # no static frames in a live kernel
+    assert len(calls) <= 2  # the initial draw (and interactive_output's first call), never the grid
+    assert elapsed < 1.0
+
+
+def test_live_slider_redraws_in_place():
+    calls = []
+    e = ex.explore(make_draw(calls), lr=ex.log(0.05, 1.5, 9), a=ex.linear(0.5, 4, 8))
+    e.widget()
+    before = e._image.value
+    n = len(calls)
+    e._controls["lr"].value = 1.2
+    assert calls[-1][0] == pytest.approx(1.2) and len(calls) == n + 1
+    assert e._image.value != before and len(e.timings) == 1
+    e._controls["a"].value = 3.0
+    assert calls[-1][1] == pytest.approx(3.0) and len(e.timings) == 2
+    assert e.widget() is e.widget()  # built once
+    assert plt.get_fignums() == []  # frames are closed, nothing leaks into the notebook
+
+
+def test_static_mode_from_environment(monkeypatch):
+    monkeypatch.setenv("LESSONS_STATIC", "1")
+    e = ex.explore(make_draw(), lr=ex.linear(0.1, 1.1, 3), a=ex.linear(1, 2, 2))
+    bundle = e._repr_mimebundle_()
+    assert WIDGET_MIME not in bundle
+    assert 'class="lessons-explorer"' in bundle["text/html"]

@@ -1,0 +1,136 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from conftest import random_spd
+from lessons_lib import descent, quadratic
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.05, 10), st.floats(0, 2.5), st.floats(-5, 5))
+def test_scalar_iterates_are_the_closed_form(a, lr_times_a, x0):
+    lr = lr_times_a / a
+    traj = quadratic.gd_scalar(a, x0, lr=lr, steps=15, blowup=1e300)
+    k = torch.arange(16, dtype=torch.float64)
+    expected = x0 * (1 - lr * a) ** k
+    assert torch.allclose(traj.params[:, 0], expected, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(traj.loss, 0.5 * a * expected**2, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gd_quadratic_is_independent_per_eigendirection(seed):
+    H = random_spd(6, seed, shift=0.1)
+    lam, V = torch.linalg.eigh(H)
+    x0 = torch.randn(6, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    lr = 0.9 * quadratic.critical_lr(H)
+    traj = quadratic.gd_quadratic(H, x0, lr=lr, steps=30)
+    k = torch.arange(31, dtype=torch.float64)[:, None]
+    expected = (V.T @ x0) * (1 - lr * lam) ** k
+    assert torch.allclose(traj.params @ V, expected, atol=1e-11)
+
+
+def test_generic_gd_agrees_with_quadratic_runner():
+    H = random_spd(4, 5, shift=0.2)
+    x0 = torch.ones(4, dtype=torch.float64)
+    a = descent.gd(quadratic.quadratic_loss(H), x0, lr=0.3, steps=20)
+    b = quadratic.gd_quadratic(H, x0, lr=0.3, steps=20)
+    assert torch.allclose(a.params, b.params, atol=1e-13)
+    assert torch.allclose(a.loss, b.loss, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "lr,a,expected",
+    [(0.25, 2, "monotone"), (0.5, 2, "one-step"), (0.8, 2, "oscillating"), (1.0, 2, "two-cycle"),
+     (1.08, 2, "divergent"), (0.0, 2, "flat"), (0.3, 0.0, "flat"), (0.1, -1.0, "divergent"),
+     (2 / 3, 3.0, "two-cycle")],
+)
+def test_regime(lr, a, expected):
+    assert quadratic.regime(lr, a) == expected
+
+
+@pytest.mark.parametrize("lr", [0.3, 0.7, 0.99])
+def test_stability_boundary_is_two_over_lambda_max(lr):
+    H = random_spd(5, 1, shift=0.1)
+    lam_max = float(torch.linalg.eigvalsh(H)[-1])
+    eta_c = quadratic.critical_lr(H)
+    assert eta_c == pytest.approx(2 / lam_max)
+    x0 = torch.ones(5, dtype=torch.float64)
+    stable = quadratic.gd_quadratic(H, x0, lr=lr * eta_c, steps=4000)
+    unstable = quadratic.gd_quadratic(H, x0, lr=(2 - lr) * eta_c * 1.02, steps=4000, blowup=1e6)
+    assert not stable.diverged and float(stable.params[-1].norm()) < 1e-3 * float(x0.norm())
+    assert unstable.diverged
+
+
+def test_two_cycle_bounces_forever():
+    traj = quadratic.gd_scalar(4.0, 1.5, lr=0.5, steps=101)
+    assert not traj.diverged
+    assert torch.equal(traj.params[::2, 0], torch.full((51,), 1.5, dtype=torch.float64))
+    assert torch.equal(traj.params[1::2, 0], torch.full((51,), -1.5, dtype=torch.float64))
+
+
+def test_divergence_is_data_not_nan():
+    traj = quadratic.gd_scalar(2.0, 1.0, lr=2.0, steps=10_000, blowup=1e6)
+    assert traj.diverged
+    # |1 - 4|^k > 1e6  first at k = 13
+    assert traj.diverged_at == math.ceil(math.log(1e6) / math.log(3)) == traj.steps
+    assert bool(torch.isfinite(traj.params).all()) and bool(torch.isfinite(traj.loss).all())
+
+
+def test_optimal_lr_and_rate():
+    H = quadratic.rotated_hessian([1.0, 100.0], angle=0.4)
+    assert quadratic.optimal_lr(H) == pytest.approx(2 / 101)
+    assert quadratic.convergence_rate(H, lr=2 / 101) == pytest.approx(99 / 101)
+    # any other lr is worse
+    for lr in np.linspace(0.001, 0.0199, 25):
+        assert quadratic.convergence_rate(H, lr=float(lr)) >= 99 / 101 - 1e-12
+    assert torch.allclose(torch.linalg.eigvalsh(H), torch.tensor([1.0, 100.0], dtype=torch.float64))
+
+
+def test_steps_to_tolerance():
+    assert quadratic.steps_to_tolerance(0.25, 2.0, tol=1e-3) == pytest.approx(math.log(1e-3) / math.log(0.5))
+    assert quadratic.steps_to_tolerance(0.5, 2.0) == 1.0
+    assert quadratic.steps_to_tolerance(1.0, 2.0) == math.inf
+
+
+def test_zero_steps_and_zero_lr():
+    traj = quadratic.gd_scalar(1.0, 2.0, lr=0.0, steps=0)
+    assert traj.params.shape == (1, 1) and traj.steps == 0
+    still = quadratic.gd_scalar(1.0, 2.0, lr=0.0, steps=5)
+    assert torch.equal(still.params[:, 0], torch.full((6,), 2.0, dtype=torch.float64))
+
+
+def test_bad_input_names_the_argument():
+    H = torch.eye(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="lr"):
+        quadratic.gd_quadratic(H, [1.0, 1.0], lr=-0.1, steps=3)
+    with pytest.raises(ValueError, match="H: expected a non-empty square"):
+        quadratic.gd_quadratic(torch.ones(2, 3), [1.0, 1.0], lr=0.1, steps=3)
+    with pytest.raises(ValueError, match="H: must be symmetric"):
+        quadratic.gd_quadratic([[1.0, 2.0], [0.0, 1.0]], [1.0, 1.0], lr=0.1, steps=3)
+    with pytest.raises(ValueError, match="x0"):
+        quadratic.gd_quadratic(H, [1.0, 1.0, 1.0], lr=0.1, steps=3)
+    with pytest.raises(ValueError, match="steps"):
+        quadratic.gd_quadratic(H, [1.0, 1.0], lr=0.1, steps=-1)
+    with pytest.raises(ValueError, match="H"):
+        quadratic.critical_lr(-H)
+    with pytest.raises(ValueError, match="H"):
+        quadratic.optimal_lr(torch.diag(torch.tensor([0.0, 1.0])))
+    with pytest.raises(ValueError, match="a:"):
+        quadratic.regime(0.1, float("nan"))
+    with pytest.raises(ValueError, match="eigenvalues"):
+        quadratic.rotated_hessian([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="loss_fn"):
+        descent.gd(None, [1.0], lr=0.1, steps=2)
+    with pytest.raises(ValueError, match="x0"):
+        descent.gd(lambda x: (x**2).sum(), [[1.0]], lr=0.1, steps=2)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gd_follows_the_device_of_its_inputs():
+    H = torch.eye(3, dtype=torch.float64, device="cuda")
+    traj = quadratic.gd_quadratic(H, torch.ones(3, dtype=torch.float64, device="cuda"), lr=0.5, steps=3)
+    assert traj.params.device.type == "cuda"

@@ -1,0 +1,70 @@
+"""Checks on the built site in _build/html (make test builds it first with -W)."""
+
+import json
+import pathlib
+import re
+
+import pytest
+
+pytestmark = pytest.mark.site
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+CHAPTER = SITE / "book" / "learning-rate-and-curvature.html"
+RAW_WIDGET = ("FloatSlider(", "FloatLogSlider(", "Output()", "HBox(", "VBox(", "IntProgress(", "Dropdown(")
+
+
+def pages():
+    return sorted(p for p in SITE.rglob("*.html") if "_static" not in p.parts)
+
+
+def test_site_was_built():
+    assert (SITE / "index.html").is_file(), "run `make book` (make test builds it before this test)"
+    index = (SITE / "index.html").read_text()
+    assert "book/intro.html" in index
+    for name in ("intro", "notation", "how-to-use", "bibliography", "learning-rate-and-curvature"):
+        assert (SITE / "book" / f"{name}.html").is_file(), name
+
+
+def test_chapter_page_is_executed_with_figures_and_static_explorer():
+    html = CHAPTER.read_text()
+    assert "regime = two-cycle" in html  # printed by an executed cell
+    figures = re.findall(r'<img[^>]+src="(?:\.\./)?_images/[^"]+\.png"', html)
+    assert len(figures) >= 2
+    blocks = re.findall(r'<div class="lessons-explorer".*?</script></div>', html, re.S)
+    assert len(blocks) >= 1
+    for block in blocks:
+        assert len(block.encode()) <= 1_500_000, "an explorer takes more than 1.5 MB"
+        data = json.loads(re.search(r'class="lx-data">(.*?)</script>', block, re.S).group(1).replace("<\\/", "</"))
+        assert len(data["frames"]) >= 20
+        assert 'type="range"' in block
+    assert len(CHAPTER.read_bytes()) <= 3_000_000
+    assert "✅ correct" in html  # the instructor's solutions pass their self-checks
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(SITE)))
+def test_no_remote_assets_no_widget_reprs_no_tracebacks(page):
+    html = page.read_text()
+    remote = re.findall(r'<(?:script|link|img|iframe)[^>]+(?:src|href)="(?:https?:)?//[^"]+"', html)
+    remote = [r for r in remote if "<link" not in r or "stylesheet" in r or "preload" in r]
+    assert not remote, remote
+    text = re.sub(r"<[^>]+>", " ", re.sub(r"<script.*?</script>", " ", html, flags=re.S))
+    for raw in RAW_WIDGET:
+        assert raw not in text, f"raw widget text {raw!r} on {page.name}"
+    assert "Traceback (most recent call last)" not in text
+    assert "application/vnd.jupyter.widget" not in html
+
+
+def test_mathjax_is_served_locally():
+    assert (SITE / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    html = CHAPTER.read_text()
+    assert re.search(r'<script[^>]+src="\.\./_static/mathjax/tex-chtml\.js', html)
+    assert "\\begin{aligned}" in html or "aligned" in html
+
+
+def test_bibliography_lists_all_entries():
+    html = (SITE / "book" / "bibliography.html").read_text()
+    bib = (ROOT / "book" / "references.bib").read_text()
+    n = len(re.findall(r"^@\w+\{", bib, re.M))
+    assert n >= 30
+    assert html.count('role="doc-biblioentry"') == n
