@@ -18,7 +18,8 @@ import torch
 from . import quadratic
 
 Status = Literal["correct", "close", "wrong", "not attempted"]
-_ICON = {"correct": "✅", "close": "🟡", "wrong": "❌", "not attempted": "⏳"}
+# plain symbols that every text font has (emoji fonts are missing on many machines)
+_ICON = {"correct": "✓", "close": "≈", "wrong": "✗", "not attempted": "…"}
 
 
 @dataclass(frozen=True)
