@@ -71,14 +71,19 @@ def _grid_control(kind: Kind, values: list[float], value, label) -> Control:
     return Control(kind, tuple(values), value, label)
 
 
+def _check_range(start, stop, num) -> tuple[float, float]:
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        raise ValueError(f"num: expected an integer >= 1, got {num!r}")
+    start, stop = float(start), float(stop)
+    if not stop > start and num > 1:
+        raise ValueError(f"stop: must exceed start ({start:g}), got {stop:g}")
+    return start, stop
+
+
 def linear(start: float, stop: float, num: int = 9, *, value: float | None = None,
            label: str | None = None) -> Control:
     """A linear slider from ``start`` to ``stop``; the static page gets ``num`` evenly spaced stops."""
-    start, stop = float(start), float(stop)
-    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-        raise ValueError(f"num: expected an integer >= 1, got {num!r}")
-    if not stop > start and num > 1:
-        raise ValueError(f"stop: must exceed start ({start:g}), got {stop:g}")
+    start, stop = _check_range(start, stop, num)
     values = [start + (stop - start) * i / max(num - 1, 1) for i in range(num)]
     return _grid_control("linear", values, value, label)
 
@@ -88,11 +93,7 @@ def log(start: float, stop: float, num: int = 9, *, value: float | None = None,
     """A log-scale slider from ``start`` to ``stop`` (both > 0), ``num`` geometric stops."""
     if not (float(start) > 0 and float(stop) > 0):
         raise ValueError(f"start: a log slider needs start > 0 and stop > 0, got {start!r}, {stop!r}")
-    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-        raise ValueError(f"num: expected an integer >= 1, got {num!r}")
-    if not float(stop) > float(start) and num > 1:
-        raise ValueError(f"stop: must exceed start ({start:g}), got {stop:g}")
-    a, b = math.log10(start), math.log10(stop)
+    a, b = (math.log10(v) for v in _check_range(start, stop, num))
     values = [10 ** (a + (b - a) * i / max(num - 1, 1)) for i in range(num)]
     return _grid_control("log", values, value, label)
 
