@@ -113,6 +113,15 @@ def test_chapter_explorer_responds_offline(server, browser):
     page.close()
 
 
+@pytest.mark.parametrize("name", ["intro", "how-to-use", "notation", "bibliography"])
+def test_other_pages_stay_on_localhost(server, browser, name):
+    page, requests, errors = open_page(browser, f"{server}/book/{name}.html")
+    page.wait_for_load_state("networkidle")
+    assert requests and not off_localhost(requests), off_localhost(requests)
+    assert not errors, errors
+    page.close()
+
+
 def test_default_frame_shows_without_javascript(server, browser):
     ctx = browser.new_context(java_script_enabled=False)
     page = ctx.new_page()
