@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
-from torch.func import grad, hessian as _func_hessian, jvp, vmap
+from torch.func import grad, hessian as _func_hessian, jvp, vjp, vmap
 
 from .backend import as_generator, check_count, check_positive
 
@@ -107,6 +107,7 @@ def sharpness(
     tol: float = 1e-6,
     max_iter: int = 100,
     generator: int | torch.Generator = 0,
+    v0: torch.Tensor | None = None,
 ) -> Sharpness:
     """Sharpness: the largest eigenvalue of the loss Hessian, from Hessian-vector products only.
 
@@ -126,6 +127,8 @@ def sharpness(
             ``tol * max(1, |lambda|)``.
         max_iter: cap on Hessian-vector products (Lanczos stops earlier at ``n``).
         generator: seed or generator for the random start vector.
+        v0: optional start vector of shape ``(n,)`` (e.g. the previous top eigenvector, to
+            warm-start a measurement along a training run); ``generator`` is then unused.
 
     Returns:
         A :class:`Sharpness` record; ``float(result)`` is the eigenvalue.
@@ -135,11 +138,17 @@ def sharpness(
     max_iter = check_count(max_iter, name="max_iter")
     if method not in ("lanczos", "power"):
         raise ValueError(f"method: expected 'lanczos' or 'power', got {method!r}")
-    gen = as_generator(generator, params.device)
-    q = torch.randn(params.shape, generator=gen, dtype=params.dtype, device=params.device)
+    if v0 is None:
+        gen = as_generator(generator, params.device)
+        q = torch.randn(params.shape, generator=gen, dtype=params.dtype, device=params.device)
+    elif not isinstance(v0, torch.Tensor) or v0.shape != params.shape or not float(v0.norm()) > 0:
+        raise ValueError(f"v0: expected a non-zero start vector of shape {tuple(params.shape)}")
+    else:
+        q = v0.to(params)
     q = q / q.norm()
-    Hv = grad(loss_fn)
-    matvec = lambda u: jvp(Hv, (params,), (u,))[1]  # noqa: E731
+    # linearise the gradient map once: each product u -> H u is then one backward pass
+    _, pullback = vjp(grad(loss_fn), params)
+    matvec = lambda u: pullback(u)[0]  # noqa: E731  (H is symmetric, so H^T u = H u)
     if method == "power":
         return _power(matvec, q, tol, max_iter)
     return _lanczos(matvec, q, tol, min(max_iter, params.numel()))

@@ -184,3 +184,17 @@ def test_curvature_on_cuda_matches_cpu():
     assert res.value == pytest.approx(cpu, rel=1e-8)
     est = curvature.hessian_trace(quad(Hc), xc, n_probes=100)
     assert abs(est.value - float(torch.trace(H))) <= 3 * est.stderr + 1e-9
+
+
+def test_sharpness_warm_start_and_bad_v0():
+    H = random_spd(30, 4)
+    x = torch.zeros(30, dtype=torch.float64)
+    exact = float(torch.linalg.eigvalsh(H)[-1])
+    top = torch.linalg.eigh(H).eigenvectors[:, -1]
+    warm = curvature.sharpness(quad(H), x, v0=top + 1e-3 * torch.ones(30, dtype=torch.float64), tol=1e-8)
+    cold = curvature.sharpness(quad(H), x, tol=1e-8)
+    assert warm.value == pytest.approx(exact, rel=1e-8) and warm.iterations < cold.iterations
+    with pytest.raises(ValueError, match="v0"):
+        curvature.sharpness(quad(H), x, v0=torch.zeros(30, dtype=torch.float64))
+    with pytest.raises(ValueError, match="v0"):
+        curvature.sharpness(quad(H), x, v0=torch.ones(3, dtype=torch.float64))
