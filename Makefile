@@ -34,9 +34,10 @@ stage: setup
 	@sed -i 's/^\(  execute_notebooks:\).*/\1 "off"/' $(STAGE)/_config.yml
 
 # Execute every chapter in parallel with nbmake. LESSONS_STATIC=1 makes explorers precompute their
-# frames and keeps progress bars quiet.
+# frames and keeps progress bars quiet. One thread per process: two workers on two cores each using
+# torch's default thread pool run small models 5-8x slower.
 execute: stage
-	LESSONS_STATIC=1 $(BIN)/python -m pytest --nbmake --overwrite -n $(JOBS) --nbmake-timeout=300 \
+	LESSONS_STATIC=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbmake --overwrite -n $(JOBS) --nbmake-timeout=300 \
 	    -p no:cacheprovider --rootdir=$(STAGE) $(STAGE)/book
 
 html: execute
@@ -59,7 +60,7 @@ chromium:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 unit: setup
-	$(BIN)/python -m pytest -n $(JOBS) -m "not site" tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -m "not site" tests
 
 site-test: chromium
 	$(BIN)/python -m pytest -m site tests
