@@ -1,0 +1,237 @@
+"""Edge of stability (Cohen et al. 2021): the claims at toy scale, plus oracles and plumbing.
+
+The quick setting is the module default: ``mlp_problem()`` (n=64 random labels in d=8, a tanh MLP with
+3 hidden layers of width 16, LeCun init with gain 0.8) trained for 600 full-batch GD steps at
+``lr = 0.2`` and ``lr = 0.4`` (thresholds ``2/lr = 10`` and ``5``), sharpness every 10 steps.
+
+Measured over seeds 0-15 (32 runs), last third of training (steps 400-600), ratio = sharpness / (2/lr):
+median within 2.7 % of 1, every measurement within 6.5 % (5.7 % for seeds 0-2); initial ratio
+0.15-0.30 (lr 0.2) and 0.30-0.60 (lr 0.4); 2/lr first reached by step 120; final loss <= 0.045 x the
+loss when 2/lr is first reached; >= 50 loss increases after that. ``lr = 0.03`` stays below 0.35 x 2/lr.
+"""
+
+import dataclasses
+import functools
+import math
+import warnings
+
+import pytest
+import torch
+
+from lessons_lib import descent, edge
+from lessons_lib.backend import default_device
+
+LRS = (0.2, 0.4)
+STEPS = 600
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These runs are thousands of tiny ops: under ``pytest -n 2`` on two cores, torch's default
+    intra-op threads oversubscribe the CPU and make every run several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def device() -> str:
+    """The unit-test device: CPU unless the suite runs with LESSONS_DEVICE=cuda (see conftest)."""
+    return str(default_device())
+
+
+@functools.lru_cache(maxsize=None)
+def eos_run(seed: int, lr: float, dev: str, every: int = 10) -> edge.EdgeRun:
+    """The quick-setting run, shared by the claim tests (cached per pytest worker)."""
+    problem = edge.mlp_problem(generator=seed, device=dev)
+    return edge.edge_of_stability(problem, lr=lr, steps=STEPS, sharpness_every=every, generator=seed)
+
+
+def last_third(run: edge.EdgeRun) -> torch.Tensor:
+    return run.ratio[run.sharpness_steps >= (2 * STEPS) // 3]
+
+
+# ---------------------------------------------------------------- claims (eq-stab-eos)
+
+
+@pytest.mark.parametrize("lr", LRS)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sharpness_hovers_at_two_over_lr_while_loss_decreases(seed, lr):
+    run = eos_run(seed, lr, device())
+    assert not run.diverged and run.loss.shape == (STEPS + 1,)
+    tail = last_third(run)
+    # measured: median within 2.7 %, every point within 6.5 % over 16 seeds
+    assert abs(float(tail.median()) - 1) <= 0.05, tail
+    assert float((tail - 1).abs().max()) <= 0.10, tail
+    # the loss keeps going down over the same window, and far below where the edge was reached
+    edge_step = run.edge_reached_at
+    a = (2 * STEPS) // 3
+    assert float(run.loss[-1]) < float(run.loss[a])
+    assert float(run.loss[-1]) <= 0.1 * float(run.loss[edge_step])  # measured <= 0.045
+
+
+@pytest.mark.parametrize("lr", LRS)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_loss_is_non_monotone_at_the_edge(seed, lr):
+    run = eos_run(seed, lr, device())
+    after = run.loss[run.edge_reached_at:]
+    increases = int((after[1:] > after[:-1]).sum())
+    assert increases >= 10  # measured >= 50 over 32 runs
+    # before the sharpness reaches 2/lr the loss never goes up (measured: first increase 14-53 steps
+    # after the first measurement at or above 2/lr, in all 32 runs)
+    before = run.loss[: run.edge_reached_at + 1]
+    assert bool((before[1:] <= before[:-1]).all())
+
+
+@pytest.mark.parametrize("lr", LRS)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_progressive_sharpening_starts_well_below_the_threshold(seed, lr):
+    run = eos_run(seed, lr, device())
+    assert float(run.ratio[0]) < 0.6  # measured <= 0.50 for these seeds, <= 0.60 over 16
+    assert run.edge_reached_at is not None and 0 < run.edge_reached_at <= STEPS // 3  # measured <= 120
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_small_lr_stays_stable_and_keeps_sharpening(seed):
+    run = eos_run(seed, 0.03, device(), every=25)
+    assert run.edge_reached_at is None
+    assert float(run.ratio.max()) < 0.6  # measured <= 0.35 over 16 seeds
+    assert bool((run.loss[1:] <= run.loss[:-1]).all())  # stable regime: monotone descent
+    assert float(run.sharpness[-1]) >= 2 * float(run.sharpness[0])  # measured >= 2.6x
+
+
+# ---------------------------------------------------------------- oracles
+
+
+def test_sharpness_matches_dense_hessian_at_init_and_inside_the_edge_phase():
+    problem = edge.mlp_problem(generator=0, device="cpu")
+    run = edge.edge_of_stability(problem, lr=0.4, steps=300, generator=0)
+    assert int(run.sharpness_steps[-1]) == 300 and run.ratio[-1] > 0.9  # at the edge
+    start = problem.init(0)
+    for params, value in [(start, run.sharpness[0]), (run.params, run.sharpness[-1])]:
+        dense = torch.autograd.functional.hessian(problem.loss, params)
+        exact = float(torch.linalg.eigvalsh(dense)[-1])
+        assert float(value) == pytest.approx(exact, rel=1e-6)
+    assert bool(run.sharpness_converged.all())
+
+
+def test_run_is_plain_gd_from_problem_init():
+    problem = edge.mlp_problem(generator=3, device="cpu")
+    run = edge.edge_of_stability(problem, lr=0.4, steps=40, sharpness_every=20, generator=3)
+    ref = descent.gd(problem.loss, problem.init(3), lr=0.4, steps=40)
+    assert torch.allclose(run.loss, ref.loss, rtol=1e-12, atol=0)
+    assert torch.allclose(run.params, ref.params[-1], rtol=1e-12, atol=1e-14)
+    assert run.sharpness_steps.tolist() == [0, 20, 40]
+
+
+def test_loss_is_half_mse_of_the_equivalent_torch_network():
+    problem = edge.mlp_problem(n=10, d=3, width=4, depth=2, activation="elu", generator=1, device="cpu")
+    params = problem.init(5)
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(zip(problem.sizes[:-1], problem.sizes[1:])):
+        layers += [torch.nn.Linear(fan_in, fan_out, dtype=torch.float64)] + ([torch.nn.ELU()] if i < 2 else [])
+    net = torch.nn.Sequential(*layers)
+    torch.nn.utils.vector_to_parameters(params, net.parameters())  # same layer-by-layer (W, b) order
+    with torch.no_grad():
+        out = net(problem.X)[:, 0]
+    assert torch.allclose(problem.predict(params), out, atol=1e-14)
+    assert float(problem.loss(params)) == pytest.approx(0.5 * float(((out - problem.y) ** 2).mean()), rel=1e-12)
+    assert problem.n_params == sum(p.numel() for p in net.parameters()) == 3 * 4 + 4 + 4 * 4 + 4 + 4 + 1
+
+
+def test_init_is_lecun_scaled_with_zero_biases():
+    problem = edge.mlp_problem(n=8, d=200, width=200, depth=1, generator=0, device="cpu")
+    W1, b1, w2, b2 = torch.split(problem.init(1), [200 * 200, 200, 200, 1])
+    assert float(W1.var()) == pytest.approx(0.8**2 / 200, rel=0.05)
+    assert float(w2.var()) == pytest.approx(0.8**2 / 200, rel=0.3)
+    assert not b1.any() and not b2.any()
+
+
+# ---------------------------------------------------------------- divergence, determinism, input
+
+
+def test_divergence_is_data_not_nan():
+    problem = edge.mlp_problem(generator=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = edge.edge_of_stability(problem, lr=5.0, steps=200, generator=0)
+    assert run.diverged and isinstance(run.diverged_at, int) and 0 < run.diverged_at < 200
+    assert run.loss.shape == (run.diverged_at,)
+    assert bool(torch.isfinite(run.loss).all()) and bool(torch.isfinite(run.sharpness).all())
+    assert bool(torch.isfinite(run.params).all())
+    assert int(run.sharpness_steps.max()) < run.diverged_at
+    assert float(run.loss[-1]) > 100 * float(run.loss[0])  # it was blowing up, not a false alarm
+    assert eos_run(0, 0.4, device()).diverged_at is None
+
+
+def test_same_seed_same_tensors_other_seed_other_tensors():
+    a, b, c = (edge.edge_of_stability(edge.mlp_problem(generator=s, device="cpu"), lr=0.4, steps=60, generator=s)
+               for s in (7, 7, 8))
+    for name in ("loss", "sharpness", "sharpness_steps", "params"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert not torch.equal(a.params, c.params)
+    p = edge.mlp_problem(generator=7, device="cpu")
+    q = edge.mlp_problem(generator=torch.Generator().manual_seed(7), device="cpu")
+    assert torch.equal(p.X, q.X) and torch.equal(p.y, q.y)
+
+
+def test_lr_zero_and_properties():
+    run = edge.edge_of_stability(edge.mlp_problem(generator=0, device="cpu"), lr=0.0, steps=3, sharpness_every=2)
+    assert run.threshold == math.inf and run.edge_reached_at is None
+    assert bool((run.loss == run.loss[0]).all()) and run.sharpness_steps.tolist() == [0, 2]
+
+
+def test_smooth_targets_reach_the_edge_later_than_random_labels():
+    # an easy task sharpens more slowly; measured over seeds 0-5: edge at 150-500 vs 55-115 steps
+    problem = edge.mlp_problem(targets="smooth", generator=0, device=device())
+    smooth = edge.edge_of_stability(problem, lr=0.2, steps=STEPS, sharpness_every=50, generator=0)
+    assert bool((problem.y.abs() <= 1).all())
+    assert smooth.edge_reached_at is not None and smooth.edge_reached_at > eos_run(0, 0.2, device()).edge_reached_at
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [(dict(lr=-0.1), "lr"), (dict(steps=0), "steps"), (dict(sharpness_every=0), "sharpness_every"),
+     (dict(tol=0.0), "tol"), (dict(max_iter=0), "max_iter"), (dict(blowup=-1.0), "blowup"),
+     (dict(params0=torch.zeros(3, dtype=torch.float64)), "params0"),
+     (dict(params0=torch.full((705,), math.nan, dtype=torch.float64)), "params0")],
+)
+def test_bad_run_input_names_the_argument(kwargs, name):
+    problem = edge.mlp_problem(generator=0, device="cpu")
+    args = dict(lr=0.1, steps=5) | kwargs
+    with pytest.raises(ValueError, match=f"^{name}:"):
+        edge.edge_of_stability(problem, **args)
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [(dict(activation="sigmoid"), "activation"), (dict(targets="labels"), "targets"), (dict(n=0), "n"),
+     (dict(width=2.5), "width"), (dict(depth=0), "depth"), (dict(init_scale=-1.0), "init_scale"),
+     (dict(generator=-1), "seed_or_generator"), (dict(dtype=torch.int64), "dtype")],
+)
+def test_bad_problem_input_names_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=f"^{name}:"):
+        edge.mlp_problem(**kwargs)
+
+
+def test_bad_problem_and_params_shape():
+    with pytest.raises(ValueError, match="^problem:"):
+        edge.edge_of_stability(lambda p: p.sum(), lr=0.1, steps=5)
+    problem = edge.mlp_problem(generator=0, device="cpu")
+    with pytest.raises(ValueError, match="^params:"):
+        problem.loss(torch.zeros(4, dtype=torch.float64))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_edge_on_cuda_follows_the_device_and_matches_cpu_early():
+    made_on_gpu = edge.mlp_problem(generator=0, device="cuda")
+    assert made_on_gpu.X.device.type == made_on_gpu.init(0).device.type == "cuda"
+    problem = edge.mlp_problem(generator=0, device="cpu")
+    on_gpu = dataclasses.replace(problem, X=problem.X.cuda(), y=problem.y.cuda())
+    cpu = edge.edge_of_stability(problem, lr=0.4, steps=20, generator=0)
+    gpu = edge.edge_of_stability(on_gpu, lr=0.4, steps=20, params0=problem.init(0).cuda(), generator=0)
+    assert gpu.loss.device.type == gpu.sharpness.device.type == gpu.params.device.type == "cuda"
+    assert torch.allclose(gpu.loss.cpu(), cpu.loss, rtol=1e-9)
+    assert torch.allclose(gpu.sharpness.cpu(), cpu.sharpness, rtol=1e-6)
