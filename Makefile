@@ -37,7 +37,7 @@ stage: setup
 # frames and keeps progress bars quiet. One thread per process: two workers on two cores each using
 # torch's default thread pool run small models 5-8x slower.
 execute: stage
-	LESSONS_STATIC=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbmake --overwrite -n $(JOBS) --nbmake-timeout=300 \
+	LESSONS_STATIC=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbmake --overwrite -n $(JOBS) --nbmake-timeout=300 --durations=0 \
 	    -p no:cacheprovider --rootdir=$(STAGE) $(STAGE)/book
 
 html: execute

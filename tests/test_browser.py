@@ -113,7 +113,31 @@ def test_chapter_explorer_responds_offline(server, browser):
     page.close()
 
 
-@pytest.mark.parametrize("name", ["intro", "how-to-use", "notation", "bibliography"])
+@pytest.mark.parametrize("name", ["stability"])
+def test_every_explorer_control_swaps_the_frame(server, browser, name):
+    page, requests, errors = open_page(browser, f"{server}/book/{name}.html")
+    explorers = page.locator(".lessons-explorer")
+    assert explorers.count() >= 1
+    for i in range(explorers.count()):
+        ex = explorers.nth(i)
+        img = ex.locator("img.lx-frame")
+        controls = ex.locator("[data-control]")
+        for j in range(controls.count()):
+            ctrl = controls.nth(j)
+            before = img.get_attribute("src")
+            tag = ctrl.evaluate("el => el.tagName")
+            if tag == "SELECT":
+                current = ctrl.evaluate("el => el.selectedIndex")
+                ctrl.select_option(index=0 if current else 1)
+            else:
+                ctrl.focus()
+                page.keyboard.press("ArrowLeft" if ctrl.evaluate("el => +el.value > 0") else "ArrowRight")
+            assert img.get_attribute("src") != before, f"explorer {i}, control {j} did not swap the frame"
+    assert not off_localhost(requests) and not errors
+    page.close()
+
+
+@pytest.mark.parametrize("name", ["intro", "how-to-use", "notation", "bibliography", "stability"])
 def test_other_pages_stay_on_localhost(server, browser, name):
     page, requests, errors = open_page(browser, f"{server}/book/{name}.html")
     page.wait_for_load_state("networkidle")
