@@ -40,9 +40,11 @@ def _check(loss_fn: LossFn, params: torch.Tensor) -> None:
 def hvp(loss_fn: LossFn, params: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Hessian-vector product ``H(params) @ v`` without forming ``H``.
 
-    Computes the directional derivative of the gradient, ``d/dt grad L(params + t v)`` at ``t = 0``,
-    by forward-over-reverse differentiation (Pearlmutter's trick, eq-curv-hvp), at the cost of
-    about two gradient evaluations.
+    Computes the directional derivative of the gradient, ``d/dt grad L(params + t v)`` at ``t = 0``
+    (Pearlmutter's trick, eq-curv-hvp), at the cost of about two gradient evaluations. It is taken
+    as a vector-Jacobian product of the gradient map (reverse-over-reverse; ``H`` is symmetric, so
+    ``v^T H = (H v)^T``), which torch.func runs several times faster than forward-over-reverse
+    ``jvp`` on small models.
 
     Args:
         loss_fn: maps a parameter tensor of shape ``(n,)`` to a scalar.
@@ -56,7 +58,8 @@ def hvp(loss_fn: LossFn, params: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     if not isinstance(v, torch.Tensor) or v.shape != params.shape:
         got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
         raise ValueError(f"v: expected a tensor of shape {tuple(params.shape)}, got {got}")
-    return jvp(grad(loss_fn), (params,), (v.to(params),))[1]
+    _, pullback = vjp(grad(loss_fn), params)
+    return pullback(v.to(params))[0]
 
 
 def hessian(loss_fn: LossFn, params: torch.Tensor) -> torch.Tensor:
