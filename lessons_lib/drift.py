@@ -1,0 +1,293 @@
+"""Discretisation drift: the continuous-time flows that gradient descent really follows.
+
+Gradient descent ``theta_{n+1} = theta_n - h g(theta_n)`` (``g = grad E``, ``H = grad^2 E``) is
+not the negative gradient flow (NGF) ``theta' = -g`` (eq-drift-ngf): after a fixed time ``T = N h``
+the two differ by ``O(h)``, the *discretisation drift*. Backward error analysis gives flows that
+follow GD more closely:
+
+* the first-order modified flow, implicit gradient regularisation (IGR),
+  ``theta' = -g - (h/2) H g``, the gradient flow of ``E + (h/4) ||g||^2`` (eq-drift-igr), with
+  ``O(h^2)`` global error;
+* the next order, ``theta' = -[g + (h/2) H g + h^2 ((1/3) H^2 g + (1/12) D^3E[g, g])]`` (eq-drift-third);
+* on a quadratic, the principal flow, whose coefficient on eigendirection ``i`` is
+  ``log(1 - h lambda_i) / h`` (complex when ``h lambda_i > 1``); it equals GD at every integer time
+  (eq-drift-principal).
+
+Flows are integrated with SciPy's DOP853 (8th-order Runge-Kutta, rtol 1e-10, atol 1e-12) on float64
+copies of the parameters; vector fields come from :mod:`torch.func` through
+:mod:`lessons_lib.curvature`.
+
+References:
+    Rosca (2023), On discretisation drift and smoothness regularisation in neural network training,
+    PhD thesis, arXiv:2310.14036.
+    Barrett & Dherin (2021), Implicit Gradient Regularization, ICLR, arXiv:2009.11162.
+    Rosca, Wu, Qin & Dherin (2023), On a continuous time model of gradient descent dynamics and
+    instability in deep learning, TMLR, arXiv:2302.01952.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.integrate import solve_ivp
+from torch.func import grad, vjp
+
+from . import curvature, quadratic
+from .backend import as_tensor, check_count, check_positive
+from .descent import Trajectory, check_lr, gd, iterate
+
+LossFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def gradient_descent(loss: LossFn, theta0, *, lr: float, steps: int, blowup: float = 1e6) -> Trajectory:
+    """GD ``theta_{n+1} = theta_n - h grad E(theta_n)`` (eq-lr-gd-update); ``lr`` is ``h``."""
+    return gd(loss, theta0, lr=lr, steps=steps, blowup=blowup)
+
+
+def _check_times(times) -> np.ndarray:
+    t = np.asarray(times, dtype=float).ravel()
+    if t.size == 0 or not np.all(np.isfinite(t)) or t[0] < 0 or np.any(np.diff(t) < 0):
+        raise ValueError("times: expected a non-empty, non-decreasing sequence of finite times >= 0")
+    return t
+
+
+def _integrate(field: Callable[[torch.Tensor], torch.Tensor], loss: LossFn, theta0, times, lr: float,
+               blowup: float) -> Trajectory:
+    x0 = as_tensor(theta0, name="theta0")
+    if x0.ndim != 1:
+        raise ValueError(f"theta0: expected a flat tensor of shape (n,), got {tuple(x0.shape)}")
+    t = _check_times(times)
+    radius = blowup * max(1.0, float(x0.norm()))
+
+    def rhs(_, y):
+        return field(torch.from_numpy(y)).detach().numpy()
+
+    def escape(_, y):  # stop integrating once the flow leaves the ball (a diverging flow)
+        return np.linalg.norm(y) - radius
+
+    escape.terminal = True
+    sol = solve_ivp(rhs, (0.0, float(t[-1])), x0.detach().cpu().numpy(), method="DOP853", t_eval=t,
+                    rtol=1e-10, atol=1e-12, events=escape)
+    params = torch.from_numpy(sol.y.T.copy()).to(x0)
+    losses = torch.stack([loss(p) for p in params]) if len(params) else params.new_zeros(0)
+    diverged = sol.status == 1
+    return Trajectory(params, losses, lr, diverged, len(params) if diverged else None)
+
+
+def gradient_flow(loss: LossFn, theta0, *, times, blowup: float = 1e6) -> Trajectory:
+    """The negative gradient flow ``theta' = -grad E(theta)`` (eq-drift-ngf) at the given ``times``.
+
+    Args:
+        loss: maps a flat parameter tensor of shape ``(n,)`` to a scalar.
+        theta0: start, shape ``(n,)``.
+        times: non-decreasing times ``>= 0``; GD step ``k`` with rate ``h`` corresponds to ``t = k h``.
+        blowup: integration stops (``diverged=True``) if ``||theta||`` exceeds this times ``max(1, ||theta0||)``.
+
+    Returns:
+        A :class:`~lessons_lib.descent.Trajectory` with one row per time (``lr`` is 0).
+    """
+    g = grad(loss)
+    return _integrate(lambda x: -g(x), loss, theta0, times, 0.0, check_positive(blowup, name="blowup"))
+
+
+def modified_flow_field(loss: LossFn, theta: torch.Tensor, *, lr: float, order: int = 1) -> torch.Tensor:
+    """The right-hand side of the modified flow of GD with step ``h = lr``.
+
+    ``order=1`` (eq-drift-igr): ``-(g + (h/2) H g)``. ``order=2`` (eq-drift-third): adds
+    ``-h^2 ((1/3) H^2 g + (1/12) D^3E[g, g])``, where ``D^3E[g, g] = grad_theta (g_s^T H(theta) g_s)``
+    with ``g_s`` held fixed.
+    """
+    h = check_lr(lr)
+    if order not in (1, 2):
+        raise ValueError(f"order: expected 1 or 2, got {order!r}")
+    g, pullback = vjp(grad(loss), theta)  # linearise the gradient map once: u -> H u
+    Hg = pullback(g)[0]
+    out = g + 0.5 * h * Hg
+    if order == 2:
+        H2g = pullback(Hg)[0]
+        gs = g.detach()
+        third = grad(lambda p: gs @ vjp(grad(loss), p)[1](gs)[0])(theta)
+        out = out + h**2 * (H2g / 3 + third / 12)
+    return -out
+
+
+def modified_flow(loss: LossFn, theta0, *, lr: float, times, order: int = 1, blowup: float = 1e6) -> Trajectory:
+    """Integrate the modified flow of GD (eq-drift-igr for ``order=1``, eq-drift-third for ``order=2``).
+
+    Order 1 is the gradient flow of the modified loss ``E + (h/4) ||grad E||^2`` (implicit gradient
+    regularisation, Barrett & Dherin 2021); its global error against GD at a fixed time is
+    ``O(h^2)``, against ``O(h)`` for the plain gradient flow. Order 2 has error ``O(h^3)``.
+
+    Args:
+        loss: maps a flat parameter tensor of shape ``(n,)`` to a scalar.
+        theta0: start, shape ``(n,)``.
+        lr: the GD step ``h`` whose drift is modelled.
+        times: evaluation times (GD step ``k`` is time ``k h``).
+        order: 1 or 2.
+        blowup: divergence radius (see :func:`gradient_flow`).
+    """
+    lr = check_lr(lr)
+    if order not in (1, 2):
+        raise ValueError(f"order: expected 1 or 2, got {order!r}")
+    return _integrate(lambda x: modified_flow_field(loss, x, lr=lr, order=order), loss, theta0, times, lr,
+                      check_positive(blowup, name="blowup"))
+
+
+def principal_flow_coefficients(H, *, lr: float) -> torch.Tensor:
+    """``log(1 - h lambda_i) / h`` per eigenvalue of ``H`` (eq-drift-principal), complex128.
+
+    The real part is the growth rate per unit time (positive iff ``h lambda_i > 2``); the imaginary
+    part is ``pi / h`` whenever ``h lambda_i > 1`` (an oscillation with period ``2 h``: a sign flip
+    per step). ``h lambda_i = 1`` exactly maps to ``-inf`` (that component vanishes after one step).
+    """
+    h = check_positive(lr, name="lr")
+    lam = torch.linalg.eigvalsh(quadratic.check_hessian(H)).to(torch.complex128)
+    return torch.log(1 - h * lam) / h
+
+
+def principal_flow_quadratic(H, theta0, *, lr: float, times) -> Trajectory:
+    """The principal flow of GD on ``E = 1/2 theta^T H theta`` (eq-drift-principal), complex-valued.
+
+    ``theta(t) = sum_i exp(t log(1 - h lambda_i) / h) (u_i^T theta0) u_i``, so
+    ``theta(n h) = (I - h H)^n theta0``: GD exactly at integer times ``n = t / h``, and a smooth
+    (complex) interpolation in between.
+
+    Returns:
+        A :class:`Trajectory` whose ``params`` (shape ``(len(times), n)``) and ``loss`` are complex128.
+    """
+    H = quadratic.check_hessian(H)
+    h = check_positive(lr, name="lr")
+    theta0 = as_tensor(theta0, name="theta0", dtype=H.dtype, device=H.device)
+    if theta0.shape != (H.shape[0],):
+        raise ValueError(f"theta0: expected shape ({H.shape[0]},), got {tuple(theta0.shape)}")
+    t = torch.as_tensor(_check_times(times), dtype=torch.float64, device=H.device)
+    lam, U = torch.linalg.eigh(H)
+    c0 = (U.T @ theta0).to(torch.complex128)
+    logq = torch.log((1 - h * lam).to(torch.complex128))  # log of the per-step factor
+    steps = (t / h)[:, None].to(torch.complex128)
+    coeffs = torch.exp(steps * logq[None, :]) * c0  # (T, n) in the eigenbasis
+    params = coeffs @ U.T.to(torch.complex128)
+    loss = 0.5 * torch.einsum("ti,ij,tj->t", params, H.to(torch.complex128), params)
+    return Trajectory(params, loss, h)
+
+
+def drift_adjusted_lr(loss: LossFn, theta, *, power: float = 1.0, scale: float = 1.0, cap: float = 5.0) -> float:
+    """Drift-adjusted learning rate ``h = scale * 2 / (||H g|| / ||g||)^p``, at most ``cap`` (eq-drift-dal).
+
+    The first-order drift term of GD is ``(h/2) H g`` (eq-drift-igr); its size relative to the
+    gradient is ``(h/2) ||H g|| / ||g||``. Holding that ratio at ``scale`` gives
+    ``h = 2 scale / (||H g|| / ||g||)``: a large step where the gradient points along flat
+    directions, a small one where it points along sharp ones. ``power`` tempers the adaptation
+    (``power = 0``: the constant rate ``2 scale``). At a stationary point the cap is returned.
+    ``scale = 1`` puts GD exactly at the stability limit of the gradient's direction (a two-cycle if
+    the gradient is an eigenvector); ``scale < 1`` keeps a margin.
+    """
+    theta = as_tensor(theta, name="theta")
+    power = float(power)
+    if not math.isfinite(power) or power < 0:
+        raise ValueError(f"power: expected a finite number >= 0, got {power}")
+    cap = check_positive(cap, name="cap")
+    scale = check_positive(scale, name="scale")
+    g = grad(loss)(theta)
+    gn = float(g.norm())
+    if gn == 0:
+        return cap
+    ratio = float(curvature.hvp(loss, theta, g).norm()) / gn
+    if ratio == 0:
+        return cap
+    return min(cap, 2.0 * scale / ratio**power)
+
+
+def dal_descent(loss: LossFn, theta0, *, steps: int, power: float = 1.0, scale: float = 1.0, cap: float = 5.0,
+                blowup: float = 1e6) -> tuple[Trajectory, torch.Tensor]:
+    """GD whose step is :func:`drift_adjusted_lr` at every iterate (eq-drift-dal).
+
+    Returns:
+        The trajectory and the learning rates used, shape ``(steps_taken,)``.
+    """
+    rates: list[float] = []
+    g = grad(loss)
+
+    def step(x):
+        h = drift_adjusted_lr(loss, x, power=power, scale=scale, cap=cap)
+        rates.append(h)
+        return x - h * g(x)
+
+    x0 = as_tensor(theta0, name="theta0")
+    traj = iterate(step, loss, x0, lr=float("nan"), steps=check_count(steps, name="steps"), blowup=blowup)
+    return traj, torch.tensor(rates, dtype=x0.dtype)
+
+
+# --- the scalar factorisation L(u, v) = (uv - 1)^2 / 2 ----------------------------------------------
+
+def factorisation_loss(theta: torch.Tensor) -> torch.Tensor:
+    """``L(u, v) = (u v - 1)^2 / 2`` for ``theta = (u, v)``; minima ``uv = 1`` have sharpness ``u^2 + v^2``."""
+    return 0.5 * (theta[0] * theta[1] - 1) ** 2
+
+
+@dataclass(frozen=True)
+class FactorisationRun:
+    """GD on :func:`factorisation_loss`: the trajectory, the start's and the end's sharpness."""
+
+    trajectory: Trajectory
+    initial_sharpness: float
+    final_sharpness: float
+    converged: bool
+    diverged: bool
+
+
+def factorisation_gd(u0: float, v0: float, *, lr: float, steps: int = 2000, tol: float = 1e-10) -> FactorisationRun:
+    """GD from ``(u0, v0)`` on ``(uv - 1)^2 / 2`` (eq-drift-catapult).
+
+    The run converged if the final loss is below ``tol``; sharpness is ``lambda_max`` of the exact
+    2x2 Hessian (``u^2 + v^2`` at a minimum).
+    """
+    lr = check_lr(lr)
+
+    def step(p):  # the gradient in closed form, (uv - 1) (v, u): 20x faster than autodiff here
+        return p - lr * (p[0] * p[1] - 1) * p.flip(0)
+
+    x0 = as_tensor([float(u0), float(v0)], name="u0")
+    traj = iterate(step, factorisation_loss, x0, lr=lr, steps=steps, blowup=1e3)
+
+    def sharp(p):
+        return float(torch.linalg.eigvalsh(curvature.hessian(factorisation_loss, p))[-1])
+
+    converged = (not traj.diverged) and float(traj.loss[-1]) < tol
+    return FactorisationRun(traj, sharp(traj.params[0]), sharp(traj.params[-1]), converged, traj.diverged)
+
+
+def quartic_loss(theta: torch.Tensor, nonlinearity: float = 1.0) -> torch.Tensor:
+    """The brief's non-quadratic test loss ``(x^2 + 4 y^2)/2 + c (x^4/4 + x y^2/2)`` with ``c = nonlinearity``."""
+    x, y = theta[0], theta[1]
+    return 0.5 * (x**2 + 4 * y**2) + nonlinearity * (x**4 / 4 + x * y**2 / 2)
+
+
+def drift_errors(loss: LossFn, theta0, *, lrs, T: float = 1.0, order: int = 1) -> dict[str, torch.Tensor]:
+    """Global errors at time ``T`` of the gradient flow and of the modified flow against GD.
+
+    For each ``h`` in ``lrs`` (``T / h`` must be an integer) returns ``||GD_{T/h} - NGF(T)||`` and
+    ``||GD_{T/h} - MF_h(T)||``; their log-log slopes in ``h`` are 1 and ``order + 1``.
+    """
+    lrs = [check_positive(h, name="lrs") for h in lrs]
+    ngf = gradient_flow(loss, theta0, times=[T]).params[-1]
+    out = {"lr": torch.tensor(lrs, dtype=torch.float64), "ngf": [], "modified": []}
+    for h in lrs:
+        n = round(T / h)
+        if not math.isclose(n * h, T, rel_tol=1e-9):
+            raise ValueError(f"lrs: T / h must be an integer, got T = {T}, h = {h}")
+        end = gd(loss, theta0, lr=h, steps=n).params[-1]
+        mf = modified_flow(loss, theta0, lr=h, times=[T], order=order).params[-1]
+        out["ngf"].append(float((end - ngf).norm()))
+        out["modified"].append(float((end - mf).norm()))
+    return {k: torch.as_tensor(v, dtype=torch.float64) for k, v in out.items()}
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of ``log y`` against ``log x``."""
+    lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
+    return float(np.polyfit(lx, ly, 1)[0])

@@ -1,0 +1,158 @@
+"""Discretisation drift (Rosca 2023; Barrett & Dherin 2021; Rosca et al. 2023).
+
+Tolerances from our runs on E = (x^2 + 4y^2)/2 + x^4/4 + x y^2/2, theta0 = (1, 0.8), T = 1:
+||GD - NGF||/h = 0.324 -> 0.305 (slope 1.028), ||GD - IGR||/h^2 = 0.612 -> 0.657 (slope 1.966),
+order-2 flow slope 2.94 -- the brief's table, to three digits.
+"""
+
+import math
+
+import pytest
+import torch
+
+from conftest import random_spd
+from lessons_lib import drift as D
+from lessons_lib import quadratic
+
+TH0 = torch.tensor([1.0, 0.8], dtype=torch.float64)
+HS = [0.1, 0.05, 0.025, 0.0125]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gd_on_quadratic_converges_iff_below_two_over_lambda_max(seed):
+    H = random_spd(5, seed, shift=0.1)
+    loss = quadratic.quadratic_loss(H)
+    eta = quadratic.critical_lr(H)
+    x0 = torch.linalg.eigh(H).eigenvectors[:, -1] + 0.1
+    assert not D.gradient_descent(loss, x0, lr=0.99 * eta, steps=5000).diverged
+    assert D.gradient_descent(loss, x0, lr=1.01 * eta, steps=5000).diverged
+
+
+def test_gradient_flow_matches_the_matrix_exponential():
+    # the integrator's own error, on a problem with a closed form
+    H = random_spd(4, 3, shift=0.2)
+    x0 = torch.tensor([1.0, -0.5, 0.3, 0.8], dtype=torch.float64)
+    times = [0.0, 0.3, 1.0, 2.5]
+    flow = D.gradient_flow(quadratic.quadratic_loss(H), x0, times=times)
+    exact = torch.stack([torch.linalg.matrix_exp(-t * H) @ x0 for t in times])
+    err = float((flow.params - exact).abs().max())
+    assert err < 1e-9  # far below the smallest drift error the slope test measures (~1e-4)
+
+
+def test_modified_flow_of_quadratic_is_gradient_flow_of_modified_loss():
+    # on E = x^T H x / 2 the IGR flow is theta' = -(H + h/2 H^2) theta: exp(-t (H + h H^2 / 2))
+    H = random_spd(3, 4, shift=0.2)
+    x0 = torch.ones(3, dtype=torch.float64)
+    h, t = 0.1, 1.7
+    mf = D.modified_flow(quadratic.quadratic_loss(H), x0, lr=h, times=[t]).params[-1]
+    exact = torch.linalg.matrix_exp(-t * (H + 0.5 * h * H @ H)) @ x0
+    assert torch.allclose(mf, exact, atol=1e-9)
+
+
+def test_error_orders_ngf_one_igr_two():
+    e = D.drift_errors(D.quartic_loss, TH0, lrs=HS)
+    assert D.loglog_slope(e["lr"], e["ngf"]) == pytest.approx(1.0, abs=0.15)  # measured 1.028
+    assert D.loglog_slope(e["lr"], e["modified"]) == pytest.approx(2.0, abs=0.2)  # measured 1.966
+    assert (e["ngf"] / e["lr"]).tolist() == pytest.approx([0.324, 0.312, 0.307, 0.305], abs=2e-3)
+    assert (e["modified"] / e["lr"] ** 2).tolist() == pytest.approx([0.612, 0.626, 0.645, 0.657], abs=2e-3)
+
+
+def test_second_order_flow_has_third_order_error():
+    e = D.drift_errors(D.quartic_loss, TH0, lrs=HS, order=2)
+    assert D.loglog_slope(e["lr"], e["modified"]) == pytest.approx(3.0, abs=0.2)  # measured 2.94
+
+
+@pytest.mark.parametrize("hl", [0.5, 1.5, 2.5])
+def test_principal_flow_is_gd_at_integer_times(hl):
+    H = torch.diag(torch.tensor([2.0, 0.02], dtype=torch.float64))
+    h = hl / 2.0
+    x0 = [-0.35, -0.2]
+    n = 20
+    pf = D.principal_flow_quadratic(H, x0, lr=h, times=[k * h for k in range(n + 1)])
+    gd = quadratic.gd_quadratic(H, x0, lr=h, steps=n, blowup=1e300)
+    scale = gd.params.abs().amax(dim=1, keepdim=True).clamp(min=1.0)
+    assert float(((pf.params.real - gd.params).abs() / scale).max()) < 1e-10
+    assert float((pf.params.imag.abs() / scale).max()) < 1e-10  # real at integer times
+    half = D.principal_flow_quadratic(H, x0, lr=h, times=[(k + 0.5) * h for k in range(n)])
+    oscillates = float(half.params.imag.abs().max()) > 1e-3
+    assert oscillates == (hl > 1)  # complex between integers iff some h*lambda > 1
+    coeff = D.principal_flow_coefficients(H, lr=h)
+    assert (float(coeff.real.max()) > 0) == (hl > 2)  # grows iff h*lambda > 2
+
+
+def test_principal_flow_coefficient_closed_form():
+    c = D.principal_flow_coefficients(torch.diag(torch.tensor([3.0], dtype=torch.float64)), lr=0.5)
+    # h*lambda = 1.5: log(1 - 1.5) / 0.5 = (log 0.5 + i pi) / 0.5
+    assert complex(c[0]) == pytest.approx(complex(math.log(0.5), math.pi) / 0.5)
+
+
+def test_igr_flow_of_convex_quadratic_never_diverges_where_gd_does():
+    H = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
+    loss = quadratic.quadratic_loss(H)
+    h = 0.6  # h * lambda_max = 2.4 > 2
+    gd = D.gradient_descent(loss, [1.0, 1.0], lr=h, steps=60)
+    mf = D.modified_flow(loss, [1.0, 1.0], lr=h, times=[0.0, 10.0, 36.0])
+    assert gd.diverged
+    assert not mf.diverged and float(mf.params[-1].norm()) < 1e-6 and bool((mf.loss[1:] <= mf.loss[:-1]).all())
+
+
+@pytest.mark.parametrize("start", [(4.0, 0.1), (2.5, 0.2)])
+def test_catapult_finds_flatter_minima_below_two_over_h(start):
+    hs = [0.05, 0.1, 0.2, 0.3, 0.4]
+    runs = [D.factorisation_gd(*start, lr=h, steps=3000) for h in hs]
+    finals = []
+    for h, r in zip(hs, runs):
+        if r.converged:
+            assert r.final_sharpness <= 2 / h + 1e-3
+            finals.append(r.final_sharpness)
+        else:
+            assert r.diverged  # no third outcome on this grid
+    assert finals == sorted(finals, reverse=True)  # larger h, flatter minimum
+    if start == (4.0, 0.1):  # the brief's numbers: 16.1, 16.0, catapult to 2.003, then divergence
+        assert [r.converged for r in runs] == [True, True, True, False, False]
+        assert runs[2].final_sharpness == pytest.approx(2.003, abs=5e-3)
+
+
+def test_dal_converges_where_a_fixed_rate_diverges():
+    fixed = D.factorisation_gd(4.0, 0.1, lr=0.3, steps=500)
+    assert fixed.diverged
+    traj, rates = D.dal_descent(D.factorisation_loss, [4.0, 0.1], steps=300, scale=0.5)
+    assert not traj.diverged and float(traj.loss[-1]) < 1e-12
+    assert float(rates.max()) > 0.3  # it even takes steps larger than the rate that diverged
+    # scale = 1 sits at the stability limit of the gradient's direction and stalls instead
+    edge, _ = D.dal_descent(D.quartic_loss, TH0, steps=300, scale=1.0)
+    assert not edge.diverged and float(edge.loss[-1]) > 1e-3
+
+
+def test_dal_rate_formula():
+    H = torch.diag(torch.tensor([1.0, 9.0], dtype=torch.float64))
+    loss = quadratic.quadratic_loss(H)
+    # at theta = e_2 the gradient is an eigenvector with eigenvalue 9: h = 2/9
+    assert D.drift_adjusted_lr(loss, [0.0, 1.0]) == pytest.approx(2 / 9)
+    assert D.drift_adjusted_lr(loss, [0.0, 1.0], power=0.5, scale=0.5) == pytest.approx(1 / 3)
+    assert D.drift_adjusted_lr(loss, [0.0, 0.0], cap=4.0) == 4.0
+
+
+def test_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="times"):
+        D.gradient_flow(D.quartic_loss, TH0, times=[1.0, 0.5])
+    with pytest.raises(ValueError, match="order"):
+        D.modified_flow(D.quartic_loss, TH0, lr=0.1, times=[1.0], order=3)
+    with pytest.raises(ValueError, match="lr"):
+        D.modified_flow(D.quartic_loss, TH0, lr=-0.1, times=[1.0])
+    with pytest.raises(ValueError, match="theta0"):
+        D.gradient_flow(D.quartic_loss, [[1.0]], times=[1.0])
+    with pytest.raises(ValueError, match="lr"):
+        D.principal_flow_quadratic(torch.eye(2), [1.0, 1.0], lr=0.0, times=[1.0])
+    with pytest.raises(ValueError, match="power"):
+        D.drift_adjusted_lr(D.quartic_loss, TH0, power=-1)
+    with pytest.raises(ValueError, match="lrs"):
+        D.drift_errors(D.quartic_loss, TH0, lrs=[0.3])
+
+
+def test_factorisation_closed_form_step_is_gd():
+    run = D.factorisation_gd(2.0, 0.3, lr=0.1, steps=50)
+    ref = D.gradient_descent(D.factorisation_loss, [2.0, 0.3], lr=0.1, steps=50)
+    assert torch.allclose(run.trajectory.params, ref.params, atol=1e-13)
+    assert run.initial_sharpness == pytest.approx(float(torch.linalg.eigvalsh(torch.tensor(
+        [[0.09, 2 * 0.6 - 1], [2 * 0.6 - 1, 4.0]], dtype=torch.float64))[-1]))
