@@ -157,3 +157,26 @@ def largest_stable_lr(answer, *, H) -> CheckResult:
                 "is closest to -1")
 
     return compare(answer, quadratic.critical_lr(H), rtol=1e-6, close_rtol=0.02, hint=hint)
+
+
+# --- chapter checks: discretisation drift -----------------------------------------------------
+
+def principal_coefficient(answer, *, lr: float, lam: float) -> CheckResult:
+    """Check the principal-flow coefficient ``log(1 - h lambda) / h`` (a complex number)."""
+    if answer is None or answer is Ellipsis:
+        return compare(None, 0.0)
+    try:
+        z = complex(answer)
+    except (TypeError, ValueError):
+        return CheckResult("wrong", f"expected a (complex) number, got a {type(answer).__name__}")
+    want = complex(torch.log(torch.tensor(1 - lr * lam, dtype=torch.complex128)) / lr)
+
+    def hint(_):
+        if abs(z.imag) < 1e-12 and lr * lam > 1:
+            return (f"your answer is real, but 1 - h*lambda = {1 - lr * lam:.3g} is negative: "
+                    "its logarithm has an imaginary part")
+        if z.real > 0 and lr * lam < 2:
+            return "a positive real part means growth, yet |1 - h*lambda| < 1 here: check the sign"
+        return "take the complex logarithm of the per-step factor 1 - h*lambda, then divide by h"
+
+    return compare([z.real, z.imag], [want.real, want.imag], rtol=1e-6, close_rtol=0.02, hint=hint)

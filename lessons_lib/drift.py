@@ -56,7 +56,7 @@ def _check_times(times) -> np.ndarray:
 
 
 def _integrate(field: Callable[[torch.Tensor], torch.Tensor], loss: LossFn, theta0, times, lr: float,
-               blowup: float) -> Trajectory:
+               blowup: float, rtol: float) -> Trajectory:
     x0 = as_tensor(theta0, name="theta0")
     if x0.ndim != 1:
         raise ValueError(f"theta0: expected a flat tensor of shape (n,), got {tuple(x0.shape)}")
@@ -71,14 +71,14 @@ def _integrate(field: Callable[[torch.Tensor], torch.Tensor], loss: LossFn, thet
 
     escape.terminal = True
     sol = solve_ivp(rhs, (0.0, float(t[-1])), x0.detach().cpu().numpy(), method="DOP853", t_eval=t,
-                    rtol=1e-10, atol=1e-12, events=escape)
+                    rtol=check_positive(rtol, name="rtol"), atol=1e-12, events=escape)
     params = torch.from_numpy(sol.y.T.copy()).to(x0)
     losses = torch.stack([loss(p) for p in params]) if len(params) else params.new_zeros(0)
     diverged = sol.status == 1
     return Trajectory(params, losses, lr, diverged, len(params) if diverged else None)
 
 
-def gradient_flow(loss: LossFn, theta0, *, times, blowup: float = 1e6) -> Trajectory:
+def gradient_flow(loss: LossFn, theta0, *, times, blowup: float = 1e6, rtol: float = 1e-10) -> Trajectory:
     """The negative gradient flow ``theta' = -grad E(theta)`` (eq-drift-ngf) at the given ``times``.
 
     Args:
@@ -86,12 +86,14 @@ def gradient_flow(loss: LossFn, theta0, *, times, blowup: float = 1e6) -> Trajec
         theta0: start, shape ``(n,)``.
         times: non-decreasing times ``>= 0``; GD step ``k`` with rate ``h`` corresponds to ``t = k h``.
         blowup: integration stops (``diverged=True``) if ``||theta||`` exceeds this times ``max(1, ||theta0||)``.
+        rtol: relative tolerance of the integrator (1e-10 keeps its error far below the drift; a
+            figure can use 1e-7).
 
     Returns:
         A :class:`~lessons_lib.descent.Trajectory` with one row per time (``lr`` is 0).
     """
     g = grad(loss)
-    return _integrate(lambda x: -g(x), loss, theta0, times, 0.0, check_positive(blowup, name="blowup"))
+    return _integrate(lambda x: -g(x), loss, theta0, times, 0.0, check_positive(blowup, name="blowup"), rtol)
 
 
 def modified_flow_field(loss: LossFn, theta: torch.Tensor, *, lr: float, order: int = 1) -> torch.Tensor:
@@ -115,7 +117,8 @@ def modified_flow_field(loss: LossFn, theta: torch.Tensor, *, lr: float, order: 
     return -out
 
 
-def modified_flow(loss: LossFn, theta0, *, lr: float, times, order: int = 1, blowup: float = 1e6) -> Trajectory:
+def modified_flow(loss: LossFn, theta0, *, lr: float, times, order: int = 1, blowup: float = 1e6,
+                  rtol: float = 1e-10) -> Trajectory:
     """Integrate the modified flow of GD (eq-drift-igr for ``order=1``, eq-drift-third for ``order=2``).
 
     Order 1 is the gradient flow of the modified loss ``E + (h/4) ||grad E||^2`` (implicit gradient
@@ -129,12 +132,13 @@ def modified_flow(loss: LossFn, theta0, *, lr: float, times, order: int = 1, blo
         times: evaluation times (GD step ``k`` is time ``k h``).
         order: 1 or 2.
         blowup: divergence radius (see :func:`gradient_flow`).
+        rtol: integrator tolerance (see :func:`gradient_flow`).
     """
     lr = check_lr(lr)
     if order not in (1, 2):
         raise ValueError(f"order: expected 1 or 2, got {order!r}")
     return _integrate(lambda x: modified_flow_field(loss, x, lr=lr, order=order), loss, theta0, times, lr,
-                      check_positive(blowup, name="blowup"))
+                      check_positive(blowup, name="blowup"), rtol)
 
 
 def principal_flow_coefficients(H, *, lr: float) -> torch.Tensor:
@@ -261,10 +265,14 @@ def factorisation_gd(u0: float, v0: float, *, lr: float, steps: int = 2000, tol:
     return FactorisationRun(traj, sharp(traj.params[0]), sharp(traj.params[-1]), converged, traj.diverged)
 
 
-def quartic_loss(theta: torch.Tensor, nonlinearity: float = 1.0) -> torch.Tensor:
-    """The brief's non-quadratic test loss ``(x^2 + 4 y^2)/2 + c (x^4/4 + x y^2/2)`` with ``c = nonlinearity``."""
+def quartic_loss(theta: torch.Tensor, nonlinearity: float = 1.0, curvature: float = 4.0) -> torch.Tensor:
+    """A 2-D test loss ``(x^2 + a y^2)/2 + c (x^4/4 + x y^2/2)`` (eq-drift-quartic).
+
+    ``a = curvature`` is the sharp direction's curvature at the minimum and ``c = nonlinearity``;
+    ``c = 0`` is a quadratic. The defaults (``a = 4, c = 1``) are the brief's error-order problem.
+    """
     x, y = theta[0], theta[1]
-    return 0.5 * (x**2 + 4 * y**2) + nonlinearity * (x**4 / 4 + x * y**2 / 2)
+    return 0.5 * (x**2 + curvature * y**2) + nonlinearity * (x**4 / 4 + x * y**2 / 2)
 
 
 def drift_errors(loss: LossFn, theta0, *, lrs, T: float = 1.0, order: int = 1) -> dict[str, torch.Tensor]:

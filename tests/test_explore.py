@@ -135,6 +135,9 @@ def test_every_grid_corner_draws():
 
 
 def test_live_display_draws_once_and_is_fast():
+    import ipywidgets  # noqa: F401  (a chapter imports it in its setup cell; time the display only)
+
+    make_draw()(0.1, 1.0)  # warm matplotlib's font cache, as the chapter's earlier figures do
     calls = []
     e = ex.explore(make_draw(calls), lr=ex.log(0.01, 2, 41), a=ex.log(0.1, 10, 41))
     t0 = time.perf_counter()
