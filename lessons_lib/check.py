@@ -180,3 +180,31 @@ def principal_coefficient(answer, *, lr: float, lam: float) -> CheckResult:
         return "take the complex logarithm of the per-step factor 1 - h*lambda, then divide by h"
 
     return compare([z.real, z.imag], [want.real, want.imag], rtol=1e-6, close_rtol=0.02, hint=hint)
+
+
+# --- chapter checks: warmup-stable-decay -------------------------------------------------------
+
+def best_decay_fraction(answer, *, fractions, valley, x0: float, peak: float, steps: int, sigma: float) -> CheckResult:
+    """Check the decay fraction (one of ``fractions``) with the lowest expected final loss on ``valley``."""
+    from . import schedules, wsd
+
+    def final(f):
+        sched = schedules.wsd_schedule(peak, total=steps, warmup=0, decay_frac=f)
+        return sum(wsd.expected_valley_loss(valley, x0, schedule=sched, steps=steps, sigma=sigma))
+
+    losses = {f: final(f) for f in fractions}
+    best = min(losses, key=losses.get)
+    if answer is None or answer is Ellipsis:
+        return compare(None, best)
+    if answer not in losses:
+        return CheckResult("wrong", f"pick one of the fractions offered: {list(fractions)}")
+
+    def hint(v):
+        river, hill = wsd.expected_valley_loss(valley, x0, steps=steps, sigma=sigma,
+                                               schedule=schedules.wsd_schedule(peak, total=steps, warmup=0, decay_frac=v))
+        side = "river" if river > hill else "hill"
+        return (f"at decay fraction {v} the final loss is {river + hill:.3g}, of which the {side} part is larger; "
+                + ("a shorter decay leaves more time for river progress" if side == "river"
+                   else "a longer decay removes more of the hill noise"))
+
+    return compare(answer, best, rtol=1e-12, close_rtol=0.0, hint=hint)

@@ -1,0 +1,297 @@
+"""Warmup-stable-decay in a river valley: SGD on the analytic valley and on a bigram language model.
+
+On the straight valley (``g = 0``) with gradient noise ``sigma xi`` in the hill direction, SGD is
+``y_{t+1} = (1 - eta_t a) y_t - eta_t sigma xi_t`` and ``x_{t+1} = (1 - eta_t mu) x_t``. Hence
+
+* the hill loss ``E[a y^2 / 2]`` settles at ``eta sigma^2 / (2 (2 - eta a))`` under a constant rate
+  (eq-wsd-hill), and diverges iff ``eta > 2 / a``;
+* the river coordinate is ``x_T = x_0 prod_t (1 - eta_t mu) ~ x_0 exp(-mu sum_t eta_t)``
+  (eq-wsd-river): river progress depends only on the area under the schedule.
+
+So the stable phase makes river progress, the decay removes the hill noise, and both matter.
+
+The bigram task is the paper's picture of how a river valley arises in next-token prediction
+(our reconstruction): tokens with one deterministic successor make the river (their excess loss
+can go to 0 only as their logits grow without bound), tokens with several equally likely successors
+make the hills (their excess loss is set by SGD noise and the learning rate).
+
+References:
+    Wen, Li, Wang, Hall, Liang & Ma (2025), Understanding Warmup-Stable-Decay Learning Rates: A River
+    Valley Loss Landscape Perspective, ICLR, arXiv:2410.05192.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .backend import as_generator, check_count, check_positive
+from .landscapes import RiverValley
+from .schedules import constant_schedule, wsd_branch_plan, wsd_s_plan, wsd_s_schedule, wsd_schedule
+
+Schedule = Callable[[torch.Tensor], torch.Tensor]
+
+
+def stationary_hill_loss(lr: float, a: float, sigma: float) -> float:
+    """``lr sigma^2 / (2 (2 - lr a))`` (eq-wsd-hill); ``inf`` when ``lr a >= 2`` (the hill diverges)."""
+    lr, a = check_positive(lr, name="lr"), check_positive(a, name="a")
+    sigma = check_positive(sigma, name="sigma", allow_zero=True)
+    return math.inf if lr * a >= 2 else lr * sigma**2 / (2 * (2 - lr * a))
+
+
+def river_progress(x0: float, mu: float, lrs: torch.Tensor) -> float:
+    """``x0 exp(-mu sum_t lr_t)`` (eq-wsd-river) for the learning rates ``lrs`` of a run."""
+    return float(x0) * math.exp(-check_positive(mu, name="mu") * float(torch.as_tensor(lrs).sum()))
+
+
+def _rates(schedule: Schedule, steps: int) -> torch.Tensor:
+    if not callable(schedule):
+        raise ValueError(f"schedule: expected a callable step -> learning rate, got {type(schedule).__name__}")
+    lrs = torch.as_tensor(schedule(torch.arange(steps)), dtype=torch.float64)
+    if lrs.shape != (steps,) or not bool(torch.isfinite(lrs).all()) or bool((lrs < 0).any()):
+        raise ValueError("schedule: must return finite learning rates >= 0, one per step")
+    return lrs
+
+
+@dataclass(frozen=True)
+class ValleyRun:
+    """SGD on a river valley: ``params`` (steps+1, R, 2), ``river``/``hill`` (steps+1, R), ``lr`` (steps,)."""
+
+    params: torch.Tensor
+    river: torch.Tensor
+    hill: torch.Tensor
+    lr: torch.Tensor
+    diverged: torch.Tensor
+    diverged_at: torch.Tensor
+
+    @property
+    def loss(self) -> torch.Tensor:
+        return self.river + self.hill
+
+
+def sgd_valley(valley: RiverValley, start, *, schedule: Schedule, steps: int, sigma: float, replicas: int = 1,
+               generator: int | torch.Generator = 0, blowup: float = 1e6) -> ValleyRun:
+    """SGD with hill-direction gradient noise on ``valley`` (eq-wsd-sgd).
+
+    ``theta_{t+1} = theta_t - eta_t (grad L(theta_t) + sigma xi_t e_y)`` with ``xi_t ~ N(0, 1)``
+    independent across ``replicas``; ``e_y`` is the hill direction of the straight valley.
+
+    Args:
+        valley: the landscape.
+        start: ``(x0, y0)``.
+        schedule: ``step -> eta`` (see :mod:`lessons_lib.schedules`).
+        steps: number of updates.
+        sigma: noise scale.
+        replicas: independent runs, batched in the second dimension.
+        generator: seed or generator for the noise.
+        blowup: a replica whose ``|theta|`` exceeds this is frozen and flagged as diverged.
+    """
+    steps = check_count(steps, name="steps")
+    replicas = check_count(replicas, name="replicas")
+    sigma = check_positive(sigma, name="sigma", allow_zero=True)
+    lrs = _rates(schedule, steps)
+    gen = as_generator(generator, "cpu")
+    theta = torch.as_tensor(start, dtype=torch.float64).expand(replicas, 2).clone()
+    if theta.shape != (replicas, 2):
+        raise ValueError(f"start: expected (x0, y0), got shape {tuple(torch.as_tensor(start).shape)}")
+    noise = sigma * torch.randn(steps, replicas, generator=gen, dtype=torch.float64)
+    at = torch.full((replicas,), -1, dtype=torch.long)
+    path = [theta]
+    for t in range(steps):
+        g = valley.grad(theta)
+        g[:, 1] += noise[t]
+        new = theta - lrs[t] * g
+        bad = ~torch.isfinite(new).all(dim=1) | (new.abs().amax(dim=1) > blowup)
+        at = torch.where(bad & (at < 0), torch.full_like(at, t + 1), at)
+        theta = torch.where((at >= 0)[:, None], theta, new)
+        path.append(theta)
+    params = torch.stack(path)
+    return ValleyRun(params, valley.river(params), valley.hill(params), lrs, at >= 0, at)
+
+
+# --- the bigram language model -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BigramTask:
+    """A bigram source over ``vocab`` tokens: the previous token is uniform, the next one follows ``P``.
+
+    Attributes:
+        P: transition matrix, shape ``(V, V)``; rows of deterministic tokens are one-hot.
+        deterministic: bool mask ``(V,)`` of tokens with a single successor (the river).
+        entropy_floor: the best achievable cross-entropy ``mean_i H(P_i)`` (nats).
+    """
+
+    P: torch.Tensor
+    deterministic: torch.Tensor
+
+    @property
+    def vocab(self) -> int:
+        return self.P.shape[0]
+
+    @property
+    def entropy_floor(self) -> float:
+        logp = torch.where(self.P > 0, self.P.log(), torch.zeros_like(self.P))
+        return float(-(self.P * logp).sum(dim=1).mean())
+
+    def excess(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact population excess loss ``mean_i KL(P_i || softmax(W_i))`` split into (river, hill).
+
+        Each part is the contribution of its tokens to the mean over all ``V`` previous tokens, so
+        ``river + hill`` is the total excess cross-entropy. ``logits`` has shape ``(..., V, V)``.
+        """
+        logq = torch.log_softmax(logits, dim=-1)
+        logp = torch.where(self.P > 0, self.P.log(), torch.zeros_like(self.P))
+        kl = (self.P * (logp - logq)).sum(dim=-1)  # (..., V)
+        V = self.vocab
+        return (kl * self.deterministic).sum(dim=-1) / V, (kl * ~self.deterministic).sum(dim=-1) / V
+
+
+def bigram_task(vocab: int = 40, *, deterministic_frac: float = 0.5, branching: int = 5,
+                generator: int | torch.Generator = 0) -> BigramTask:
+    """Half the tokens (``deterministic_frac``) have one fixed successor, the rest ``branching``
+    equally likely successors; successors are drawn at random from the vocabulary."""
+    V = check_count(vocab, name="vocab", minimum=2)
+    branching = check_count(branching, name="branching", minimum=2)
+    if branching > V:
+        raise ValueError(f"branching: must be <= vocab = {V}, got {branching}")
+    if not 0 <= deterministic_frac <= 1:
+        raise ValueError(f"deterministic_frac: must lie in [0, 1], got {deterministic_frac}")
+    gen = as_generator(generator, "cpu")
+    n_det = round(deterministic_frac * V)
+    P = torch.zeros(V, V, dtype=torch.float64)
+    for i in range(V):
+        succ = torch.randperm(V, generator=gen)[: 1 if i < n_det else branching]
+        P[i, succ] = 1.0 / len(succ)
+    det = torch.arange(V) < n_det
+    return BigramTask(P, det)
+
+
+@dataclass(frozen=True)
+class BigramRun:
+    """Excess loss over training, batched over seeds: ``river``/``hill`` have shape ``(K, S)``."""
+
+    steps: torch.Tensor
+    river: torch.Tensor
+    hill: torch.Tensor
+    lr: torch.Tensor
+    logits: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        return self.river + self.hill
+
+
+def train_bigram(task: BigramTask, schedule: Schedule, *, steps: int, batch: int = 32, seeds: int = 3,
+                 generator: int | torch.Generator = 0, record_every: int = 50,
+                 init: torch.Tensor | None = None) -> BigramRun:
+    """SGD on the next-token cross-entropy of a ``V x V`` logit table (eq-wsd-bigram).
+
+    Each step draws ``batch`` previous tokens uniformly and their successors from ``task.P``; the
+    gradient of the mean cross-entropy on row ``i`` is ``softmax(W_i) - onehot(next)``. ``seeds``
+    independent runs are trained side by side (leading dimension ``S``); logits start at zero, or
+    at ``init`` (shape ``(S, V, V)``) to resume a run, e.g. to branch off a decay.
+    The excess loss is computed exactly on the population (no evaluation sampling).
+    """
+    steps = check_count(steps, name="steps")
+    batch = check_count(batch, name="batch")
+    seeds = check_count(seeds, name="seeds")
+    record_every = check_count(record_every, name="record_every")
+    lrs = _rates(schedule, steps)
+    gen = as_generator(generator, "cpu")
+    V = task.vocab
+    W = torch.zeros(seeds, V, V, dtype=torch.float64)
+    if init is not None:
+        if not isinstance(init, torch.Tensor) or init.shape != W.shape:
+            raise ValueError(f"init: expected logits of shape {tuple(W.shape)}")
+        W = init.to(W).clone()
+    cum = task.P.cumsum(dim=1)
+    cum[:, -1] = 1.0
+    rows = torch.arange(seeds)[:, None].expand(seeds, batch)
+    rec, rivers, hills = [], [], []
+
+    def record(t):
+        r, h = task.excess(W)
+        rec.append(t)
+        rivers.append(r)
+        hills.append(h)
+
+    record(0)
+    for t in range(steps):
+        prev = torch.randint(V, (seeds, batch), generator=gen)
+        u = torch.rand(seeds, batch, 1, generator=gen, dtype=torch.float64)
+        nxt = (cum[prev] < u).sum(dim=-1).clamp(max=V - 1)  # inverse-CDF sampling
+        probs = torch.softmax(W[rows, prev], dim=-1)  # (S, B, V)
+        probs[rows, torch.arange(batch).expand(seeds, batch), nxt] -= 1.0
+        W.index_put_((rows, prev), -(lrs[t] / batch) * probs, accumulate=True)
+        if (t + 1) % record_every == 0 or t + 1 == steps:
+            record(t + 1)
+    return BigramRun(torch.tensor(rec), torch.stack(rivers), torch.stack(hills), lrs, W)
+
+
+@dataclass(frozen=True)
+class CheckpointComparison:
+    """Excess loss at each checkpoint for branching WSD and WSD-S, and the steps each used."""
+
+    checkpoints: list[int]
+    wsd: torch.Tensor  # (C, S) total excess at each checkpoint
+    wsd_s: torch.Tensor  # (C, S)
+    wsd_steps: int
+    wsd_s_steps: int
+
+
+def compare_wsd_s(task: BigramTask, *, peak: float, checkpoints: list[int], decay_frac: float, seeds: int = 3,
+                  batch: int = 32, generator: int = 0) -> CheckpointComparison:
+    """Branching WSD against WSD-S on the bigram task at the same checkpoints (eq-wsd-s).
+
+    Branching WSD keeps one constant-rate main run; for checkpoint ``C_i`` it forks at ``C_i - d_i``
+    and decays linearly to 0 over ``d_i = round(decay_frac * (C_i - C_{i-1}))`` steps (the same decay
+    lengths as WSD-S), while the main run continues from the pre-decay weights: it uses
+    ``C_last + sum_{i < last} d_i`` steps. WSD-S is a single run that
+    decays over the last ``decay_frac`` of every period between checkpoints and then resumes at the
+    peak rate *from the decayed weights*: it uses ``C_last`` steps.
+    """
+
+    peak = check_positive(peak, name="peak")
+    branches = wsd_branch_plan(checkpoints, decay_frac=decay_frac, per="period")
+    main = constant_schedule(peak)
+    W = None
+    done = 0
+    wsd_losses = []
+    for br in branches:  # advance the main branch to the fork, then decay a copy
+        if br.fork > done:
+            run = train_bigram(task, main, steps=br.fork - done, batch=batch, seeds=seeds,
+                               generator=generator + 1000 + done, record_every=br.fork - done, init=W)
+            W, done = run.logits, br.fork
+        d = br.end - br.fork
+        decay = wsd_schedule(peak, total=d, warmup=0, decay_frac=1.0)  # linear from peak to 0
+        dec = train_bigram(task, decay, steps=d, batch=batch, seeds=seeds, generator=generator + 2000 + br.end,
+                           record_every=d, init=W)
+        wsd_losses.append(dec.total[-1])
+    sched = wsd_s_schedule(peak, checkpoints=checkpoints, warmup=0, decay_frac=decay_frac)
+    single = train_bigram(task, sched, steps=checkpoints[-1], batch=batch, seeds=seeds, generator=generator,
+                          record_every=math.gcd(*checkpoints))
+    at = [int((single.steps == c).nonzero()[0, 0]) for c in checkpoints]
+    return CheckpointComparison(list(checkpoints), torch.stack(wsd_losses), single.total[at],
+                                branches[-1].total_steps, wsd_s_plan(checkpoints, decay_frac=decay_frac)[-1].total_steps)
+
+
+def expected_valley_loss(valley: RiverValley, x0: float, *, schedule: Schedule, steps: int,
+                         sigma: float) -> tuple[float, float]:
+    """Exact expected final (river, hill) loss of SGD on the straight valley (eq-wsd-hill, eq-wsd-river).
+
+    With ``y_0 = 0``: ``x_{t+1} = (1 - eta_t mu) x_t`` and the hill variance
+    ``v_{t+1} = (1 - eta_t a)^2 v_t + eta_t^2 sigma^2``; the losses are ``mu x_T^2 / 2`` and
+    ``a v_T / 2``. No sampling, so it is the reference for "which decay fraction is best".
+    """
+    if valley.amplitude != 0:
+        raise ValueError("valley: the closed form holds for the straight valley (amplitude 0) only")
+    lrs = _rates(schedule, check_count(steps, name="steps"))
+    sigma = check_positive(sigma, name="sigma", allow_zero=True)
+    x, v = float(x0), 0.0
+    for eta in lrs.tolist():
+        x *= 1 - eta * valley.mu
+        v = (1 - eta * valley.a) ** 2 * v + eta**2 * sigma**2
+    return 0.5 * valley.mu * x**2, 0.5 * valley.a * v
