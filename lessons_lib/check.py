@@ -208,3 +208,20 @@ def best_decay_fraction(answer, *, fractions, valley, x0: float, peak: float, st
                    else "a longer decay removes more of the hill noise"))
 
     return compare(answer, best, rtol=1e-12, close_rtol=0.0, hint=hint)
+
+
+# --- chapter checks: curl descent --------------------------------------------------------------
+
+def curl_stable(answer, *, W1, w2, D1, D2) -> CheckResult:
+    """Check a True/False prediction that the solution manifold is stable (``lambda_min(K) > 0``)."""
+    from . import curl
+
+    if answer is None or answer is Ellipsis:
+        return compare(None, 0.0)
+    if not isinstance(answer, bool):
+        return CheckResult("wrong", f"answer True (stable) or False (unstable), got a {type(answer).__name__}")
+    stable = bool(torch.linalg.eigvalsh(curl.stability_matrix(W1, w2, D1, D2))[0] > 0)
+    if answer == stable:
+        return CheckResult("correct", "well done")
+    return CheckResult("wrong", "compute the smallest eigenvalue of K = ||w2||^2 D1 + W1^T D2 W1 "
+                                "(curl.stability_matrix, then torch.linalg.eigvalsh) and look at its sign")

@@ -113,7 +113,7 @@ def test_chapter_explorer_responds_offline(server, browser):
     page.close()
 
 
-@pytest.mark.parametrize("name", ["stability", "drift", "river-valleys"])
+@pytest.mark.parametrize("name", ["stability", "drift", "river-valleys", "curl-descent"])
 def test_every_explorer_control_swaps_the_frame(server, browser, name):
     page, requests, errors = open_page(browser, f"{server}/book/{name}.html")
     explorers = page.locator(".lessons-explorer")
@@ -129,6 +129,8 @@ def test_every_explorer_control_swaps_the_frame(server, browser, name):
             if tag == "SELECT":
                 current = ctrl.evaluate("el => el.selectedIndex")
                 ctrl.select_option(index=0 if current else 1)
+            elif ctrl.get_attribute("type") == "checkbox":
+                ctrl.click()
             else:
                 ctrl.focus()
                 page.keyboard.press("ArrowLeft" if ctrl.evaluate("el => +el.value > 0") else "ArrowRight")
@@ -138,7 +140,7 @@ def test_every_explorer_control_swaps_the_frame(server, browser, name):
 
 
 @pytest.mark.parametrize("name", ["intro", "how-to-use", "notation", "bibliography", "stability", "drift",
-                                  "river-valleys"])
+                                  "river-valleys", "curl-descent"])
 def test_other_pages_stay_on_localhost(server, browser, name):
     page, requests, errors = open_page(browser, f"{server}/book/{name}.html")
     page.wait_for_load_state("networkidle")

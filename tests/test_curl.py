@@ -1,0 +1,110 @@
+"""Ninou, Kadmon & Cayco-Gajic (2025): curl descent. Margins from our runs (see the chapter)."""
+
+import math
+
+import pytest
+import torch
+
+from lessons_lib import curl as C
+
+
+def small_net(seed=0, M=4, N=6, n=20):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, M, generator=g, dtype=torch.float64)
+    y = X @ torch.randn(M, generator=g, dtype=torch.float64)
+    p = torch.randn(N * M + N, generator=g, dtype=torch.float64)
+    return X, y, p, M, N
+
+
+def test_gd_field_is_a_gradient_and_flips_add_curl():
+    X, y, p, M, N = small_net()
+    ones_M, ones_N = torch.ones(M, dtype=torch.float64), torch.ones(N, dtype=torch.float64)
+
+    def loss(q):
+        W1, w2 = q[: N * M].view(N, M), q[N * M:]
+        return 0.5 * ((X @ W1.T @ w2 - y) ** 2).mean()
+
+    gd = C.learning_field_jacobian(lambda q: C.network_field(q, X=X, y=y, D1=ones_M, D2=ones_N), p)
+    assert torch.allclose(C.network_field(p, X=X, y=y, D1=ones_M, D2=ones_N), -torch.func.grad(loss)(p))
+    assert C.curl_fraction(gd) < 1e-12
+    for D1, D2 in ((ones_M.clone().index_fill_(0, torch.tensor([0]), -1.0), ones_N),
+                   (ones_M, ones_N.clone().index_fill_(0, torch.tensor([2]), -1.0))):
+        J = C.learning_field_jacobian(lambda q: C.network_field(q, X=X, y=y, D1=D1, D2=D2), p)
+        assert C.curl_fraction(J) > 1e-3
+    chain_gd = C.learning_field_jacobian(lambda w: C.chain_field(w, a=1.0, flipped=False), [0.4, 0.9])
+    chain_curl = C.learning_field_jacobian(lambda w: C.chain_field(w, a=1.0, flipped=True), [0.4, 0.9])
+    assert C.curl_fraction(chain_gd) < 1e-12 and C.curl_fraction(chain_curl) > 1e-3
+
+
+def test_scalar_chain_conserves_radius_and_threshold():
+    good = C.scalar_chain([0.3, 1.6], a=1.0, lr=1e-3, steps=20_000)  # r0^2 = 2.65 >= 2a
+    bad = C.scalar_chain([0.5, 1.0], a=1.0, lr=1e-3, steps=20_000)  # r0^2 = 1.25 < 2a
+    r2 = (bad.params**2).sum(dim=1)
+    assert float((r2 - r2[0]).abs().max() / r2[0]) < 0.02  # measured 1.6% (Euler drifts upwards)
+    assert float(r2[-1]) > float(r2[0])
+    assert float(good.loss[-1]) < 1e-10 and float(bad.loss[-1]) > 1e-3
+    gd = C.scalar_chain([0.5, 1.0], a=1.0, lr=1e-2, steps=5000, flipped=False)
+    assert float(gd.loss[-1]) < 1e-10  # GD learns from the same start
+    w1sq_minus_w2sq = gd.params[:, 0] ** 2 - gd.params[:, 1] ** 2
+    assert float((w1sq_minus_w2sq - w1sq_minus_w2sq[0]).abs().max()) < 0.05
+
+
+@pytest.mark.parametrize("a", [0.5, 1.0, 2.0])
+def test_origin_is_a_center(a):
+    J = C.learning_field_jacobian(lambda w: C.chain_field(w, a=a, flipped=True), [0.0, 0.0])
+    ev = torch.linalg.eigvals(J)
+    assert float(ev.real.abs().max()) < 1e-12
+    assert sorted(ev.imag.tolist()) == pytest.approx([-a, a])
+
+
+def test_expansive_tolerates_all_inputs_flipped_compressive_fails_with_five():
+    exp = C.train_student_teacher(n_inputs=10, n_hidden=50, flipped_inputs=10, steps=5000, record_every=5000)
+    comp = C.train_student_teacher(n_inputs=40, n_hidden=10, flipped_inputs=5, steps=5000, record_every=5000)
+    assert bool((exp.loss[-1] < 1e-8).all())  # measured <= 5e-31 on 3/3 seeds
+    assert bool((comp.loss[-1] > 1e-3).all())  # measured 0.14-0.30
+    assert bool((exp.lam_min[-1] > 0).all()) and bool((comp.lam_min[-1] < 0).all())
+
+
+def test_sign_of_lambda_min_predicts_success():
+    configs = [(10, 50, 10, 0), (40, 10, 5, 0), (40, 10, 1, 0), (10, 50, 0, 50), (40, 10, 0, 10), (20, 20, 10, 0)]
+    agree = total = 0
+    for M, N, fi, fh in configs:
+        run = C.train_student_teacher(n_inputs=M, n_hidden=N, flipped_inputs=fi, flipped_hidden=fh, steps=3000,
+                                      seeds=2, record_every=3000)
+        agree += int((run.learned() == (run.lam_min[-1] > 0)).sum())
+        total += 2
+    assert agree >= 0.9 * total  # measured 36/36 over 12 configurations x 3 seeds
+
+
+def test_one_flipped_hidden_unit_learns_like_gd():
+    one = C.train_student_teacher(n_inputs=10, n_hidden=50, flipped_hidden=1, steps=5000, record_every=5000)
+    gd = C.train_student_teacher(n_inputs=10, n_hidden=50, steps=5000, record_every=5000)
+    assert bool((one.loss[-1] < 1e-8).all()) and bool((gd.loss[-1] < 1e-8).all())
+
+
+def test_stability_matrix_formula_and_gd_case():
+    g = torch.Generator().manual_seed(1)
+    W1 = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    w2 = torch.randn(5, generator=g, dtype=torch.float64)
+    D1 = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    D2 = torch.tensor([1.0, 1.0, -1.0, 1.0, 1.0], dtype=torch.float64)
+    K = C.stability_matrix(W1, w2, D1, D2)
+    assert torch.allclose(K, (w2 @ w2) * torch.diag(D1) + W1.T @ torch.diag(D2) @ W1)
+    Kgd = C.stability_matrix(W1, w2, torch.ones(3, dtype=torch.float64), torch.ones(5, dtype=torch.float64))
+    assert float(torch.linalg.eigvalsh(Kgd)[0]) > 0
+
+
+def test_determinism_divergence_and_bad_input():
+    a = C.train_student_teacher(n_inputs=5, n_hidden=8, flipped_inputs=1, steps=200, record_every=100, generator=4)
+    b = C.train_student_teacher(n_inputs=5, n_hidden=8, flipped_inputs=1, steps=200, record_every=100, generator=4)
+    assert torch.equal(a.W1, b.W1) and torch.equal(a.loss, b.loss)
+    wild = C.train_student_teacher(n_inputs=5, n_hidden=8, lr=50.0, steps=200, renormalize=False, record_every=100)
+    assert bool(wild.diverged.all()) and bool(torch.isfinite(wild.W1).all())
+    for kwargs, name in [(dict(flipped_inputs=6), "flipped_inputs"), (dict(flipped_hidden=9), "flipped_hidden"),
+                         (dict(activation="relu"), "activation"), (dict(lr=0.0), "lr"), (dict(batch_size=0), "batch_size")]:
+        with pytest.raises(ValueError, match=name):
+            C.train_student_teacher(n_inputs=5, n_hidden=8, steps=10, **kwargs)
+    with pytest.raises(ValueError, match="w0"):
+        C.scalar_chain([1.0], a=1.0, lr=0.1, steps=10)
+    with pytest.raises(ValueError, match="J"):
+        C.curl_fraction(torch.zeros(2, 3))
