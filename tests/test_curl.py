@@ -58,8 +58,10 @@ def test_origin_is_a_center(a):
 
 
 def test_expansive_tolerates_all_inputs_flipped_compressive_fails_with_five():
-    exp = C.train_student_teacher(n_inputs=10, n_hidden=50, flipped_inputs=10, steps=5000, record_every=5000)
-    comp = C.train_student_teacher(n_inputs=40, n_hidden=10, flipped_inputs=5, steps=5000, record_every=5000)
+    exp = C.train_student_teacher(n_inputs=10, n_hidden=50, flipped_inputs=10, steps=5000, record_every=5000,
+                                  renormalize=True)
+    comp = C.train_student_teacher(n_inputs=40, n_hidden=10, flipped_inputs=5, steps=5000, record_every=5000,
+                                   renormalize=True)
     assert bool((exp.loss[-1] < 1e-8).all())  # measured <= 5e-31 on 3/3 seeds
     assert bool((comp.loss[-1] > 1e-3).all())  # measured 0.14-0.30
     assert bool((exp.lam_min[-1] > 0).all()) and bool((comp.lam_min[-1] < 0).all())
@@ -70,15 +72,16 @@ def test_sign_of_lambda_min_predicts_success():
     agree = total = 0
     for M, N, fi, fh in configs:
         run = C.train_student_teacher(n_inputs=M, n_hidden=N, flipped_inputs=fi, flipped_hidden=fh, steps=3000,
-                                      seeds=2, record_every=3000)
+                                      seeds=2, record_every=3000, renormalize=True)
         agree += int((run.learned() == (run.lam_min[-1] > 0)).sum())
         total += 2
     assert agree >= 0.9 * total  # measured 36/36 over 12 configurations x 3 seeds
 
 
 def test_one_flipped_hidden_unit_learns_like_gd():
-    one = C.train_student_teacher(n_inputs=10, n_hidden=50, flipped_hidden=1, steps=5000, record_every=5000)
-    gd = C.train_student_teacher(n_inputs=10, n_hidden=50, steps=5000, record_every=5000)
+    one = C.train_student_teacher(n_inputs=10, n_hidden=50, flipped_hidden=1, steps=5000, record_every=5000,
+                                  renormalize=True)
+    gd = C.train_student_teacher(n_inputs=10, n_hidden=50, steps=5000, record_every=5000, renormalize=True)
     assert bool((one.loss[-1] < 1e-8).all()) and bool((gd.loss[-1] < 1e-8).all())
 
 
@@ -98,7 +101,8 @@ def test_determinism_divergence_and_bad_input():
     a = C.train_student_teacher(n_inputs=5, n_hidden=8, flipped_inputs=1, steps=200, record_every=100, generator=4)
     b = C.train_student_teacher(n_inputs=5, n_hidden=8, flipped_inputs=1, steps=200, record_every=100, generator=4)
     assert torch.equal(a.W1, b.W1) and torch.equal(a.loss, b.loss)
-    wild = C.train_student_teacher(n_inputs=5, n_hidden=8, lr=50.0, steps=200, renormalize=False, record_every=100)
+    wild = C.train_student_teacher(n_inputs=5, n_hidden=8, lr=50.0, steps=200, record_every=100)
+    assert C.train_student_teacher(n_inputs=5, n_hidden=8, steps=1).D1.shape == (3, 5)  # renormalize is off by default
     assert bool(wild.diverged.all()) and bool(torch.isfinite(wild.W1).all())
     for kwargs, name in [(dict(flipped_inputs=6), "flipped_inputs"), (dict(flipped_hidden=9), "flipped_hidden"),
                          (dict(activation="relu"), "activation"), (dict(lr=0.0), "lr"), (dict(batch_size=0), "batch_size")]:
