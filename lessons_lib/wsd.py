@@ -57,19 +57,30 @@ def _rates(schedule: Schedule, steps: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class ValleyRun:
+class RiverHill:
+    """A loss split into its ``river`` and ``hill`` parts; ``total`` is their sum."""
+
+    river: torch.Tensor
+    hill: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        return self.river + self.hill
+
+
+@dataclass(frozen=True)
+class ValleyRun(RiverHill):
     """SGD on a river valley: ``params`` (steps+1, R, 2), ``river``/``hill`` (steps+1, R), ``lr`` (steps,)."""
 
     params: torch.Tensor
-    river: torch.Tensor
-    hill: torch.Tensor
     lr: torch.Tensor
     diverged: torch.Tensor
     diverged_at: torch.Tensor
 
     @property
     def loss(self) -> torch.Tensor:
-        return self.river + self.hill
+        """The total loss (``river + hill``), shape ``(steps+1, R)``."""
+        return self.total
 
 
 def sgd_valley(valley: RiverValley, start, *, schedule: Schedule, steps: int, sigma: float, replicas: int = 1,
@@ -109,7 +120,8 @@ def sgd_valley(valley: RiverValley, start, *, schedule: Schedule, steps: int, si
         theta = torch.where((at >= 0)[:, None], theta, new)
         path.append(theta)
     params = torch.stack(path)
-    return ValleyRun(params, valley.river(params), valley.hill(params), lrs, at >= 0, at)
+    return ValleyRun(river=valley.river(params), hill=valley.hill(params), params=params, lr=lrs, diverged=at >= 0,
+                     diverged_at=at)
 
 
 # --- the bigram language model -------------------------------------------------------------------
@@ -170,18 +182,12 @@ def bigram_task(vocab: int = 40, *, deterministic_frac: float = 0.5, branching: 
 
 
 @dataclass(frozen=True)
-class BigramRun:
+class BigramRun(RiverHill):
     """Excess loss over training, batched over seeds: ``river``/``hill`` have shape ``(K, S)``."""
 
     steps: torch.Tensor
-    river: torch.Tensor
-    hill: torch.Tensor
     lr: torch.Tensor
     logits: torch.Tensor
-
-    @property
-    def total(self) -> torch.Tensor:
-        return self.river + self.hill
 
 
 def train_bigram(task: BigramTask, schedule: Schedule, *, steps: int, batch: int = 32, seeds: int = 3,
@@ -228,7 +234,7 @@ def train_bigram(task: BigramTask, schedule: Schedule, *, steps: int, batch: int
         W.index_put_((rows, prev), -(lrs[t] / batch) * probs, accumulate=True)
         if (t + 1) % record_every == 0 or t + 1 == steps:
             record(t + 1)
-    return BigramRun(torch.tensor(rec), torch.stack(rivers), torch.stack(hills), lrs, W)
+    return BigramRun(river=torch.stack(rivers), hill=torch.stack(hills), steps=torch.tensor(rec), lr=lrs, logits=W)
 
 
 @dataclass(frozen=True)
