@@ -9,7 +9,6 @@ raises ``NotImplementedError``), NaN and wrong shapes get a friendly message, no
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
 

@@ -190,20 +190,22 @@ def drift_adjusted_lr(loss: LossFn, theta, *, power: float = 1.0, scale: float =
     ``scale = 1`` puts GD exactly at the stability limit of the gradient's direction (a two-cycle if
     the gradient is an eigenvector); ``scale < 1`` keeps a margin.
     """
-    theta = as_tensor(theta, name="theta")
+    return _dal_step(loss, as_tensor(theta, name="theta"), *_check_dal(power, scale, cap))[0]
+
+
+def _check_dal(power, scale, cap) -> tuple[float, float, float]:
     power = float(power)
     if not math.isfinite(power) or power < 0:
         raise ValueError(f"power: expected a finite number >= 0, got {power}")
-    cap = check_positive(cap, name="cap")
-    scale = check_positive(scale, name="scale")
-    g = grad(loss)(theta)
+    return power, check_positive(scale, name="scale"), check_positive(cap, name="cap")
+
+
+def _dal_step(loss: LossFn, theta: torch.Tensor, power: float, scale: float, cap: float) -> tuple[float, torch.Tensor]:
+    """The drift-adjusted rate and the gradient it was computed from (one gradient, one HVP)."""
+    g, pullback = vjp(grad(loss), theta)
     gn = float(g.norm())
-    if gn == 0:
-        return cap
-    ratio = float(curvature.hvp(loss, theta, g).norm()) / gn
-    if ratio == 0:
-        return cap
-    return min(cap, 2.0 * scale / ratio**power)
+    ratio = float(pullback(g)[0].norm()) / gn if gn > 0 else 0.0
+    return (cap if ratio == 0 else min(cap, 2.0 * scale / ratio**power)), g
 
 
 def dal_descent(loss: LossFn, theta0, *, steps: int, power: float = 1.0, scale: float = 1.0, cap: float = 5.0,
@@ -214,12 +216,12 @@ def dal_descent(loss: LossFn, theta0, *, steps: int, power: float = 1.0, scale: 
         The trajectory and the learning rates used, shape ``(steps_taken,)``.
     """
     rates: list[float] = []
-    g = grad(loss)
+    checked = _check_dal(power, scale, cap)
 
     def step(x):
-        h = drift_adjusted_lr(loss, x, power=power, scale=scale, cap=cap)
+        h, g = _dal_step(loss, x, *checked)
         rates.append(h)
-        return x - h * g(x)
+        return x - h * g
 
     x0 = as_tensor(theta0, name="theta0")
     traj = iterate(step, loss, x0, lr=float("nan"), steps=check_count(steps, name="steps"), blowup=blowup)

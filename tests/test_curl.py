@@ -1,6 +1,5 @@
 """Ninou, Kadmon & Cayco-Gajic (2025): curl descent. Margins from our runs (see the chapter)."""
 
-import math
 
 import pytest
 import torch
