@@ -158,6 +158,8 @@ class DiagonalNetRun:
         trace_history, lam_max_history, l1_history, loss_history: shape ``(K, R?)``; ``l1_history``
             is ``4 sum_j sigma_j^2 |beta_j|`` and ``loss_history`` the full-batch training loss.
         diverged: bool ``(R?,)``; ``diverged_at``: step or ``-1``.
+        beta_history: ``beta`` at the recorded steps, shape ``(K, R?, d)`` (the saddle-to-saddle
+            chapter reads activation times from it).
     """
 
     lr: torch.Tensor
@@ -174,6 +176,7 @@ class DiagonalNetRun:
     loss_history: torch.Tensor
     diverged: torch.Tensor
     diverged_at: torch.Tensor
+    beta_history: torch.Tensor | None = None
 
 
 def train_diagonal_net(X, y, *, lr: float | Sequence[float], steps: int, batch_size: int | None = None,
@@ -224,12 +227,13 @@ def train_diagonal_net(X, y, *, lr: float | Sequence[float], steps: int, batch_s
     u = torch.full((R, d), init_scale, dtype=X.dtype, device=X.device)
     v = u.clone()
     at = torch.full((R,), -1, dtype=torch.long, device=X.device)
-    rec_steps, traces, lams, l1s, losses = [], [], [], [], []
+    rec_steps, traces, lams, l1s, losses, betas = [], [], [], [], [], []
 
     def record(step):
         beta = u**2 - v**2
         gn = gauss_newton(diagonal_net_jacobian(u, v, X))
         rec_steps.append(step)
+        betas.append(beta)
         traces.append(gn.trace)
         lams.append(gn.lam_max)
         l1s.append(weighted_l1(beta, X))
@@ -273,6 +277,7 @@ def train_diagonal_net(X, y, *, lr: float | Sequence[float], steps: int, batch_s
         record_steps=torch.tensor(rec_steps, device=X.device), trace_history=stack(traces),
         lam_max_history=stack(lams), l1_history=stack(l1s), loss_history=stack(losses),
         diverged=squeeze(at >= 0), diverged_at=squeeze(at),
+        beta_history=torch.stack(betas)[:, 0] if scalar else torch.stack(betas),
     )
 
 
