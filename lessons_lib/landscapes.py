@@ -62,3 +62,59 @@ def river_valley(*, mu: float = 0.01, a: float = 10.0, amplitude: float = 0.0, k
         raise ValueError(f"amplitude: must be finite, got {amplitude}")
     k = check_positive(k, name="k")
     return RiverValley(mu, a, float(amplitude), k)
+
+
+# --- landscapes for consensus-based optimization (eq-cbo-rastrigin, eq-cbo-canyon) ----------------
+
+def rastrigin(x: torch.Tensor, *, amplitude: float = 10.0) -> torch.Tensor:
+    """Rastrigin's function ``A d + sum_i (x_i^2 - A cos(2 pi x_i))`` (eq-cbo-rastrigin), batched.
+
+    A convex bowl ``|x|^2`` with a grid of local minima near the integer points; the amplitude ``A``
+    sets the height of the barriers between them (``A = 0`` is the plain quadratic). The global
+    minimum is ``f(0) = 0``.
+
+    Args:
+        x: points, shape ``(..., d)``.
+        amplitude: barrier height ``A >= 0`` (the standard choice is 10).
+
+    Returns:
+        Values of shape ``(...)``.
+
+    References:
+        Rastrigin (1974), Systems of Extremal Control, Nauka; the CBO benchmark of Pinnau, Totzeck, Tse &
+        Martin (2017), arXiv:1604.05648.
+    """
+    A = check_positive(amplitude, name="amplitude", allow_zero=True)
+    return A * x.shape[-1] + (x * x - A * torch.cos(2 * math.pi * x)).sum(dim=-1)
+
+
+def grand_canyon(x: torch.Tensor) -> torch.Tensor:
+    """A 2-D "Grand Canyon" landscape (eq-cbo-canyon): a curved, rippled canyon that ends at the global minimum 0.
+
+    ``f = 100 (1 - exp(-1.4 v^2 exp(-0.002 x1^4))) + 1.6 x1^2 + 0.8 x2^2 + 8 sum_i (1 - cos(0.75 pi x_i))
+    + 16 exp(1 - 2 v^4) max(0, (1 - exp(-9 b^2)) sign b)`` with the canyon floor ``v = x2 - g(x1)``,
+    ``g(x1) = (x1 - 1)(x1 - 4)^2 / 8 + 2``, and a wall ``b = -x1 - 1.6 x2`` closing the canyon past the
+    minimum. Gradient descent started high up (near ``(8, 8)``) stops in one of the cosine ripples;
+    the global minimum is ``f(0) = 0``. The formula follows the landscape of the authors' released
+    MATLAB scripts for their Figures 1(b) and 2.
+
+    Args:
+        x: points, shape ``(..., 2)``.
+
+    Returns:
+        Values of shape ``(...)``; differentiable (autograd) for gradient-descent comparisons.
+
+    References:
+        Riedl, Klock, Geldhauser & Fornasier (2023), Gradient is All You Need? How Consensus-Based
+        Optimization can be Interpreted as a Stochastic Relaxation of Gradient Descent, arXiv:2306.09778.
+    """
+    if x.shape[-1] != 2:
+        raise ValueError(f"x: the canyon is two-dimensional, got points of dimension {x.shape[-1]}")
+    x1, x2 = x[..., 0], x[..., 1]
+    v = x2 - ((x1 - 1) * (x1 - 4) ** 2 / 8 + 2)
+    b = -x1 - 1.6 * x2
+    canyon = 100 * (1 - torch.exp(-1.4 * v**2 * torch.exp(-0.002 * x1**4)))
+    bowl = 1.6 * x1**2 + 0.8 * x2**2
+    ripples = 8 * (1 - torch.cos(0.75 * math.pi * x)).sum(dim=-1)
+    wall = 16 * torch.exp(1 - 2 * v**4) * torch.where(b > 0, 1 - torch.exp(-9 * b**2), torch.zeros_like(b))
+    return canyon + bowl + ripples + wall

@@ -1,0 +1,472 @@
+"""Consensus-based optimization (CBO): a gradient-free swarm that behaves like gradient descent.
+
+``N`` particles ``x^i`` in ``R^d`` see only values ``f(x^i)``. Their Gibbs-weighted mean, the
+consensus point ``c_alpha`` (eq-cbo-consensus), computed with log-sum-exp (eq-cbo-logsumexp), is a
+Laplace-principle estimate of the best particle. Each particle drifts towards it and diffuses in
+proportion to its distance from it (eq-cbo-step), with isotropic or anisotropic noise
+(eq-cbo-noise). Noise convention: the increment is ``sigma * sqrt(dt) * D(x - c) xi`` with no factor
+``sqrt(2)`` (Pinnau et al. write ``sqrt(2) sigma``); CBXpy and the authors' MATLAB code use the same
+convention as this module.
+
+Consensus hopping (eq-cbo-hopping) samples around the current point and jumps to the samples'
+consensus point; as the sample count grows it becomes the proximal (implicit-GD) step
+(eq-cbo-prox), exactly ``x / (1 + tau a)`` with ``tau = alpha sigma^2`` on ``f = a |x|^2 / 2``.
+
+Shapes: particles are ``(..., N, d)`` and everything batches over the leading dimensions; CBO runs
+``M`` independent swarms at once as ``(M, N, d)``. Divergence is data: a run that leaves the
+blow-up ball is flagged, its step recorded, and its particles frozen at the last finite state.
+
+References:
+    Pinnau, Totzeck, Tse & Martin (2017), A Consensus-Based Model for Global Optimization and its
+    Mean-Field Limit, M3AS 27(1), arXiv:1604.05648.
+    Carrillo, Jin, Li & Zhu (2021), A Consensus-Based Global Optimization Method for High Dimensional
+    Machine Learning Problems, ESAIM:COCV 27, S5, arXiv:1909.09249.
+    Riedl, Klock, Geldhauser & Fornasier (2023), Gradient is All You Need? How Consensus-Based
+    Optimization can be Interpreted as a Stochastic Relaxation of Gradient Descent, arXiv:2306.09778.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+
+from .backend import DTYPE, as_generator, check_count, check_positive, default_device, progress
+
+NoiseType = Literal["anisotropic", "isotropic"]
+NOISE_TYPES: tuple[str, ...] = ("anisotropic", "isotropic")
+Objective = Callable[[torch.Tensor], torch.Tensor]
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+def _check_particles(X, *, name: str = "X") -> torch.Tensor:
+    if not isinstance(X, torch.Tensor) or not X.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor of shape (..., N, d), got {type(X).__name__}")
+    if X.ndim < 2:
+        raise ValueError(f"{name}: expected shape (..., N, d), got {tuple(X.shape)}")
+    if X.shape[-2] < 1:
+        raise ValueError(f"{name}: the swarm needs N >= 1 particles, got N = {X.shape[-2]}")
+    if X.shape[-1] < 1:
+        raise ValueError(f"{name}: the dimension d must be >= 1, got {X.shape[-1]}")
+    return X
+
+
+def _check_alpha(alpha, like: torch.Tensor) -> torch.Tensor | float:
+    if isinstance(alpha, torch.Tensor):
+        if not bool(torch.isfinite(alpha).all()) or bool((alpha < 0).any()):
+            raise ValueError("alpha: must be finite and >= 0")
+        return alpha.to(like.dtype).unsqueeze(-1)
+    return check_positive(alpha, name="alpha", allow_zero=True)
+
+
+def check_noise_type(noise_type: str) -> str:
+    """Return ``noise_type`` if it is ``"anisotropic"`` or ``"isotropic"``, else raise a ValueError."""
+    if noise_type not in NOISE_TYPES:
+        raise ValueError(f"noise_type: expected one of {NOISE_TYPES}, got {noise_type!r}")
+    return noise_type
+
+
+def _generator(generator, device) -> torch.Generator:
+    if generator is None:
+        raise ValueError("generator: pass an int seed or a torch.Generator; the noise never comes from global RNG")
+    return as_generator(generator, device)
+
+
+def _values(f: Objective, X: torch.Tensor) -> torch.Tensor:
+    fX = f(X)
+    if not isinstance(fX, torch.Tensor) or fX.shape != X.shape[:-1]:
+        got = tuple(fX.shape) if isinstance(fX, torch.Tensor) else type(fX).__name__
+        raise ValueError(f"f: must map points of shape (..., N, d) to values (..., N); got {got} for {tuple(X.shape)}")
+    return fX
+
+
+# --- the consensus point -----------------------------------------------------------------------
+
+def consensus_weights(fX: torch.Tensor, *, alpha: float | torch.Tensor) -> torch.Tensor:
+    """Normalised Gibbs weights ``w_i = exp(-alpha f_i - logsumexp_j(-alpha f_j))`` (eq-cbo-logsumexp).
+
+    Exactly ``exp(-alpha f_i) / sum_j exp(-alpha f_j)``, computed without overflow or underflow: the
+    largest exponent is subtracted first, so the weights sum to 1 for any ``alpha`` and are
+    unchanged when a constant is added to ``f``.
+
+    Args:
+        fX: values ``f(x^i)``, shape ``(..., N)``.
+        alpha: inverse temperature ``alpha >= 0`` (a float, or a tensor of shape ``(...)``).
+
+    Returns:
+        Weights of shape ``(..., N)``, non-negative, summing to 1 over the last dimension.
+
+    References:
+        Pinnau et al. (2017), arXiv:1604.05648; Riedl et al. (2023), arXiv:2306.09778.
+    """
+    a = _check_alpha(alpha, fX)
+    return torch.softmax(-a * fX, dim=-1)
+
+
+def consensus_point(X: torch.Tensor, fX: torch.Tensor, *, alpha: float | torch.Tensor) -> torch.Tensor:
+    """The consensus point ``c_alpha = sum_i x^i w_alpha(x^i) / sum_j w_alpha(x^j)`` (eq-cbo-consensus).
+
+    ``w_alpha(x) = exp(-alpha f(x))``: a softmin-weighted mean of the particles ``X`` with values
+    ``fX``. ``alpha = 0`` gives the plain mean; as ``alpha`` grows it tends to the best particle (the
+    Laplace principle). Computed stably with normalised log-sum-exp weights (eq-cbo-logsumexp).
+
+    Args:
+        X: particles, shape ``(..., N, d)``; batched over the leading dimensions.
+        fX: their values, shape ``(..., N)``.
+        alpha: inverse temperature ``alpha >= 0`` (a float, or a tensor of shape ``(...)``).
+
+    Returns:
+        The consensus points, shape ``(..., d)``.
+
+    Raises:
+        ValueError: if ``X`` has no particles (``N < 1``), the shapes disagree or ``alpha < 0``.
+
+    References:
+        Pinnau, Totzeck, Tse & Martin (2017), arXiv:1604.05648.
+    """
+    X = _check_particles(X)
+    if not isinstance(fX, torch.Tensor) or fX.shape != X.shape[:-1]:
+        got = tuple(fX.shape) if isinstance(fX, torch.Tensor) else type(fX).__name__
+        raise ValueError(f"fX: expected values of shape {tuple(X.shape[:-1])}, got {got}")
+    w = consensus_weights(fX.to(X.dtype), alpha=alpha)
+    return (w.unsqueeze(-2) @ X).squeeze(-2)
+
+
+# --- one CBO step --------------------------------------------------------------------------------
+
+def _consensus(X, fX, alpha):
+    """Unchecked :func:`consensus_point` for the hot loop (``alpha`` a float)."""
+    return (torch.softmax(fX * -alpha, dim=-1).unsqueeze(-2) @ X).squeeze(-2)
+
+
+def _step(X, fX, *, alpha, lam, sigma, dt, noise_type, xi):
+    c = consensus_point(X, fX, alpha=alpha) if isinstance(alpha, torch.Tensor) else _consensus(X, fX, alpha)
+    drift = X - c.unsqueeze(-2)
+    if sigma == 0:
+        return X - (lam * dt) * drift, c
+    if noise_type == "anisotropic":  # X + drift * (sigma sqrt(dt) xi - lam dt), one fused pass
+        return X + drift * (xi * (sigma * math.sqrt(dt)) - lam * dt), c
+    norm = torch.linalg.vector_norm(drift, dim=-1, keepdim=True)
+    return X - (lam * dt) * drift + (sigma * math.sqrt(dt)) * norm * xi, c
+
+
+def _noise(X, generator, noise, noise_dtype):
+    if noise is not None:
+        if not isinstance(noise, torch.Tensor) or noise.shape != X.shape:
+            got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
+            raise ValueError(f"noise: expected a tensor of shape {tuple(X.shape)}, got {got}")
+        return noise.to(device=X.device, dtype=X.dtype)
+    return _draw(X, _generator(generator, X.device), noise_dtype)
+
+
+def _draw(X, gen, noise_dtype):
+    xi = torch.randn(X.shape, generator=gen, dtype=noise_dtype or X.dtype, device=X.device)
+    return xi if xi.dtype == X.dtype else xi.to(X.dtype)
+
+
+def cbo_step(X: torch.Tensor, f: Objective, *, alpha: float | torch.Tensor, lam: float, sigma: float, dt: float,
+             noise_type: NoiseType = "anisotropic", generator: int | torch.Generator | None = None,
+             noise: torch.Tensor | None = None, noise_dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+    """One Euler-Maruyama step of CBO (eq-cbo-step) with isotropic or anisotropic noise (eq-cbo-noise).
+
+    ``x^i <- x^i - lam dt (x^i - c) + sigma sqrt(dt) D(x^i - c) xi^i`` with ``c = c_alpha(X)``
+    (eq-cbo-consensus), ``D(v) = |v|_2 I`` (isotropic) or ``diag(|v_1|, ..., |v_d|)`` (anisotropic;
+    the sign of ``v_k`` is absorbed by the symmetric ``xi``) and ``xi^i ~ N(0, I_d)``. No ``sqrt(2)``:
+    Pinnau et al. write ``sqrt(2) sigma``; this is CBXpy's convention, so a step equals ``cbx``'s
+    ``CBO.step()`` on identical noise.
+
+    Args:
+        X: particles, shape ``(..., N, d)``.
+        f: objective mapping ``(..., N, d)`` to values ``(..., N)``.
+        alpha: inverse temperature ``alpha >= 0`` (float, or a tensor of shape ``(...)``).
+        lam: drift strength ``lambda >= 0``.
+        sigma: noise strength ``sigma >= 0``.
+        dt: time step ``dt > 0`` (the swarm's learning rate: ``lam dt`` plays ``lr * curvature``).
+        noise_type: ``"anisotropic"`` or ``"isotropic"``.
+        generator: int seed or ``torch.Generator`` for ``xi`` (needed when ``sigma > 0`` and no
+            ``noise`` is given).
+        noise: injected standard normal ``xi`` of shape ``X.shape`` (for exact tests).
+        noise_dtype: dtype in which ``xi`` is drawn before being cast to ``X``'s dtype. The default
+            float32 is about 5x faster than float64 on a CPU and changes nothing that matters for a
+            stochastic step (its normal tails are cut near 5.8 standard deviations); ``None`` draws in
+            ``X``'s dtype.
+
+    Returns:
+        The new particles, shape ``(..., N, d)``.
+
+    References:
+        Pinnau et al. (2017), arXiv:1604.05648 (isotropic); Carrillo, Jin, Li & Zhu (2021),
+        arXiv:1909.09249 (anisotropic).
+    """
+    X = _check_particles(X)
+    lam = check_positive(lam, name="lam", allow_zero=True)
+    sigma = check_positive(sigma, name="sigma", allow_zero=True)
+    dt = check_positive(dt, name="dt")
+    check_noise_type(noise_type)
+    xi = _noise(X, generator, noise, noise_dtype) if sigma > 0 else None
+    return _step(X, _values(f, X), alpha=alpha, lam=lam, sigma=sigma, dt=dt, noise_type=noise_type, xi=xi)[0]
+
+
+# --- many steps, many runs ------------------------------------------------------------------------
+
+def alpha_schedule(alpha: float, *, steps: int, growth: float = 1.0, alpha_max: float = 1e5) -> list[float]:
+    """The inverse temperatures ``alpha_0 .. alpha_steps``: ``alpha_{k+1} = min(growth * alpha_k, alpha_max)``.
+
+    ``alpha_k`` is used in step ``k`` (eq-cbo-step); CBXpy's default scheduler multiplies by 1.05 per
+    step up to 1e5 in exactly this way (``growth = 1`` keeps ``alpha`` fixed).
+    """
+    a = check_positive(alpha, name="alpha", allow_zero=True)
+    growth = check_positive(growth, name="alpha_growth")
+    alpha_max = check_positive(alpha_max, name="alpha_max")
+    out = [a]
+    for _ in range(check_count(steps, name="steps", minimum=0)):
+        a = min(growth * a, alpha_max)
+        out.append(a)
+    return out
+
+
+@dataclass(frozen=True)
+class CBOResult:
+    """A batch of ``M`` CBO runs (eq-cbo-step).
+
+    Attributes:
+        steps: recorded step indices, shape ``(S,)`` (always includes 0 and the last step).
+        consensus: consensus points ``c_{alpha_k}(X_k)`` at those steps, shape ``(S, M, d)``.
+        f_consensus: ``f`` at the consensus points, shape ``(S, M)``.
+        alpha: the ``alpha_k`` used, shape ``(S,)``.
+        final: the final consensus point, shape ``(M, d)``.
+        particles: final particles ``(M, N, d)``, or all recorded ones ``(S, M, N, d)`` when the run
+            kept them (``keep_particles=True``).
+        extent: the largest ``|coordinate|`` of any particle since the previous record, ``(S, M)``:
+            how far the swarm reached out (anisotropic swarms make excursions far beyond their start).
+        diverged: ``(M,)`` bools: the run left the blow-up ball; its particles and consensus point
+            were frozen at the last state inside it.
+        diverged_at: ``(M,)`` step at which it did, ``-1`` if it did not.
+    """
+
+    steps: torch.Tensor
+    consensus: torch.Tensor
+    f_consensus: torch.Tensor
+    alpha: torch.Tensor
+    final: torch.Tensor
+    particles: torch.Tensor
+    extent: torch.Tensor
+    diverged: torch.Tensor
+    diverged_at: torch.Tensor
+
+    def error(self, x_star=0.0) -> torch.Tensor:
+        """``|c_K - x*|_inf`` per run, shape ``(M,)`` (diverged runs give their frozen, large error)."""
+        return (self.final - torch.as_tensor(x_star, dtype=self.final.dtype, device=self.final.device)).abs().amax(-1)
+
+    def success(self, x_star=0.0, *, tol: float = 0.25) -> torch.Tensor:
+        """Runs whose final consensus point lies within ``tol`` of ``x_star`` in the max norm and did not diverge."""
+        tol = check_positive(tol, name="tol")
+        return (self.error(x_star) < tol) & ~self.diverged
+
+    def success_rate(self, x_star=0.0, *, tol: float = 0.25) -> float:
+        """Fraction of the ``M`` runs that succeeded (see :meth:`success`)."""
+        return float(self.success(x_star, tol=tol).double().mean())
+
+
+def cbo_minimize(f: Objective, X0: torch.Tensor, *, alpha: float, lam: float = 1.0, sigma: float, dt: float,
+                 steps: int, noise_type: NoiseType = "anisotropic", alpha_growth: float = 1.0,
+                 alpha_max: float = 1e5, generator: int | torch.Generator | None = None, record_every: int = 1,
+                 keep_particles: bool = False, blowup: float = 1e100,
+                 noise_dtype: torch.dtype | None = torch.float32) -> CBOResult:
+    """Run ``steps`` CBO steps (eq-cbo-step, eq-cbo-noise) on ``M`` independent swarms at once.
+
+    Step ``k`` uses ``alpha_k`` from :func:`alpha_schedule` (``alpha_growth = 1.05``,
+    ``alpha_max = 1e5`` reproduce CBXpy's default schedule). A run *diverges* when a coordinate of a
+    particle leaves ``[-R, R]``, ``R = blowup * max(1, max |X0|)``, or ``f`` stops being finite
+    there; it is then flagged, the step recorded, and its particles frozen at the last state inside
+    the ball, so every returned tensor is finite. The radius is generous on purpose: with
+    anisotropic noise and large ``sigma`` single particles roam out to ``|x| ~ 1e10`` while the
+    consensus point sits at the minimum (the chapter measures this), so a small radius would stop runs
+    that succeed. Works on any device: everything follows ``X0``.
+
+    Args:
+        f: objective mapping ``(M, N, d)`` to ``(M, N)``.
+        X0: initial particles, shape ``(M, N, d)`` (or ``(N, d)`` for one run).
+        alpha, lam, sigma, dt, noise_type: as in :func:`cbo_step`.
+        steps: number of steps ``K >= 0``.
+        alpha_growth, alpha_max: the ``alpha`` schedule.
+        generator: int seed or ``torch.Generator`` on ``X0``'s device (required when ``sigma > 0``).
+        record_every: record the consensus point every this many steps (and at the last step).
+        keep_particles: also keep the particles at the recorded steps.
+        blowup: divergence radius relative to ``max(1, max |X0|)`` (default ``1e100``).
+        noise_dtype: dtype the noise is drawn in (see :func:`cbo_step`).
+
+    Returns:
+        A :class:`CBOResult`.
+
+    References:
+        Pinnau et al. (2017), arXiv:1604.05648; Carrillo et al. (2021), arXiv:1909.09249;
+        Riedl et al. (2023), arXiv:2306.09778.
+    """
+    X = _check_particles(X0, name="X0")
+    if X.ndim == 2:
+        X = X.unsqueeze(0)
+    if X.ndim != 3:
+        raise ValueError(f"X0: expected shape (M, N, d) or (N, d), got {tuple(X0.shape)}")
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError("X0: contains NaN or infinite values")
+    lam = check_positive(lam, name="lam", allow_zero=True)
+    sigma = check_positive(sigma, name="sigma", allow_zero=True)
+    dt = check_positive(dt, name="dt")
+    check_noise_type(noise_type)
+    record_every = check_count(record_every, name="record_every")
+    radius = check_positive(blowup, name="blowup") * max(1.0, float(X.abs().max()))
+    alphas = alpha_schedule(alpha, steps=steps, growth=alpha_growth, alpha_max=alpha_max)
+    gen = _generator(generator, X.device) if sigma > 0 else None
+    M = X.shape[0]
+    diverged = torch.zeros(M, dtype=torch.bool, device=X.device)
+    diverged_at = torch.full((M,), -1, dtype=torch.long, device=X.device)
+    extent = X.reshape(M, -1).abs().amax(dim=1)  # largest |coordinate| of the current particles
+    peak = extent  # ... and the largest since the last record
+    c_keep = None  # the consensus point of each run, frozen once the run diverges
+    rec_steps, rec_c, rec_peak, rec_x = [], [], [], []
+
+    def record(k, c):
+        rec_steps.append(k)
+        rec_c.append(c)
+        rec_peak.append(peak)
+        if keep_particles:
+            rec_x.append(X)
+
+    fX = _values(f, X)
+    if not bool(torch.isfinite(fX).all()):
+        raise ValueError("f: is not finite at the initial particles X0")
+    any_diverged = False  # a Python flag: the fast path below skips the freezing while no run diverged
+    # a progress bar for long runs in a live kernel (silent on the site); short runs skip its overhead
+    for k in (progress(range(steps), leave=False, desc="CBO") if steps >= 5000 else range(steps)):
+        if any_diverged and k % 64 == 0 and bool(diverged.all()):  # every run is frozen: nothing moves
+            for j in range(k, steps):
+                if j % record_every == 0:
+                    record(j, c_keep)
+            break
+        xi = _draw(X, gen, noise_dtype) if gen is not None else None
+        X_new, c = _step(X, fX, alpha=alphas[k], lam=lam, sigma=sigma, dt=dt, noise_type=noise_type, xi=xi)
+        c_keep = torch.where(diverged[:, None], c_keep, c) if any_diverged else c
+        if k % record_every == 0:
+            record(k, c_keep)
+            peak = extent
+        f_new = _values(f, X_new)
+        # outside the ball, NaN (compares False) or a non-finite value: the run has blown up
+        extent_new = X_new.reshape(M, -1).abs().amax(dim=1)
+        ok = (extent_new <= radius) & torch.isfinite(f_new).all(dim=1)
+        if not any_diverged and bool(ok.all()):
+            X, fX, extent = X_new, f_new, extent_new
+            peak = torch.maximum(peak, extent)
+            continue
+        any_diverged = True
+        diverged_at = torch.where(~ok & ~diverged, torch.full_like(diverged_at, k + 1), diverged_at)
+        diverged = diverged | ~ok
+        X = torch.where(diverged[:, None, None], X, X_new)
+        fX = torch.where(diverged[:, None], fX, f_new)
+        extent = torch.where(diverged, extent, extent_new)
+        peak = torch.maximum(peak, extent)
+    c_final = consensus_point(X, fX, alpha=alphas[steps])
+    if c_keep is not None:
+        c_final = torch.where(diverged[:, None], c_keep, c_final)
+    record(steps, c_final)
+    consensus = torch.stack(rec_c)
+    return CBOResult(
+        steps=torch.tensor(rec_steps),
+        consensus=consensus,
+        f_consensus=f(consensus),
+        alpha=torch.tensor([alphas[k] for k in rec_steps], dtype=X.dtype),
+        final=c_final,
+        particles=torch.stack(rec_x) if keep_particles else X,
+        extent=torch.stack(rec_peak),
+        diverged=diverged,
+        diverged_at=diverged_at,
+    )
+
+
+def init_particles(runs: int, n: int, d: int, *, low: float = -3.0, high: float = 3.0,
+                   generator: int | torch.Generator | None = None, device=None,
+                   dtype: torch.dtype = DTYPE) -> torch.Tensor:
+    """Particles drawn uniformly from the cube ``[low, high]^d``, shape ``(runs, n, d)``."""
+    runs, n, d = (check_count(v, name=k) for v, k in ((runs, "runs"), (n, "N"), (d, "d")))
+    if not float(high) > float(low):
+        raise ValueError(f"high: must exceed low ({low}), got {high}")
+    device = torch.device(device) if device is not None else default_device()
+    gen = _generator(generator, device)
+    return low + (high - low) * torch.rand(runs, n, d, generator=gen, dtype=dtype, device=device)
+
+
+# --- consensus hopping and the proximal step --------------------------------------------------------
+
+def prox_quadratic(x, *, tau: float, a: float) -> torch.Tensor:
+    """The proximal (implicit-GD) step on ``f = a |x|^2 / 2``: ``prox_{tau f}(x) = x / (1 + tau a)`` (eq-cbo-prox).
+
+    It solves ``y = x - tau grad f(y)``. Unlike explicit GD, ``x (1 - tau a)``, it contracts for every
+    ``tau a > 0``.
+
+    References:
+        Riedl et al. (2023), arXiv:2306.09778.
+    """
+    tau = check_positive(tau, name="tau", allow_zero=True)
+    a = check_positive(a, name="a", allow_zero=True)
+    return torch.as_tensor(x, dtype=DTYPE) / (1 + tau * a)
+
+
+def hopping_tau(*, alpha: float, sigma: float) -> float:
+    """The implicit step size ``tau = alpha sigma^2`` that consensus hopping takes (eq-cbo-prox)."""
+    return check_positive(alpha, name="alpha", allow_zero=True) * check_positive(sigma, name="sigma") ** 2
+
+
+def consensus_hopping(f: Objective, x0, *, alpha: float, sigma: float, n_samples: int, steps: int,
+                      generator: int | torch.Generator | None = None,
+                      noise_dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+    """Consensus hopping (eq-cbo-hopping): ``x_{k+1} = c_alpha(Y^1..Y^n)`` with ``Y^j ~ N(x_k, sigma^2 I)``.
+
+    As ``n_samples`` grows, one hop tends to the proximal step ``prox_{tau f}(x_k)`` with
+    ``tau = alpha sigma^2`` (eq-cbo-prox): an implicit gradient step. With finite samples and large
+    ``alpha`` the weights collapse onto the best sample and the hop is biased.
+
+    Args:
+        f: objective mapping ``(..., n, d)`` to ``(..., n)``.
+        x0: starting point(s), shape ``(..., d)``; leading dimensions are independent runs.
+        alpha: inverse temperature ``alpha >= 0``.
+        sigma: sampling width ``sigma > 0``.
+        n_samples: samples per hop, ``>= 1``.
+        steps: number of hops ``>= 0``.
+        generator: int seed or ``torch.Generator``.
+        noise_dtype: dtype the standard normal samples are drawn in (see :func:`cbo_step`).
+
+    Returns:
+        The iterates ``x_0 .. x_K``, shape ``(K + 1, ..., d)``.
+
+    References:
+        Riedl, Klock, Geldhauser & Fornasier (2023), arXiv:2306.09778.
+    """
+    x = torch.as_tensor(x0, dtype=x0.dtype if isinstance(x0, torch.Tensor) and x0.is_floating_point() else DTYPE,
+                        device=x0.device if isinstance(x0, torch.Tensor) else default_device())
+    if x.ndim < 1 or not bool(torch.isfinite(x).all()):
+        raise ValueError(f"x0: expected finite points of shape (..., d), got {tuple(x.shape)}")
+    alpha = check_positive(alpha, name="alpha", allow_zero=True)
+    sigma = check_positive(sigma, name="sigma")
+    n = check_count(n_samples, name="n_samples")
+    steps = check_count(steps, name="steps", minimum=0)
+    gen = _generator(generator, x.device)
+    xs = [x]
+    for _ in range(steps):
+        xi = torch.randn(*x.shape[:-1], n, x.shape[-1], generator=gen, dtype=noise_dtype or x.dtype, device=x.device)
+        Y = x.unsqueeze(-2) + sigma * xi.to(x.dtype)
+        x = consensus_point(Y, _values(f, Y), alpha=alpha)
+        xs.append(x)
+    return torch.stack(xs)
+
+
+def spread(X: torch.Tensor) -> torch.Tensor:
+    """Root-mean-square distance of the particles from their mean, shape ``(...)`` for ``X`` of shape ``(..., N, d)``.
+
+    Without noise every particle moves along ``x - c`` with the same factor, so the spread obeys
+    ``spread_{k+1} = |1 - lam dt| spread_k`` exactly (eq-cbo-step with ``sigma = 0``).
+    """
+    X = _check_particles(X)
+    return (X - X.mean(dim=-2, keepdim=True)).pow(2).sum(-1).mean(-1).sqrt()

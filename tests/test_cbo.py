@@ -1,0 +1,361 @@
+"""Consensus-based optimization (Riedl et al. 2023; Pinnau et al. 2017; Carrillo et al. 2021).
+
+Tolerances are the issue's; the margins we measured are noted next to each claim (see the chapter).
+"""
+
+import importlib.util
+import math
+import pathlib
+import re
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lessons_lib import cbo, check, descent, landscapes
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+F64 = torch.float64
+
+
+def rastrigin_runs(runs, n, d, seed):
+    return cbo.init_particles(runs, n, d, generator=seed, device="cpu")
+
+
+# --- the consensus point -------------------------------------------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 30), alpha=st.floats(0.0, 1e3), shift=st.floats(-1e3, 1e3), seed=st.integers(0, 2**16))
+def test_weights_sum_to_one_and_ignore_a_constant_shift(n, alpha, shift, seed):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 3, generator=g, dtype=F64)
+    f = 1e3 * (2 * torch.rand(n, generator=g, dtype=F64) - 1)
+    w = cbo.consensus_weights(f, alpha=alpha)
+    assert bool((w >= 0).all()) and float(w.sum()) == pytest.approx(1.0, abs=1e-12)
+    # exponents are rounded at |alpha f| * eps, so invariance holds up to that
+    atol = 1e-12 + 4 * alpha * 2e3 * torch.finfo(F64).eps
+    assert torch.allclose(cbo.consensus_weights(f + shift, alpha=alpha), w, rtol=0, atol=atol)
+    c, c_shift = cbo.consensus_point(X, f, alpha=alpha), cbo.consensus_point(X, f + shift, alpha=alpha)
+    assert torch.allclose(c, c_shift, rtol=0, atol=atol * float(X.abs().max()) + 1e-12)
+
+
+def test_alpha_zero_is_the_mean_and_batches_match_single_swarms():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(4, 7, 3, generator=g, dtype=F64)
+    f = torch.rand(4, 7, generator=g, dtype=F64)
+    assert torch.allclose(cbo.consensus_point(X, f, alpha=0.0), X.mean(1), atol=1e-14)
+    batched = cbo.consensus_point(X, f, alpha=5.0)
+    for m in range(4):
+        assert torch.allclose(batched[m], cbo.consensus_point(X[m], f[m], alpha=5.0), atol=1e-14)
+    per_run = cbo.consensus_point(X, f, alpha=torch.tensor([0.0, 1.0, 5.0, 50.0], dtype=F64))
+    assert torch.allclose(per_run[2], batched[2], atol=1e-14) and torch.allclose(per_run[0], X[0].mean(0), atol=1e-14)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_huge_alpha_does_not_overflow_and_picks_the_best_particle(seed):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(5, 50, 4, generator=g, dtype=F64)
+    f = 1e3 * torch.rand(5, 50, generator=g, dtype=F64)  # values up to 1e3, gaps >> 1/alpha
+    c = cbo.consensus_point(X, f, alpha=1e6)
+    best = X[torch.arange(5), f.argmin(1)]
+    assert bool(torch.isfinite(c).all())
+    assert float((c - best).abs().max()) <= 1e-12  # measured: exactly 0
+    naive = (torch.exp(-1e6 * f)[..., None] * X).sum(1) / torch.exp(-1e6 * f).sum(1, keepdim=True)
+    assert bool(torch.isnan(naive).all())  # the pitfall the chapter shows: 0 / 0
+
+
+# --- CBO runs --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rastrigin_2d_anisotropic_finds_the_global_minimum(seed):
+    X0 = rastrigin_runs(100, 50, 2, seed)
+    res = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=30, lam=1, sigma=1, dt=0.01, steps=1000,
+                           noise_type="anisotropic", generator=seed, record_every=100)
+    assert res.success_rate(tol=0.25) >= 0.95  # measured 99-100% over 10 seeds
+    assert not bool(res.diverged.any())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_d10_anisotropic_large_sigma_succeeds(seed):
+    X0 = rastrigin_runs(30, 40, 10, seed)
+    res = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=30, alpha_growth=1.05, alpha_max=1e5, sigma=10.1,
+                           dt=0.01, steps=2000, noise_type="anisotropic", generator=seed, record_every=500)
+    assert res.success_rate(tol=0.25) >= 0.90  # measured 96.7-100% over 10 seeds
+    assert not bool(res.diverged.any())
+    # single particles roam far outside the start cube [-3, 3]^10 while the consensus point stays put
+    assert float(res.extent.max()) > 1e4  # measured peaks 1e6-1e9
+
+
+@pytest.mark.parametrize("sigma", [0.3, 1.0])
+def test_d10_isotropic_fails(sigma):
+    X0 = rastrigin_runs(30, 40, 10, 0)
+    res = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=30, alpha_growth=1.05, sigma=sigma, dt=0.01,
+                           steps=2000, noise_type="isotropic", generator=0, record_every=500)
+    assert res.success_rate(tol=0.25) <= 0.10  # measured 0% over 10 seeds
+
+
+def test_isotropic_blow_up_is_reported_not_nan():
+    X0 = rastrigin_runs(30, 40, 10, 0)
+    res = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=30, alpha_growth=1.05, sigma=10.1, dt=0.01,
+                           steps=600, noise_type="isotropic", generator=0)
+    assert bool(res.diverged.all())
+    assert bool(((res.diverged_at > 0) & (res.diverged_at <= 600)).all())  # measured: steps ~100-250
+    for t in (res.consensus, res.f_consensus, res.final, res.particles):
+        assert bool(torch.isfinite(t).all())
+    assert res.success_rate() == 0.0
+    # consensus is frozen after the blow-up step
+    k = int(res.diverged_at.max())
+    assert torch.equal(res.consensus[k + 1:], res.consensus[-1:].expand_as(res.consensus[k + 1:]))
+
+
+def test_grand_canyon_gd_stalls_and_cbo_does_not():
+    assert float(landscapes.grand_canyon(torch.zeros(2, dtype=F64))) == 0.0
+    u = torch.linspace(-2, 9, 221, dtype=F64)
+    grid = torch.stack(torch.meshgrid(u, u, indexing="xy"), -1)
+    assert float(landscapes.grand_canyon(grid).min()) >= 0.0
+    gd = descent.gd(landscapes.grand_canyon, [8.0, 8.0], lr=1e-2, steps=300)
+    assert float(gd.loss[-1]) > 100 and float(gd.params[-1].norm()) > 5  # measured f = 137 at (6.6, 7.6)
+    assert float(torch.func.grad(landscapes.grand_canyon)(gd.params[-1]).norm()) < 1e-6  # stuck: a critical point
+    g = torch.Generator().manual_seed(0)
+    X0 = torch.tensor([8.0, 8.0], dtype=F64) + 0.5 * torch.randn(50, 200, 2, generator=g, dtype=F64)
+    res = cbo.cbo_minimize(landscapes.grand_canyon, X0, alpha=100, sigma=1.6, dt=0.01, steps=250,
+                           noise_type="isotropic", generator=0, record_every=50)
+    assert res.success_rate(tol=0.25) >= 0.9  # measured 96-100% over 5 seeds (the paper's Fig. 1(b) setting)
+
+
+# --- noise-free dynamics: the swarm's learning rate --------------------------------------------------
+
+@pytest.mark.parametrize("lam_dt", [0.5, 1.0, 1.5, 1.99, 2.5])
+def test_noise_free_spread_scales_by_one_minus_lam_dt(lam_dt):
+    X0 = rastrigin_runs(3, 20, 2, 4)
+    X = X0.clone()
+    dev0 = X0 - X0.mean(1, keepdim=True)
+    for k in range(1, 31):
+        X = cbo.cbo_step(X, landscapes.rastrigin, alpha=10.0, lam=1.0, sigma=0.0, dt=lam_dt)
+        q = (1 - lam_dt) ** k
+        assert torch.allclose(X - X.mean(1, keepdim=True), q * dev0, rtol=1e-9, atol=1e-12 * max(1, abs(q)))
+    s = cbo.spread(X) / cbo.spread(X0)
+    if lam_dt < 1:
+        assert bool((s < 1e-8).all())  # contraction, monotone
+    elif lam_dt == 1:
+        assert bool((s < 1e-12).all())  # one step onto the consensus point
+    elif lam_dt < 2:
+        assert bool((s < 1.0).all())  # oscillates (the sign flips each step) and contracts
+    else:
+        assert bool((s > 1e5).all())  # 1.5^30: diverges
+
+
+def test_noise_free_divergence_is_flagged_above_two():
+    X0 = rastrigin_runs(4, 20, 2, 5)
+    kw = dict(alpha=10.0, sigma=0.0, steps=200, blowup=1e6)
+    above = cbo.cbo_minimize(landscapes.rastrigin, X0, dt=2.2, **kw)  # spread grows by 1.2 per step
+    below = cbo.cbo_minimize(landscapes.rastrigin, X0, dt=1.95, **kw)
+    assert bool(above.diverged.all()) and not bool(below.diverged.any())
+    assert bool(torch.isfinite(above.consensus).all())
+
+
+# --- consensus hopping and the proximal step ---------------------------------------------------------
+
+A = 2.0
+X_CH = torch.tensor([1.0, -0.5], dtype=F64)
+
+
+def quadratic(Y):
+    return 0.5 * A * (Y**2).sum(-1)
+
+
+@pytest.mark.parametrize("alpha,sigma", [(1.0, 0.5), (0.5, 1.0), (1.0, 1.0)])  # tau a = 0.5, 1, 2
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_consensus_hopping_is_the_prox_step_on_a_quadratic(alpha, sigma, seed):
+    tau = cbo.hopping_tau(alpha=alpha, sigma=sigma)
+    assert tau * A <= 2
+    xs = cbo.consensus_hopping(quadratic, X_CH, alpha=alpha, sigma=sigma, n_samples=200_000, steps=1, generator=seed)
+    prox = cbo.prox_quadratic(X_CH, tau=tau, a=A)
+    assert float((xs[1] - prox).norm() / prox.norm()) < 0.01  # measured max 0.3%, 0.4%, 0.6% over 10 seeds
+
+
+def test_consensus_hopping_degenerates_when_alpha_is_large():
+    # tau a = 2 again, but the prox point lies 7.5 sampling widths away: the weights collapse
+    xs = cbo.consensus_hopping(quadratic, X_CH, alpha=100.0, sigma=0.1, n_samples=200_000, steps=1, generator=0)
+    prox = cbo.prox_quadratic(X_CH, tau=1.0, a=A)
+    assert float((xs[1] - prox).norm() / prox.norm()) > 0.3  # measured 70-90%
+
+
+def test_hopping_stays_stable_where_explicit_gd_diverges():
+    alpha, sigma = 1.0, math.sqrt(1.25)  # tau a = 2.5 > 2
+    tau = cbo.hopping_tau(alpha=alpha, sigma=sigma)
+    gd = descent.gd(quadratic, X_CH, lr=tau, steps=100, blowup=1e6)
+    assert gd.diverged
+    xs = cbo.consensus_hopping(quadratic, X_CH, alpha=alpha, sigma=sigma, n_samples=20_000, steps=20, generator=0)
+    assert float(xs[-1].norm()) < 0.05 and float(xs[3].norm()) < float(xs[0].norm()) / 10
+    assert float(cbo.prox_quadratic(X_CH, tau=tau, a=A).norm()) < float(X_CH.norm())
+
+
+# --- determinism, devices, bad input ---------------------------------------------------------------
+
+def test_same_seed_same_result_and_different_seeds_differ():
+    X0 = rastrigin_runs(3, 10, 2, 0)
+    kw = dict(alpha=30, sigma=1.0, dt=0.01, steps=50)
+    a = cbo.cbo_minimize(landscapes.rastrigin, X0, generator=7, **kw)
+    b = cbo.cbo_minimize(landscapes.rastrigin, X0, generator=7, **kw)
+    c = cbo.cbo_minimize(landscapes.rastrigin, X0, generator=8, **kw)
+    assert torch.equal(a.consensus, b.consensus) and torch.equal(a.particles, b.particles)
+    assert not torch.equal(a.consensus, c.consensus)
+    assert torch.equal(rastrigin_runs(2, 3, 2, 5), rastrigin_runs(2, 3, 2, 5))
+    h1 = cbo.consensus_hopping(quadratic, X_CH, alpha=1.0, sigma=0.5, n_samples=100, steps=3, generator=3)
+    h2 = cbo.consensus_hopping(quadratic, X_CH, alpha=1.0, sigma=0.5, n_samples=100, steps=3, generator=3)
+    assert torch.equal(h1, h2)
+    s1 = cbo.cbo_step(X0, landscapes.rastrigin, alpha=30, lam=1, sigma=1, dt=0.01, generator=2)
+    s2 = cbo.cbo_step(X0, landscapes.rastrigin, alpha=30, lam=1, sigma=1, dt=0.01, generator=2)
+    assert torch.equal(s1, s2)
+
+
+def test_recorded_steps_particles_and_alpha_schedule():
+    X0 = rastrigin_runs(2, 5, 2, 0)
+    res = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=30, sigma=1.0, dt=0.01, steps=25, generator=0,
+                           record_every=10, keep_particles=True, alpha_growth=1.05, alpha_max=40.0)
+    assert res.steps.tolist() == [0, 10, 20, 25]
+    assert res.consensus.shape == (4, 2, 2) and res.particles.shape == (4, 2, 5, 2)
+    assert torch.equal(res.particles[0], X0)
+    assert res.alpha.tolist() == pytest.approx([30.0, 30 * 1.05**10 if 30 * 1.05**10 < 40 else 40.0, 40.0, 40.0])
+    assert torch.allclose(res.final, res.consensus[-1])
+    sched = cbo.alpha_schedule(30.0, steps=300, growth=1.05)
+    assert sched[0] == 30.0 and sched[-1] == 1e5 and all(b >= a for a, b in zip(sched, sched[1:]))
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda X: cbo.consensus_point(X[:, :0], torch.zeros(2, 0, dtype=F64), alpha=1.0), "X"),
+    (lambda X: cbo.consensus_point(X, torch.zeros(3, dtype=F64), alpha=1.0), "fX"),
+    (lambda X: cbo.consensus_point(X, torch.zeros(2, 5, dtype=F64), alpha=-1.0), "alpha"),
+    (lambda X: cbo.cbo_minimize(landscapes.rastrigin, X[:, :0], alpha=1, sigma=1, dt=0.1, steps=1, generator=0), "X0"),
+    (lambda X: cbo.cbo_minimize(landscapes.rastrigin, X, alpha=1, sigma=-1, dt=0.1, steps=1, generator=0), "sigma"),
+    (lambda X: cbo.cbo_minimize(landscapes.rastrigin, X, alpha=1, sigma=1, dt=0.1, steps=1, generator=0,
+                                noise_type="gaussian"), "noise_type"),
+    (lambda X: cbo.cbo_step(X, landscapes.rastrigin, alpha=1, lam=1, sigma=1, dt=0.1, noise_type="iso",
+                            generator=0), "noise_type"),
+    (lambda X: cbo.cbo_step(X, landscapes.rastrigin, alpha=1, lam=1, sigma=1, dt=0.0, generator=0), "dt"),
+    (lambda X: cbo.cbo_step(X, landscapes.rastrigin, alpha=1, lam=-1, sigma=1, dt=0.1, generator=0), "lam"),
+    (lambda X: cbo.cbo_step(X, landscapes.rastrigin, alpha=1, lam=1, sigma=1, dt=0.1), "generator"),
+    (lambda X: cbo.cbo_step(X, landscapes.rastrigin, alpha=1, lam=1, sigma=1, dt=0.1, noise=torch.zeros(3)), "noise"),
+    (lambda X: cbo.cbo_step(X, lambda Y: Y.sum(), alpha=1, lam=1, sigma=1, dt=0.1, generator=0), "f"),
+    (lambda X: cbo.cbo_minimize(landscapes.rastrigin, X, alpha=1, sigma=1, dt=0.1, steps=-1, generator=0), "steps"),
+    (lambda X: cbo.cbo_minimize(landscapes.rastrigin, X, alpha=1, sigma=1, dt=0.1, steps=2, generator=0,
+                                record_every=0), "record_every"),
+    (lambda X: cbo.consensus_hopping(quadratic, X_CH, alpha=1, sigma=1, n_samples=0, steps=1, generator=0), "n_samples"),
+    (lambda X: cbo.consensus_hopping(quadratic, X_CH, alpha=1, sigma=0, n_samples=5, steps=1, generator=0), "sigma"),
+    (lambda X: cbo.init_particles(0, 5, 2, generator=0), "runs"),
+    (lambda X: landscapes.rastrigin(X, amplitude=-1.0), "amplitude"),
+    (lambda X: landscapes.grand_canyon(torch.zeros(3, dtype=F64)), "x"),
+])
+def test_bad_arguments_raise_value_errors_naming_them(call, name):
+    X = rastrigin_runs(2, 5, 2, 0)
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}:"):
+        call(X)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cbo_on_cuda_follows_the_device_and_matches_cpu_without_noise():
+    X0 = cbo.init_particles(100, 50, 2, generator=0, device="cuda")
+    res = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=30, sigma=1, dt=0.01, steps=1000, generator=0)
+    assert res.final.device.type == res.consensus.device.type == "cuda"
+    assert res.success_rate() >= 0.95
+    kw = dict(alpha=30, sigma=0.0, dt=0.5, steps=20)
+    gpu = cbo.cbo_minimize(landscapes.rastrigin, X0, **kw)
+    cpu = cbo.cbo_minimize(landscapes.rastrigin, X0.cpu(), **kw)
+    assert torch.allclose(gpu.consensus.cpu(), cpu.consensus, atol=1e-10)
+
+
+# --- the peer: CBXpy --------------------------------------------------------------------------------
+
+def _cbx_dynamic(x0, noise_type, xis, **kw):
+    dynamics = pytest.importorskip("cbx.dynamics")
+    stream = iter(xis)
+    return dynamics.CBO(lambda x: landscapes.rastrigin(torch.from_numpy(x)).numpy(), f_dim="3D", x=x0.copy(),
+                        noise=noise_type, sampler=lambda size=None: next(stream), check_f_dims=False,
+                        verbosity=0, **kw)
+
+
+@pytest.mark.parametrize("noise_type", ["anisotropic", "isotropic"])
+def test_one_step_equals_cbx_step_with_injected_noise(noise_type):
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(-3, 3, (3, 7, 4))
+    xi = rng.standard_normal(x0.shape)
+    dyn = _cbx_dynamic(x0, noise_type, [xi], alpha=30.0, sigma=1.3, dt=0.05, lamda=0.7)
+    dyn.step()
+    ours = cbo.cbo_step(torch.from_numpy(x0), landscapes.rastrigin, alpha=30.0, lam=0.7, sigma=1.3, dt=0.05,
+                        noise_type=noise_type, noise=torch.from_numpy(xi))
+    assert np.abs(dyn.x - ours.numpy()).max() <= 1e-12  # measured ~1e-14
+    assert np.abs(dyn.consensus[:, 0] - cbo.consensus_point(torch.from_numpy(x0), landscapes.rastrigin(
+        torch.from_numpy(x0)), alpha=30.0).numpy()).max() <= 1e-12
+
+
+@pytest.mark.parametrize("noise_type", ["anisotropic", "isotropic"])
+def test_ten_steps_with_cbx_default_alpha_schedule(noise_type):
+    scheduler = pytest.importorskip("cbx.scheduler")
+    rng = np.random.default_rng(1)
+    x0 = rng.uniform(-3, 3, (3, 7, 4))
+    xis = [rng.standard_normal(x0.shape) for _ in range(10)]
+    dyn = _cbx_dynamic(x0, noise_type, xis, alpha=30.0, sigma=1.3, dt=0.05, lamda=0.7)
+    sched = dyn.default_sched()  # cbx multiplies alpha by 1.05 per step (cap 1e5)
+    alphas = cbo.alpha_schedule(30.0, steps=10, growth=1.05, alpha_max=1e5)
+    assert isinstance(sched, scheduler.scheduler)
+    X = torch.from_numpy(x0)
+    for k in range(10):
+        dyn.step()
+        sched.update(dyn)
+        X = cbo.cbo_step(X, landscapes.rastrigin, alpha=alphas[k], lam=0.7, sigma=1.3, dt=0.05, noise_type=noise_type,
+                         noise=torch.from_numpy(xis[k]))
+        assert float(dyn.alpha[0, 0]) == alphas[k + 1]
+    assert np.abs(dyn.x - X.numpy()).max() <= 1e-11  # measured ~1e-13
+
+
+def test_benchmark_script_runs_and_reports_the_contract_keys():
+    pytest.importorskip("cbx")
+    spec = importlib.util.spec_from_file_location("cbo_vs_cbx", ROOT / "benchmarks" / "cbo_vs_cbx.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    r = bench.run(runs=2, steps=5, d=2, N=5, seed=0)
+    assert {"ours_s", "cbx_s", "ratio", "ours_success", "cbx_success", "runs", "steps", "d", "N"} <= set(r)
+    assert r["ratio"] == pytest.approx(r["cbx_s"] / r["ours_s"])
+    assert "| lessons_lib.cbo" in bench.markdown(r)
+
+
+# --- the chapter's self-check ------------------------------------------------------------------------
+
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _right(X, fX, alpha):
+    return torch.softmax(-alpha * fX, 0) @ X
+
+
+def _naive(X, fX, alpha):
+    w = torch.exp(-alpha * fX)
+    return (w[:, None] * X).sum(0) / w.sum()
+
+
+def _todo(X, fX, alpha):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("fn,status,phrase", [
+    (_right, "correct", "agree"),
+    (lambda X, fX, a: 1.01 * _right(X, fX, a), "close", "relative error"),
+    (lambda X, fX, a: X.mean(0), "wrong", "plain mean"),
+    (lambda X, fX, a: torch.softmax(a * fX, 0) @ X, "wrong", "sign"),
+    (_naive, "wrong", "overflowed"),
+    (_todo, "not attempted", "NotImplementedError"),
+    (lambda X, fX, a: None, "not attempted", "None"),
+    (None, "not attempted", "define"),
+])
+def test_consensus_self_check(fn, status, phrase):
+    res = check.stable_consensus_point(fn)
+    assert res.status == status and phrase in res.message
+    shown = repr(res) + " " + res._repr_html_()
+    numbers = [float(m) for m in NUMBER.findall(shown)]
+    for _, X, fX, alpha in check._consensus_cases():
+        for v in cbo.consensus_point(X, fX, alpha=alpha).tolist():
+            assert not any(math.isclose(n, v, rel_tol=1e-3, abs_tol=1e-6) for n in numbers), (v, shown)
