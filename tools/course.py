@@ -1,0 +1,498 @@
+#!/usr/bin/env python
+"""The course kit, made from the chapters in book/: one source for the book, the student and the instructor.
+
+    python tools/course.py student OUT               student notebooks, lessons_lib and a README into OUT
+    python tools/course.py instructor EXECUTED OUT   the executed notebooks in EXECUTED, lessons_lib, a README
+    python tools/course.py hide STAGE                take the solutions out of a staged, executed book
+    python tools/course.py teaching STAGE            write STAGE/book/teaching.md, the list of exercises
+    python tools/course.py lint [BOOK]               list the exercise-format problems of the chapters
+
+The exercise format (book/how-to-use.md explains it for authors):
+
+- A markdown cell declares each exercise with a sphinx-exercise ``{exercise}`` directive that has a
+  ``:label: ex-...``; the line right before it is ``% teaching: kind=conceptual|code; time=N min;
+  practises=...`` (a MyST comment, invisible on the site). A ``{solution} ex-...`` directive with
+  ``:class: dropdown`` answers it. The gated ``exercise-start`` form is not allowed.
+- A code exercise's solution is a code cell tagged ``hide-input`` whose solution lines sit between
+  ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's markers); a placeholder such as
+  ``answer = None`` comes before the BEGIN marker. The next cell calls ``check.<name>(...)``.
+
+The student version is made with nbgrader's own ClearSolutions preprocessor (the markers are nbgrader's),
+imported only when needed, so this script needs nbformat and PyYAML for everything else. It does not
+import lessons_lib.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+HIDE_TAG = "hide-input"
+KINDS = ("conceptual", "code")
+# pages that exist only in a staged copy of the book (make stage writes them); _toc.yml lists them
+GENERATED_PAGES = {"book/teaching": "teaching.md"}
+# what a learner's machine needs to run the chapters (taken, pinned, from requirements.txt)
+RUNTIME = ("torch", "numpy", "scipy", "matplotlib", "pillow", "tqdm", "ipykernel", "ipywidgets",
+           "widgetsnbextension", "jupyterlab_widgets", "jupyterlab")
+
+TEACHING = re.compile(r"^%\s*teaching:\s*(?P<fields>.*?)\s*$")
+OPEN = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*?)\s*$")
+OPTION = re.compile(r"^:(?P<key>[\w-]+):[ \t]*(?P<value>.*?)\s*$")
+CHECK_CALL = re.compile(r"\bcheck\.(?P<name>[A-Za-z_]\w*)\s*\(")
+
+
+@dataclass(frozen=True)
+class Directive:
+    name: str            # exercise, solution, ...
+    arg: str             # the title of an exercise, the label a solution answers
+    options: dict
+    first: int           # line numbers of the opening and closing fences in the cell
+    last: int
+    comment: str | None  # the line before the opening fence, if it is a MyST comment
+
+
+@dataclass(frozen=True)
+class Exercise:
+    chapter: str         # notebook stem
+    label: str
+    title: str
+    kind: str            # conceptual | code
+    minutes: int
+    practises: str
+    check: str | None    # the self-check a code exercise calls
+
+
+def directives(markdown: str) -> list[Directive]:
+    """The top-level MyST directives (backtick or colon fences) in a markdown cell."""
+    lines = markdown.split("\n")
+    found, i = [], 0
+    while i < len(lines):
+        m = OPEN.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        fence = m["fence"]
+        j = i + 1
+        while j < len(lines) and not (lines[j].strip() and set(lines[j].strip()) == {fence[0]}
+                                      and len(lines[j].strip()) >= len(fence)):
+            j += 1
+        options, k = {}, i + 1
+        while k < j and (o := OPTION.match(lines[k])):
+            options[o["key"]] = o["value"]
+            k += 1
+        prev = lines[i - 1].strip() if i else ""
+        found.append(Directive(m["name"], m["arg"], options, i, min(j, len(lines) - 1),
+                               prev if prev.startswith("%") else None))
+        i = j + 1
+    return found
+
+
+def strip_solutions(markdown: str) -> str:
+    """``markdown`` without its ``{solution}`` directives (and the blank lines they leave)."""
+    lines = markdown.split("\n")
+    drop = set()
+    for d in directives(markdown):
+        if d.name == "solution":
+            drop.update(range(d.first, d.last + 1))
+    text = "\n".join(line for n, line in enumerate(lines) if n not in drop)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+
+
+def is_solution_cell(cell) -> bool:
+    return cell.cell_type == "code" and BEGIN in cell.source
+
+
+def solution_lines(nb) -> list[str]:
+    """Every line of every solution: code between the markers and the bodies of solution directives."""
+    out = []
+    for cell in nb.cells:
+        lines = cell.source.split("\n")
+        if is_solution_cell(cell):
+            inside = False
+            for line in lines:
+                if BEGIN in line:
+                    inside = True
+                elif END in line:
+                    inside = False
+                elif inside:
+                    out.append(line)
+        elif cell.cell_type == "markdown":
+            for d in directives(cell.source):
+                if d.name == "solution":
+                    out.extend(ln for ln in lines[d.first + 1:d.last] if not OPTION.match(ln))
+    return out
+
+
+def teaching_fields(comment: str | None) -> dict:
+    m = TEACHING.match(comment or "")
+    if not m:
+        return {}
+    fields = {}
+    for part in m["fields"].split(";"):
+        key, _, value = part.partition("=")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def chapter_title(nb, default: str) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^# (.+)$", cell.source, re.M)
+            if m:
+                return m[1].strip()
+    return default
+
+
+def read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def exercises(path: Path) -> tuple[list[Exercise], list[str]]:
+    """The exercises of one chapter, in order, and the problems with their format (empty when all is well)."""
+    nb, name = read(path), path.name
+    found: list[dict] = []
+    problems: list[str] = []
+    solved: dict[str, str] = {}  # label -> class of its solution directive
+    current = None
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            if BEGIN in cell.source or END in cell.source:
+                problems.append(f"{name}: solution markers belong in code cells, not markdown")
+            for d in directives(cell.source):
+                if d.name in ("exercise-start", "exercise-end", "solution-start", "solution-end"):
+                    problems.append(f"{name}: the gated {{{d.name}}} form is not allowed (sphinx-exercise #89)")
+                elif d.name == "solution":
+                    solved[d.arg] = d.options.get("class", "")
+                elif d.name == "exercise":
+                    label = d.options.get("label", "")
+                    fields = teaching_fields(d.comment)
+                    ex = dict(label=label, title=d.arg, fields=fields, check=None, solutions=0)
+                    found.append(ex)
+                    current = ex
+                    where = f"{name}: exercise {label or d.arg!r}"
+                    if not label.startswith("ex-"):
+                        problems.append(f"{where} needs a ':label: ex-...' option")
+                    if not fields:
+                        problems.append(f"{where}: the line before it must be "
+                                        "'% teaching: kind=...; time=N min; practises=...'")
+                        continue
+                    if fields.get("kind") not in KINDS:
+                        problems.append(f"{where}: kind must be one of {KINDS}, not {fields.get('kind')!r}")
+                    if not re.fullmatch(r"\d+ min", fields.get("time", "")):
+                        problems.append(f"{where}: time must read like '10 min', not {fields.get('time')!r}")
+                    if not fields.get("practises"):
+                        problems.append(f"{where}: say what it practises (practises=...)")
+        elif is_solution_cell(cell):
+            if current is None:
+                problems.append(f"{name}: a solution cell (cell {index}) comes before any exercise")
+                continue
+            current["solutions"] += 1
+            if cell.source.count(BEGIN) != cell.source.count(END):
+                problems.append(f"{name}: unbalanced solution markers in cell {index}")
+            if HIDE_TAG not in cell.metadata.get("tags", []):
+                problems.append(f"{name}: solution cell {index} must be tagged {HIDE_TAG!r}")
+            after = nb.cells[index + 1] if index + 1 < len(nb.cells) else None
+            m = CHECK_CALL.search(after.source) if after is not None and after.cell_type == "code" else None
+            if m is None:
+                problems.append(f"{name}: the cell after solution cell {index} must call a check.<name>(...)")
+            else:
+                current["check"] = m["name"]
+    labels = [ex["label"] for ex in found]
+    for ex in found:
+        where = f"{name}: exercise {ex['label']}"
+        if labels.count(ex["label"]) > 1:
+            problems.append(f"{where}: label used twice")
+        if ex["label"] not in solved:
+            problems.append(f"{where} has no {{solution}} {ex['label']} directive")
+        elif "dropdown" not in solved[ex["label"]].split():
+            problems.append(f"{where}: its solution needs ':class: dropdown'")
+        kind = ex["fields"].get("kind")
+        if kind == "code" and not ex["solutions"]:
+            problems.append(f"{where} is a code exercise without a solution cell")
+        if kind == "conceptual" and ex["solutions"]:
+            problems.append(f"{where} is conceptual but has a solution cell: make it kind=code")
+    for label in solved:
+        if label not in labels:
+            problems.append(f"{name}: solution {label} answers no exercise")
+    result = []
+    for ex in found:
+        f = ex["fields"]
+        if f.get("kind") in KINDS and re.fullmatch(r"\d+ min", f.get("time", "")):
+            result.append(Exercise(path.stem, ex["label"], ex["title"], f["kind"], int(f["time"].split()[0]),
+                                   f.get("practises", ""), ex["check"]))
+    return result, problems
+
+
+def chapters(book: Path) -> list[Path]:
+    return sorted(book.glob("*.ipynb"))
+
+
+def lint(book: Path) -> list[str]:
+    return [p for path in chapters(book) for p in exercises(path)[1]]
+
+
+# --- the notebook transforms ---------------------------------------------------------------------
+
+def remove_solutions(nb, *, keep_outputs: bool):
+    """A copy of ``nb`` with nbgrader's stubs for code solutions and no solution directives.
+
+    The solution cells (now stubs) lose their outputs and their ``hide-input`` tag, so the stub shows;
+    so do the self-check cells after them. Other outputs are kept if ``keep_outputs``.
+    """
+    from nbgrader.preprocessors import ClearSolutions  # only the course kit needs nbgrader
+
+    nb = copy.deepcopy(nb)
+    stubbed = {i for i, cell in enumerate(nb.cells) if is_solution_cell(cell)}
+    checks = {i + 1 for i in stubbed}
+    nb, _ = ClearSolutions(enforce_metadata=False).preprocess(nb, {})
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            cell.source = strip_solutions(cell.source)
+        elif cell.cell_type == "code":
+            if i in stubbed:
+                tags = [t for t in cell.metadata.get("tags", []) if t != HIDE_TAG]
+                if tags:
+                    cell.metadata["tags"] = tags
+                else:
+                    cell.metadata.pop("tags", None)
+            if not keep_outputs or i in stubbed or i in checks:
+                cell.outputs = []
+                cell.execution_count = None
+    nb.cells = [c for c in nb.cells if c.cell_type != "markdown" or c.source.strip()]
+    return nb
+
+
+def copy_library(out: Path) -> None:
+    shutil.copytree(ROOT / "lessons_lib", out / "lessons_lib", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def runtime_requirements() -> str:
+    keep = []
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        name = re.split(r"[=<>\[ ]", line.strip(), maxsplit=1)[0].lower()
+        if name in RUNTIME:
+            keep.append(line.strip())
+    return "# What the notebooks need (the versions the book is tested with)\n" + "\n".join(keep) + "\n"
+
+
+def overview_table(book: Path, *, myst: bool) -> tuple[str, list[Exercise]]:
+    """A markdown table per chapter of its exercises.
+
+    ``myst`` links the exercises with ``{ref}`` and lists only the chapters in ``_toc.yml`` (the site
+    builds no others, so a link into one would be a broken reference).
+    """
+    blocks, everything = [], []
+    for path in ordered_chapters(book, toc_only=myst):
+        exs, problems = exercises(path)
+        if problems:
+            raise SystemExit("exercise format problems:\n  " + "\n  ".join(problems))
+        everything += exs
+        title = chapter_title(read(path), path.stem)
+        rows = ["| Exercise | Kind | Time | Practises | Self-check |", "| --- | --- | --- | --- | --- |"]
+        for ex in exs:
+            name = f"{{ref}}`{ex.label}`: {cell_text(ex.title)}" if myst else cell_text(ex.title)
+            checker = f"`check.{ex.check}`" if ex.check else "—"
+            rows.append(f"| {name} | {ex.kind} | {ex.minutes}\u00a0min | {cell_text(ex.practises)} | {checker} |")
+        heading = f"## {title}" if myst else f"### {title} (`{path.name}`)"
+        blocks.append(f"{heading}\n\n" + "\n".join(rows) + f"\n\n{summary(exs)}.\n")
+    return "\n".join(blocks), everything
+
+
+def cell_text(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def ordered_chapters(book: Path, *, toc_only: bool = False) -> list[Path]:
+    """The chapters in the order of ``_toc.yml`` (beside ``book/``); those not listed there come last, or not at all."""
+    toc_path = book.parent / "_toc.yml"
+    order = []
+    if toc_path.is_file():
+        toc = yaml.safe_load(toc_path.read_text())
+        for part in toc.get("parts", []):
+            order += [ch["file"] for ch in part.get("chapters", [])]
+    rank = {f: n for n, f in enumerate(order)}
+    found = [p for p in chapters(book) if not toc_only or f"book/{p.stem}" in rank]
+    return sorted(found, key=lambda p: (rank.get(f"book/{p.stem}", len(rank)), p.name))
+
+
+def summary(exs: list[Exercise]) -> str:
+    code = sum(ex.kind == "code" for ex in exs)
+    return f"{len(exs)} exercises ({code} code, {len(exs) - code} conceptual), about {duration(exs)}"
+
+
+def duration(exs: list[Exercise]) -> str:
+    total = sum(ex.minutes for ex in exs)
+    hours, minutes = divmod(total, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def teaching_page(book: Path, *, hidden: bool = False) -> str:
+    table, everything = overview_table(book, myst=True)
+    where = ("this edition of the site leaves the solutions out" if hidden
+             else "its solution is collapsed under it on this site")
+    return f"""# Teaching with this book
+
+% Generated by tools/course.py from the chapters' exercises every time the book is staged: do not edit.
+
+Every chapter ends with exercises of two kinds. A *conceptual* exercise asks for an argument or a derivation;
+{where}. A *code* exercise is a cell to fill in, followed by a
+self-check from `lessons_lib.check` that answers *correct*, *close* or *wrong* with a hint built from the
+student's own answer, and never prints the expected one. Times are rough, for a student who has read the
+chapter. The table below is made from the notebooks each time the book is built, so it always matches them.
+
+In all: {summary(everything)}.
+
+For a course, `make student` writes one notebook per chapter with the solutions taken out, `make instructor`
+writes the executed notebooks with their solutions, and `make book HIDE_SOLUTIONS=1` builds this site
+without solutions; {{doc}}`how-to-use` explains the exercise format.
+
+{table}"""
+
+
+def student_readme(book: Path) -> str:
+    rows = []
+    for path in ordered_chapters(book):
+        exs, _ = exercises(path)
+        rows.append(f"| `{path.name}` | {chapter_title(read(path), path.stem)} | {summary(exs)} |")
+    return f"""# Optimization Dynamics: exercise notebooks
+
+One notebook per chapter of the book. Read the chapter, run its cells, then do the exercises at its end.
+
+- **Conceptual** exercises ask for an argument or a derivation: answer in a markdown cell or on paper.
+- **Code** exercises are cells that end in `# YOUR CODE HERE` and `raise NotImplementedError()`. Replace those
+  two lines with your code, run the cell, then run the self-check cell under it. The check answers *correct*,
+  *close* (with the relative error) or *wrong* (with a hint built from your own answer). It never shows the
+  answer, so run it as often as you like. Until you have written something it says *not attempted*.
+
+Until you fill them in, the exercise cells stop with `NotImplementedError`; "Run all" goes on past them
+(`jupyter nbconvert --execute --allow-errors` does the same on the command line).
+
+## Setup
+
+```bash
+python -m venv .venv
+. .venv/bin/activate            # Windows: .venv\\Scripts\\activate
+pip install -r requirements.txt
+jupyter lab
+```
+
+The notebooks import `lessons_lib`, the book's small library, from this folder. At the default quick scale every
+chapter runs on a laptop CPU in under a minute.
+
+## Chapters
+
+| Notebook | Chapter | Exercises |
+| --- | --- | --- |
+""" + "\n".join(rows) + "\n"
+
+
+def instructor_readme(book: Path) -> str:
+    table, everything = overview_table(book, myst=False)
+    return f"""# Optimization Dynamics: instructor notebooks
+
+The chapters with their solutions, executed: every self-check in them reports *correct*. The outputs are those
+of the website build; re-run a notebook in JupyterLab for live widgets.
+
+In all: {summary(everything)}.
+
+From the book's repository:
+
+- `make student` writes the student notebooks to `_build/student/` (solution code replaced by nbgrader's stub,
+  solutions of conceptual exercises removed, self-checks kept), with `lessons_lib` and a README;
+- `make book HIDE_SOLUTIONS=1` builds the website without any solution.
+
+## Exercises
+
+{table}"""
+
+
+def write_student(book: Path, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in chapters(book):
+        target = out / path.name
+        nbformat.write(remove_solutions(read(path), keep_outputs=False), target)
+        written.append(target)
+    copy_library(out)
+    (out / "README.md").write_text(student_readme(book))
+    (out / "requirements.txt").write_text(runtime_requirements())
+    return written
+
+
+def write_instructor(executed: Path, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in chapters(executed):
+        source = ROOT / "book" / path.name
+        nb = read(path)
+        if not source.is_file() or [c.source for c in nb.cells] != [c.source for c in read(source).cells]:
+            raise SystemExit(f"{path} is not an executed copy of book/{path.name} (stale, or solutions hidden): "
+                             "run `make instructor` without HIDE_SOLUTIONS")
+        if not all(c.get("execution_count") for c in nb.cells if c.cell_type == "code"):
+            raise SystemExit(f"{path} is not executed: run `make instructor`")
+        shutil.copyfile(path, out / path.name)
+        written.append(out / path.name)
+    copy_library(out)
+    (out / "README.md").write_text(instructor_readme(executed))
+    (out / "requirements.txt").write_text(runtime_requirements())
+    return written
+
+
+def hide(stage: Path) -> None:
+    """Switch a staged, executed book to hidden solutions, in place."""
+    if (stage / "book" / GENERATED_PAGES["book/teaching"]).is_file():
+        write_teaching(stage, hidden=True)  # while the exercises still have their solutions
+    for path in chapters(stage / "book"):
+        nbformat.write(remove_solutions(read(path), keep_outputs=True), path)
+    config_path = stage / "_config.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = True
+    config_path.write_text("# staged by tools/course.py hide: solutions removed\n"
+                           + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+
+
+def write_teaching(stage: Path, *, hidden: bool = False) -> Path:
+    target = stage / "book" / GENERATED_PAGES["book/teaching"]
+    target.write_text(teaching_page(stage / "book", hidden=hidden))
+    return target
+
+
+def main(argv: list[str]) -> int:
+    usage = __doc__.split("\n\n")[1]
+    if not argv:
+        print(usage)
+        return 2
+    cmd, args = argv[0], [Path(a) for a in argv[1:]]
+    if cmd == "student" and len(args) == 1:
+        shutil.rmtree(args[0], ignore_errors=True)
+        print(f"{len(write_student(ROOT / 'book', args[0]))} student notebooks in {args[0]}/")
+    elif cmd == "instructor" and len(args) == 2:
+        shutil.rmtree(args[1], ignore_errors=True)
+        print(f"{len(write_instructor(args[0], args[1]))} instructor notebooks in {args[1]}/")
+    elif cmd == "hide" and len(args) == 1:
+        hide(args[0])
+        print(f"solutions removed from {args[0]}/ (hide_solutions on)")
+    elif cmd == "teaching" and len(args) == 1:
+        print(f"wrote {write_teaching(args[0])}")
+    elif cmd == "lint" and len(args) <= 1:
+        problems = lint(args[0] if args else ROOT / "book")
+        print("\n".join(problems) or "the exercises follow the format")
+        return 1 if problems else 0
+    else:
+        print(usage)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
