@@ -153,4 +153,5 @@ def progress(iterable, **kwargs):
     """Wrap ``iterable`` in a ``tqdm.auto`` progress bar in a live kernel; silent on the site."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, disable=static_build() or kwargs.pop("disable", False), **kwargs)
+    disable = kwargs.pop("disable", False)  # popped first: the caller's flag must not be passed twice
+    return tqdm(iterable, disable=static_build() or disable, **kwargs)

@@ -73,6 +73,10 @@ def test_static_build_flag(monkeypatch):
     monkeypatch.setenv("LESSONS_STATIC", "1")
     assert backend.static_build()
     assert list(backend.progress(range(3))) == [0, 1, 2]
+    # a caller's own disable flag is accepted in both modes (it used to be passed to tqdm twice)
+    assert list(backend.progress(range(2), disable=True)) == [0, 1]
+    monkeypatch.setenv("LESSONS_STATIC", "0")
+    assert list(backend.progress(range(2), disable=False)) == [0, 1]
 
 
 def test_as_tensor_rejects_nan_and_junk():

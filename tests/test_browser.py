@@ -113,7 +113,8 @@ def test_chapter_explorer_responds_offline(server, browser):
     page.close()
 
 
-@pytest.mark.parametrize("name", ["stability", "drift", "river-valleys", "curl-descent"])
+@pytest.mark.parametrize("name", ["stability", "drift", "river-valleys", "saddle-to-saddle", "curl-descent",
+                                  "consensus-based-optimization"])
 def test_every_explorer_control_swaps_the_frame(server, browser, name):
     page, requests, errors = open_page(browser, f"{server}/book/{name}.html")
     explorers = page.locator(".lessons-explorer")
@@ -139,8 +140,9 @@ def test_every_explorer_control_swaps_the_frame(server, browser, name):
     page.close()
 
 
-@pytest.mark.parametrize("name", ["intro", "how-to-use", "notation", "bibliography", "stability", "drift",
-                                  "river-valleys", "curl-descent"])
+@pytest.mark.parametrize("name", ["intro", "how-to-use", "notation", "teaching", "bibliography", "stability",
+                                  "drift", "river-valleys", "saddle-to-saddle", "curl-descent",
+                                  "consensus-based-optimization"])
 def test_other_pages_stay_on_localhost(server, browser, name):
     page, requests, errors = open_page(browser, f"{server}/book/{name}.html")
     page.wait_for_load_state("networkidle")
