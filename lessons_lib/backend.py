@@ -8,6 +8,7 @@ inputs. Randomness always comes from an explicit :class:`torch.Generator` built 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Literal
 
@@ -155,3 +156,28 @@ def progress(iterable, **kwargs):
 
     disable = kwargs.pop("disable", False)  # popped first: the caller's flag must not be passed twice
     return tqdm(iterable, disable=static_build() or disable, **kwargs)
+
+
+def to_host(record) -> None:
+    """Move the tensors of a result record (a dataclass) to the CPU, in place; frozen ones too.
+
+    Runners compute on their inputs' device or :func:`default_device`, but the records they return
+    are read by notebooks: plotted with matplotlib, turned into NumPy arrays, compared with tensors
+    the reader made on the CPU. Keeping records on the host makes the same notebook run unchanged
+    with ``LESSONS_DEVICE=cuda``. Tensors inside lists, tuples and dicts are moved too.
+    """
+
+    def host(value):
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu() if value.device.type != "cpu" else value
+        if isinstance(value, (list, tuple)):
+            return type(value)(host(v) for v in value)
+        if isinstance(value, dict):
+            return {k: host(v) for k, v in value.items()}
+        return value
+
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        moved = host(value)
+        if moved is not value:
+            object.__setattr__(record, f.name, moved)

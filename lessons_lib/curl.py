@@ -25,7 +25,7 @@ from typing import Callable, Literal
 import torch
 from torch.func import jacrev
 
-from .backend import as_generator, as_tensor, check_count, check_positive
+from .backend import as_generator, as_tensor, check_count, check_positive, to_host
 from .descent import Trajectory, check_lr, iterate
 
 Activation = Literal["linear", "tanh"]
@@ -103,6 +103,9 @@ class StudentTeacherRun:
     D1: torch.Tensor
     D2: torch.Tensor
     diverged: torch.Tensor
+
+    def __post_init__(self):
+        to_host(self)  # records are read on the host (see backend.to_host)
 
     def learned(self, tol: float = 1e-6) -> torch.Tensor:
         """Bool ``(S,)``: the final training loss is below ``tol``."""

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch.func import grad
 
-from .backend import as_tensor, check_count, check_positive
+from .backend import as_tensor, check_count, check_positive, to_host
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class Trajectory:
     lr: float
     diverged: bool = False
     diverged_at: int | None = None
+
+    def __post_init__(self):
+        to_host(self)  # records are read on the host (see backend.to_host)
 
     @property
     def steps(self) -> int:

@@ -28,7 +28,7 @@ import torch
 from torch.func import grad_and_value
 
 from . import curvature
-from .backend import DTYPE, as_generator, check_count, check_positive, default_device
+from .backend import DTYPE, as_generator, check_count, check_positive, default_device, to_host
 from .descent import check_lr
 
 Activation = Literal["tanh", "relu", "elu"]
@@ -193,6 +193,9 @@ class EdgeRun:
     params: torch.Tensor
     diverged: bool = False
     diverged_at: int | None = None
+
+    def __post_init__(self):
+        to_host(self)  # records are read on the host (see backend.to_host)
 
     @property
     def threshold(self) -> float:

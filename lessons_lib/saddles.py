@@ -29,7 +29,7 @@ from typing import Literal, Sequence
 import torch
 
 from . import stability
-from .backend import as_generator, as_tensor, check_count, check_positive
+from .backend import as_generator, as_tensor, check_count, check_positive, to_host
 from .descent import check_lr
 
 # --- two-layer linear network ------------------------------------------------------------------
@@ -321,6 +321,9 @@ class DiagonalSparseRun:
     init_scale: float
     lr: float
     diverged: bool
+
+    def __post_init__(self):
+        to_host(self)  # records are read on the host (see backend.to_host)
 
 
 def train_diagonal_net_sparse(beta_star, *, init_scale: float, lr: float, steps: int,

@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 
 from . import quadratic
-from .backend import as_generator, as_tensor, check_count, check_positive
+from .backend import as_generator, as_tensor, check_count, check_positive, to_host
 from .descent import Trajectory, check_lr
 
 
@@ -177,6 +177,9 @@ class DiagonalNetRun:
     diverged: torch.Tensor
     diverged_at: torch.Tensor
     beta_history: torch.Tensor | None = None
+
+    def __post_init__(self):
+        to_host(self)  # records are read on the host (see backend.to_host)
 
 
 def train_diagonal_net(X, y, *, lr: float | Sequence[float], steps: int, batch_size: int | None = None,

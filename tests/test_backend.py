@@ -100,3 +100,38 @@ def test_check_count():
     for bad in (0, -2, 1.0, True):
         with pytest.raises(ValueError, match="steps"):
             backend.check_count(bad, name="steps")
+
+
+
+def _record_type():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Rec:
+        x: torch.Tensor
+        parts: list
+        info: dict
+        name: str = "r"
+
+    return Rec
+
+
+def test_to_host_leaves_host_records_alone():
+    Rec = _record_type()
+    cpu = torch.arange(3.0)
+    r = Rec(cpu, [torch.ones(1), 3], {"y": torch.ones(2)})
+    backend.to_host(r)
+    assert r.x is cpu and r.parts[1] == 3 and r.name == "r"  # already on the host: no copy
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_to_host_moves_record_tensors_in_place():
+    from lessons_lib.descent import Trajectory
+
+    Rec = _record_type()
+    r = Rec(torch.zeros(2, device="cuda"), [torch.ones(1, device="cuda"), 3], {"y": torch.ones(3, device="cuda")})
+    backend.to_host(r)
+    assert r.x.device.type == r.parts[0].device.type == r.info["y"].device.type == "cpu"
+    traj = Trajectory(torch.zeros(3, 2, device="cuda"), torch.zeros(3, device="cuda"), 0.1)
+    assert traj.params.device.type == traj.loss.device.type == "cpu"

@@ -431,4 +431,4 @@ def test_saddles_on_cuda_follow_the_device():
     relu = S.train_relu_1d(X.cuda(), Y.cuda(), width=20, init_scale=1e-4, lr=0.1, steps=200, generator=0)
     assert relu.a.device.type == "cuda" and bool(torch.isfinite(relu.loss).all())
     diag = S.train_diagonal_net_sparse(BETA.cuda(), init_scale=1e-3, lr=0.01, steps=100)
-    assert diag.beta.device.type == "cuda"
+    assert diag.beta.device.type == "cpu"  # a record, returned on the host (backend.to_host)
