@@ -3,19 +3,25 @@
 #   make test    set up and run the whole suite (unit tests, notebooks, site build, browser)
 #   make lab     open JupyterLab on book/ with live widgets
 #   make serve   serve _build/html on http://127.0.0.1:$(PORT)
+#   make student     student notebooks (solutions stubbed), lessons_lib and a README in _build/student
+#   make instructor  the executed notebooks with solutions, lessons_lib and a README in _build/instructor
+#   make book HIDE_SOLUTIONS=1   the site with every solution removed (for a course during term)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+COURSE_STAMP := $(VENV)/.course-installed
+HIDE_SOLUTIONS ?=
+HIDE := $(filter 1 yes true,$(HIDE_SOLUTIONS))
 JOBS ?= 2
 PORT ?= 8000
 STAGE := _stage
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup book html execute stage test unit site-test chromium lab serve clean
+.PHONY: setup book html execute stage test unit site-test chromium lab serve clean course-setup student instructor course-test bench
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +31,18 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+# nbgrader for the course kit (requirements-course.txt, on top of the pins). It is used only as a library
+# (its ClearSolutions preprocessor), so its Jupyter server and lab extensions are switched off again.
+$(COURSE_STAMP): requirements-course.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-course.txt
+	$(BIN)/jupyter server extension disable --sys-prefix nbgrader.server_extensions.formgrader \
+	    nbgrader.server_extensions.assignment_list nbgrader.server_extensions.course_list \
+	    nbgrader.server_extensions.validate_assignment >/dev/null 2>&1
+	$(BIN)/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1
+	@touch $@
+
+course-setup: $(COURSE_STAMP)
+
 # Copy the sources to $(STAGE) and switch execution off there: the notebooks are executed exactly
 # once, by nbmake (which writes the outputs back into the staged copy), then built as they are.
 stage: setup
@@ -32,6 +50,7 @@ stage: setup
 	@cp _config.yml _toc.yml $(STAGE)/
 	@cp -r book $(STAGE)/ && find $(STAGE) -name '.ipynb_checkpoints' -prune -exec rm -rf {} +
 	@sed -i 's/^\(  execute_notebooks:\).*/\1 "off"/' $(STAGE)/_config.yml
+	@$(BIN)/python tools/course.py teaching $(STAGE)   # the "Teaching with this book" page, from the notebooks
 
 # Execute every chapter in parallel with nbmake. LESSONS_STATIC=1 makes explorers precompute their
 # frames and keeps progress bars quiet. One thread per process: two workers on two cores each using
@@ -40,7 +59,10 @@ execute: stage
 	LESSONS_STATIC=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbmake --overwrite -n $(JOBS) --nbmake-timeout=300 --durations=0 \
 	    -p no:cacheprovider --rootdir=$(STAGE) $(STAGE)/book
 
-html: execute
+# HIDE_SOLUTIONS=1: stub the code solutions and drop the solution directives in the executed copy, and
+# switch on sphinx-exercise's hide_solutions, before building.
+html: execute $(if $(HIDE),$(COURSE_STAMP))
+	$(if $(HIDE),$(BIN)/python tools/course.py hide $(STAGE))
 	$(BIN)/jupyter-book build $(STAGE) --path-output . -W -n --keep-going
 	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html (or run: make serve)"
 
@@ -59,13 +81,31 @@ chromium:
 	  echo "Installing Debian's chromium for the browser test"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-unit: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -m "not site" tests
+# The course kit: student notebooks from book/, instructor notebooks from the executed copy.
+student: $(COURSE_STAMP)
+	$(BIN)/python tools/course.py student _build/student
 
-site-test: chromium
+instructor: execute
+	$(BIN)/python tools/course.py instructor $(STAGE)/book _build/instructor
+
+unit: $(COURSE_STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -m "not site and not course" tests
+
+# runs every student notebook (errors only in exercise cells) and reads _build/instructor
+course-test: $(COURSE_STAMP) instructor
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -m course tests
+
+site-test: chromium $(COURSE_STAMP)
 	$(BIN)/python -m pytest -m site tests
 
-test: unit html site-test
+test: unit html course-test site-test
+
+# Benchmarks, not a test: chapter times, explorer latency, page weight, build time, peers and scaling,
+# written to benchmarks/results.md (minutes). Options go in BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS="--chapters learning-rate-and-curvature --tiny"   or   BENCH_ARGS=--skip-build
+BENCH_ARGS ?=
+bench: setup
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build _stage

@@ -19,17 +19,20 @@ The draw function holds no maths: it calls the library, plots, and returns a mat
 from __future__ import annotations
 
 import base64
+import gc
 import html
 import io
 import itertools
 import json
 import math
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .backend import static_build
@@ -143,18 +146,32 @@ def _thin(values: tuple, default, count: int) -> tuple:
     return tuple(values[i] for i in sorted(keep))
 
 
-def figure_png(fig: Figure, *, dpi: float, palette: int | None = None) -> bytes:
-    """Encode ``fig`` as PNG bytes and close it; ``palette`` colours quantise it (smaller pages)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor=fig.get_facecolor())
-    plt.close(fig)
-    if palette is None:
-        return buf.getvalue()
+def figure_png(fig: Figure, *, dpi: float, palette: int | None = None,
+               canvas: FigureCanvasAgg | None = None) -> bytes:
+    """Encode ``fig`` as PNG bytes and close it; ``palette`` colours quantise it (smaller pages).
+
+    The figure is rendered once on an Agg canvas (``savefig`` renders twice when the figure has a
+    layout engine). Passing the previous frame's ``canvas`` reuses its renderer and with it
+    matplotlib's per-renderer cache of text metrics, which halves the cost of redrawing tick labels.
+    """
     from PIL import Image
 
-    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    plt.close(fig)
+    fig.dpi = dpi
+    if canvas is None:
+        canvas = FigureCanvasAgg(fig)
+    else:
+        canvas.figure = fig
+        fig.set_canvas(canvas)
+    canvas.draw()
+    img = Image.frombuffer("RGBA", canvas.get_width_height(physical=True), canvas.buffer_rgba(),
+                           "raw", "RGBA", 0, 1)
+    img = img.convert("RGB")  # the house style's figures are opaque
     out = io.BytesIO()
-    img.quantize(colors=palette, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
+    if palette is None:  # a live frame: fast compression (the bytes only travel to the local front end)
+        img.save(out, format="PNG", compress_level=1)
+    else:
+        img.quantize(colors=palette, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
     return out.getvalue()
 
 
@@ -174,19 +191,45 @@ class Explorer:
     _image: Any = field(default=None, repr=False)
     _controls: dict = field(default_factory=dict, repr=False)
     _layout: Any = field(default=None, repr=False)
+    _canvas: Any = field(default=None, repr=False)
+    _split: tuple = field(default=(0.0, 0.0), repr=False)
 
     # -- drawing ---------------------------------------------------------------------------
     def defaults(self) -> dict[str, Any]:
         return {k: c.default for k, c in self.controls.items()}
 
     def frame(self, *, palette: int | None = None, **values) -> bytes:
-        """Call ``draw(**values)`` (missing controls take their defaults) and return PNG bytes."""
+        """Call ``draw(**values)`` (missing controls take their defaults) and return PNG bytes.
+
+        This is the cost of one live update, so it is kept lean (see ``make bench``): the layout is
+        solved once, the Agg canvas is reused, titles sit at a fixed height, and the cyclic garbage
+        collector is paused during the redraw. Without the pause, collections in the middle of a
+        redraw promote the figure's objects to the oldest generation, and freeing them later takes a
+        full collection (200+ ms with torch loaded); instead the closed figure is freed at once.
+        """
         unknown = set(values) - set(self.controls)
         if unknown:
             raise ValueError(f"values: unknown control(s) {sorted(unknown)}; known: {sorted(self.controls)}")
-        fig = self.draw(**{**self.defaults(), **values})
-        if not isinstance(fig, Figure):
-            raise ValueError(f"draw: must return a matplotlib Figure, got {type(fig).__name__}")
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            # matplotlib places titles by measuring every tick label on each draw; the explorers
+            # have no top-side ticks, so y = 1 is the same place, found for free
+            t0 = time.perf_counter()
+            with plt.rc_context({"axes.titley": 1.0}):
+                fig = self.draw(**{**self.defaults(), **values})
+            if not isinstance(fig, Figure):
+                raise ValueError(f"draw: must return a matplotlib Figure, got {type(fig).__name__}")
+            t1 = time.perf_counter()
+            png = self._encode(fig, palette)
+            self._split = (t1 - t0, time.perf_counter() - t1)  # (draw, render + encode), for make bench
+            return png
+        finally:
+            if enabled:
+                gc.enable()
+                gc.collect(1)
+
+    def _encode(self, fig: Figure, palette: int | None) -> bytes:
         # Constrained layout costs half of a redraw. Frames of one explorer share their layout, so it
         # is solved once (on the first frame) and reused while the figure keeps the same axes.
         shape = (tuple(fig.get_size_inches()), len(fig.axes))
@@ -194,9 +237,12 @@ class Explorer:
             fig.set_layout_engine("none")
             for ax, pos in zip(fig.axes, self._layout[1]):
                 ax.set_position(pos)
-            return figure_png(fig, dpi=self.dpi, palette=palette)
+            png = figure_png(fig, dpi=self.dpi, palette=palette, canvas=self._canvas)
+            self._canvas = fig.canvas
+            return png
         axes = list(fig.axes)
-        png = figure_png(fig, dpi=self.dpi, palette=palette)
+        png = figure_png(fig, dpi=self.dpi, palette=palette, canvas=self._canvas)
+        self._canvas = fig.canvas
         self._layout = (shape, [ax.get_position() for ax in axes])
         return png
 
@@ -336,12 +382,51 @@ class Explorer:
         self._widget = w.VBox([box, self._image, out])
         return self._widget
 
+    def bench_latency(self, path: str, max_points: int | None = None) -> dict:
+        """Time one live update (``draw`` + PNG encode + canvas refresh) at every grid point.
+
+        The benchmark (``make bench``) sets ``LESSONS_BENCH_LATENCY=<file>``; each displayed explorer
+        then calls this before showing itself and appends one JSON line to ``path``. With a live
+        widget the refresh is the ``Image`` update sent to the front end; without one (static build,
+        no ipywidgets) only ``draw`` and the encode are timed. ``max_points`` (or
+        ``LESSONS_BENCH_GRID``) thins the grid as the static page does, for quick checks.
+        """
+        grid = {k: c.values for k, c in self.controls.items()}
+        full = math.prod(len(v) for v in grid.values())
+        if max_points:
+            grid = self.static_grid(max_points)
+        names = list(grid)
+        times, draws = [], []
+        for combo in itertools.product(*(grid[k] for k in names)):
+            values = dict(zip(names, combo))
+            if self._image is not None:
+                self._update(**values)
+                times.append(self.timings.pop())
+            else:
+                t0 = time.perf_counter()
+                self.frame(**values)
+                times.append(time.perf_counter() - t0)
+            draws.append(self._split[0])
+        if self._image is not None:
+            self._image.value = self.frame()  # leave the default view showing
+        record = {"draw": getattr(self.draw, "__name__", "draw"), "controls": names, "grid": full,
+                  "points": len(times), "refresh": self._image is not None, "times_s": times,
+                  "draw_s": draws}
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        return record
+
     def _repr_mimebundle_(self, include=None, exclude=None):
         mode = self.mode or ("static" if static_build() else "live")
         text = f"<Explorer over {', '.join(self.controls)}>"
+        bench = os.environ.get("LESSONS_BENCH_LATENCY", "").strip()
         if mode == "static":
+            if bench:
+                self.bench_latency(bench, int(os.environ.get("LESSONS_BENCH_GRID", "0") or 0))
             return {"text/html": self.static_html(), "text/plain": text}
         bundle = dict(self.widget()._repr_mimebundle_())
+        if bench:
+            self.bench_latency(bench, int(os.environ.get("LESSONS_BENCH_GRID", "0") or 0))
         png = base64.b64encode(self._image.value).decode("ascii")
         bundle["text/html"] = (
             f'<img alt="explorer default frame" src="data:image/png;base64,{png}">'

@@ -170,3 +170,66 @@ def test_static_mode_from_environment(monkeypatch):
     bundle = e._repr_mimebundle_()
     assert WIDGET_MIME not in bundle
     assert 'class="lessons-explorer"' in bundle["text/html"]
+
+
+def test_frame_renders_the_same_pixels_as_savefig():
+    # figure_png renders once on a reused Agg canvas instead of savefig's two passes; the picture must not change
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    draw = make_draw()
+    e = ex.explore(draw, lr=ex.log(0.05, 1.5, 3), a=ex.log(0.25, 4, 3))
+    for lr, a in [(0.05, 0.25), (1.5, 4.0), (0.05, 4.0)]:  # the second frame on reuses layout and canvas
+        fig = draw(lr, a)
+        if e._layout is not None:
+            fig.set_layout_engine("none")
+            for ax, pos in zip(fig.axes, e._layout[1]):
+                ax.set_position(pos)
+        buf = io.BytesIO()
+        with plt.rc_context({"axes.titley": 1.0}):
+            fig.savefig(buf, format="png", dpi=e.dpi)
+        plt.close(fig)
+        ref = np.asarray(Image.open(buf).convert("RGB"), dtype=int)
+        got = np.asarray(Image.open(io.BytesIO(e.frame(lr=lr, a=a))).convert("RGB"), dtype=int)
+        assert got.shape == ref.shape and np.abs(got - ref).max() <= 1
+    assert not plt.get_fignums()  # every frame's figure is closed
+
+
+def test_frame_pauses_gc_and_restores_it():
+    import gc
+
+    e = ex.explore(make_draw(), lr=ex.linear(0.1, 1, 2), a=ex.linear(1, 2, 2))
+    seen = []
+    e.draw = lambda **v: (seen.append(gc.isenabled()), make_draw()(**v))[1]
+    assert gc.isenabled()
+    e.frame()
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        e.frame()
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
+    e.draw = lambda **v: 1 / 0
+    with pytest.raises(ZeroDivisionError):
+        e.frame()
+    assert gc.isenabled()
+
+
+def test_bench_latency_times_every_grid_point(tmp_path, monkeypatch):
+    path = tmp_path / "lat.jsonl"
+    e = ex.explore(make_draw(), lr=ex.linear(0.1, 1, 3), a=ex.log(1, 4, 2), show=True)
+    rec = e.bench_latency(str(path))
+    assert rec["points"] == rec["grid"] == 12 and not rec["refresh"]
+    assert len(rec["times_s"]) == len(rec["draw_s"]) == 12
+    assert all(t >= d > 0 for t, d in zip(rec["times_s"], rec["draw_s"]))
+    assert json.loads(path.read_text().splitlines()[0])["draw"] == "draw"
+    assert e.bench_latency(str(path), max_points=4)["points"] <= 4
+    # live: the refresh (the Image widget update) is part of each timed update
+    monkeypatch.setenv("LESSONS_BENCH_LATENCY", str(path))
+    bundle = ex.explore(make_draw(), lr=ex.linear(0.1, 1, 2), a=ex.linear(1, 2, 2))._repr_mimebundle_()
+    assert WIDGET_MIME in bundle
+    live = json.loads(path.read_text().splitlines()[-1])
+    assert live["refresh"] and live["points"] == 4
