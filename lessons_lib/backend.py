@@ -158,6 +158,9 @@ def progress(iterable, **kwargs):
     return tqdm(iterable, disable=static_build() or disable, **kwargs)
 
 
+_HOST = torch.device("cpu")
+
+
 def to_host(record) -> None:
     """Move the tensors of a result record (a dataclass) to the CPU, in place; frozen ones too.
 
@@ -169,7 +172,7 @@ def to_host(record) -> None:
 
     def host(value):
         if isinstance(value, torch.Tensor):
-            return value.detach().cpu() if value.device.type != "cpu" else value
+            return value.detach().cpu() if value.device != _HOST else value
         if isinstance(value, (list, tuple)):
             return type(value)(host(v) for v in value)
         if isinstance(value, dict):
