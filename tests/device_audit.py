@@ -8,12 +8,17 @@ function mode labels tensors made on that default device "device", tensors made 
 "host" (factories without a device, ``.cpu()``, NumPy), and propagates the labels through every torch
 call (results of torch.func internals stay unlabelled and are never flagged). It then raises where
 CUDA would: NumPy conversion of a device tensor (matplotlib, ``.numpy()``), or an operation that mixes
-device and host tensors that are not scalars. Explorers are exercised too: their default frame and a
-few grid points.
+device and host tensors that are not scalars. Explorers are exercised too, through
+every static frame.
 """
-import ast, itertools, json, os, sys, time, traceback
+import os
+import sys
+from pathlib import Path
+
 import torch
 from torch.overrides import TorchFunctionMode
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SENT = torch.device("cpu", 0)
 FACTORIES = {"tensor", "as_tensor", "zeros", "ones", "arange", "linspace", "logspace", "randn", "rand", "empty",
@@ -79,50 +84,28 @@ class Mode(TorchFunctionMode):
         if states and all(s is False for s in states): return mark(out, False)
         return out
 
-def run(path) -> int:
-    """Execute the notebook's code cells under the audit; return the number of findings."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def run(path: Path) -> dict:
+    """Execute the notebook in-process (benchmarks/runner.py, the GPU check's executor) under the audit.
 
+    Returns the runner's record: ``ok`` is False at the first finding, with the error and traceback.
+    Explorers are displayed as on the site, so every static frame's ``draw`` is audited too.
+    """
     os.environ["LESSONS_STATIC"] = "1"
     os.environ["LESSONS_DEVICE"] = "cpu:0"
     if os.environ.get("AUDIT_NO_HOST"):  # to show what the audit catches without backend.to_host
         import lessons_lib.backend as backend
         backend.to_host = lambda record: None
-    nb = json.load(open(path))
-    ns = {"__name__": "__main__"}
-    findings = 0
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.runner import run_inprocess
+
     with Mode():
-        for i, c in enumerate(nb["cells"]):
-            if c["cell_type"] != "code": continue
-            src = "".join(c["source"])
-            try:
-                tree = ast.parse(src)
-                last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-                exec(compile(tree, f"{path}:cell{i}", "exec"), ns)
-                if last is not None:
-                    val = eval(compile(ast.Expression(last.value), f"{path}:cell{i}", "eval"), ns)
-                    if hasattr(val, "static_grid"):
-                        val.frame()
-                        grid = val.static_grid(6); names = list(grid)
-                        for combo in itertools.islice(itertools.product(*(grid[k] for k in names)), 6):
-                            val.frame(**dict(zip(names, combo)))
-                        print(f"  explorer in cell {i}: frames ok")
-            except NotImplementedError:
-                pass
-            except Exception as e:  # noqa: BLE001  (every failure is a finding)
-                findings += 1
-                msg = f"{type(e).__name__}: {e}"
-                print(f"{path} cell {i}: {msg[:300]}" + ("" if "AUDIT" in msg else "   (non-audit error)"))
-                for fr in traceback.extract_tb(e.__traceback__)[-6:]:
-                    print("    ", fr.filename.split('/')[-1], fr.lineno, fr.line)
-            plt.close("all")
-    return findings
+        return run_inprocess(Path(path).resolve())
 
 
 if __name__ == "__main__":
-    t0 = time.time()
-    n = run(sys.argv[1])
-    print(f"device audit of {sys.argv[1]}: {n} finding(s) in {time.time() - t0:.1f} s")
-    sys.exit(1 if n else 0)
+    result = run(Path(sys.argv[1]))
+    if not result["ok"]:
+        print(result["error"])
+        print(result["traceback"])
+    print(f"device audit of {sys.argv[1]}: {'clean' if result['ok'] else 'a finding'} in {result['seconds']:.1f} s")
+    sys.exit(0 if result["ok"] else 1)
