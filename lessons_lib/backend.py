@@ -184,3 +184,16 @@ def to_host(record) -> None:
         moved = host(value)
         if moved is not value:
             object.__setattr__(record, f.name, moved)
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """Base of every result record the library returns: a frozen dataclass that lives on the host.
+
+    Its ``__post_init__`` moves every tensor field to the CPU with :func:`to_host`, so a subclass
+    needs no code of its own for it. A subclass that defines ``__post_init__`` calls
+    ``super().__post_init__()``.
+    """
+
+    def __post_init__(self):
+        to_host(self)

@@ -1,8 +1,8 @@
 """Plain gradient descent on any differentiable loss, and the :class:`Trajectory` record.
 
-Every runner in the book returns a :class:`Trajectory`. Divergence is data, not a cascade of NaN:
-a run stops at the first step where the iterate leaves a ball of radius
-``blowup * max(1, ||x0||)`` or the loss stops being finite, and says so.
+Single-run optimisers return a :class:`Trajectory`. Divergence is data, not a cascade of NaN, with
+the one meaning of :mod:`lessons_lib.run`: the run stops at the first step where the iterate leaves
+the ball of radius ``blowup * max(1, ||x0||)`` (or stops being finite) and says so.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from typing import Callable
 import torch
 from torch.func import grad
 
-from .backend import as_tensor, check_count, check_positive, to_host
+from .backend import Record, as_tensor, check_positive
+from .run import run
 
 
 @dataclass(frozen=True)
-class Trajectory:
+class Trajectory(Record):
     """Iterates of an optimiser.
 
     Attributes:
-        params: iterates ``x_0 .. x_K``, shape ``(K + 1, n)``; truncated at divergence.
+        params: iterates ``x_0 .. x_K``, shape ``(K + 1, n)``; they end at divergence.
         loss: loss at each iterate, shape ``(K + 1,)``.
         lr: the learning rate used.
         diverged: whether the run blew up.
@@ -33,9 +34,6 @@ class Trajectory:
     lr: float
     diverged: bool = False
     diverged_at: int | None = None
-
-    def __post_init__(self):
-        to_host(self)  # records are read on the host (see backend.to_host)
 
     @property
     def steps(self) -> int:
@@ -50,19 +48,11 @@ def check_lr(lr: float) -> float:
 
 def iterate(step: Callable[[torch.Tensor], torch.Tensor], loss_fn: Callable[[torch.Tensor], torch.Tensor],
             x0: torch.Tensor, *, lr: float, steps: int, blowup: float = 1e6) -> Trajectory:
-    """Run ``x <- step(x)`` for ``steps`` steps, recording losses and stopping at divergence."""
-    steps = check_count(steps, name="steps", minimum=0)
-    blowup = check_positive(blowup, name="blowup")
-    radius = blowup * max(1.0, float(x0.norm()))
-    xs, losses = [x0], [loss_fn(x0)]
-    for k in range(1, steps + 1):
-        x = step(xs[-1])
-        f = loss_fn(x)
-        xs.append(x)
-        losses.append(f)
-        if not bool(torch.isfinite(f)) or not bool(torch.isfinite(x).all()) or float(x.norm()) > radius:
-            return Trajectory(torch.stack(xs), torch.stack(losses), lr, True, k)
-    return Trajectory(torch.stack(xs), torch.stack(losses), lr)
+    """Run ``x <- step(x)`` for ``steps`` steps with :func:`lessons_lib.run.run`, recording every
+    iterate and its loss; the trajectory ends at divergence (``diverged_at`` is its last index)."""
+    out = run(lambda x, t, eta: step(x), x0, steps=steps, blowup=blowup,
+              record=lambda x, t: {"params": x, "loss": loss_fn(x)})
+    return Trajectory(out.history["params"], out.history["loss"], lr, bool(out.diverged), out.diverged_step)
 
 
 def gd(loss_fn: Callable[[torch.Tensor], torch.Tensor], x0, *, lr: float, steps: int,

@@ -93,3 +93,40 @@ def mark_divergence(ax: Axes, x: Sequence[float], y: Sequence[float], *, limit: 
         sign = 1.0 if not np.isfinite(y[i]) or y[i] > 0 else -1.0
         ax.plot([x[i]], [sign * limit], marker="^" if sign > 0 else "v", color=color, ms=10,
                 ls="none", clip_on=False, zorder=5, label=label)
+
+
+def loss_grid(loss, xlim: tuple[float, float], ylim: tuple[float, float], *, n: int = 200,
+              batched: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluate a loss of two parameters on an ``n x n`` grid, for contour and image plots.
+
+    Args:
+        loss: maps a tensor of points of shape ``(m, 2)`` to ``(m,)`` values when ``batched``, else a
+            single point of shape ``(2,)`` to a scalar (then it is called point by point).
+        xlim, ylim: the box ``(low, high)`` on each axis.
+        n: grid points per axis.
+        batched: whether ``loss`` takes a batch of points.
+
+    Returns:
+        Points are made on :func:`~lessons_lib.backend.default_device`. ``X, Y, Z`` as NumPy arrays of shape ``(n, n)`` (``Z[i, j]`` is the loss at ``(X[i, j], Y[i, j])``),
+        ready for ``ax.contour(X, Y, Z)``.
+    """
+    import torch
+
+    from .backend import default_device
+
+    if not callable(loss):
+        raise ValueError(f"loss: expected a callable, got {type(loss).__name__}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n: expected an integer >= 2, got {n!r}")
+    for name, lim in (("xlim", xlim), ("ylim", ylim)):
+        if len(lim) != 2 or not all(np.isfinite(lim)) or not lim[0] < lim[1]:
+            raise ValueError(f"{name}: expected (low, high) with low < high, got {lim!r}")
+    X, Y = np.meshgrid(np.linspace(*xlim, n), np.linspace(*ylim, n))
+    points = torch.as_tensor(np.stack([X.ravel(), Y.ravel()], axis=1), dtype=torch.float64, device=default_device())
+    with torch.no_grad():
+        if batched:
+            Z = loss(points)
+        else:
+            Z = torch.stack([torch.as_tensor(loss(p)) for p in points])
+    Z = torch.as_tensor(Z).detach().cpu().double().reshape(n, n).numpy()
+    return X, Y, Z

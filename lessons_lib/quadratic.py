@@ -19,6 +19,7 @@ import torch
 
 from .backend import as_tensor, check_positive
 from .descent import Trajectory, check_lr, iterate
+from .run import run
 
 Regime = Literal["monotone", "one-step", "oscillating", "two-cycle", "divergent", "flat"]
 
@@ -46,20 +47,30 @@ def gd_quadratic(H, x0, *, lr: float, steps: int, blowup: float = 1e6) -> Trajec
 
     Args:
         H: symmetric Hessian, shape ``(n, n)``.
-        x0: start, shape ``(n,)``; the device and dtype of ``H`` are used.
+        x0: start, shape ``(n,)``, or ``(R, n)`` for ``R`` runs at once; the device and dtype of
+            ``H`` are used.
         lr: learning rate ``eta >= 0``.
         steps: number of steps ``K >= 0``.
-        blowup: divergence radius relative to ``max(1, ||x0||)``; the run stops there.
+        blowup: divergence radius relative to ``max(1, ||x0||)`` (per run); see :mod:`lessons_lib.run`.
 
     Returns:
-        A :class:`~lessons_lib.descent.Trajectory` of ``K + 1`` iterates of shape ``(n,)``.
+        A :class:`~lessons_lib.descent.Trajectory`. For ``x0`` of shape ``(n,)``: ``K + 1`` iterates
+        of shape ``(n,)``, ending at divergence. For ``(R, n)``: ``params`` of shape ``(K + 1, R, n)``
+        and ``loss`` of shape ``(K + 1, R)``; ``diverged`` is a bool tensor ``(R,)`` and
+        ``diverged_at`` a long tensor ``(R,)`` (``-1`` where a run did not diverge). A diverged run is
+        frozen where it left the ball, so no value is NaN or infinite.
     """
     H = check_hessian(H)
     lr = check_lr(lr)
     x0 = as_tensor(x0, name="x0", dtype=H.dtype, device=H.device)
-    if x0.shape != (H.shape[0],):
-        raise ValueError(f"x0: expected shape ({H.shape[0]},) to match H, got {tuple(x0.shape)}")
-    return iterate(lambda x: x - lr * (H @ x), quadratic_loss(H), x0, lr=lr, steps=steps, blowup=blowup)
+    if x0.ndim == 1 and x0.shape == (H.shape[0],):
+        return iterate(lambda x: x - lr * (H @ x), quadratic_loss(H), x0, lr=lr, steps=steps, blowup=blowup)
+    if x0.ndim != 2 or x0.shape[1] != H.shape[0]:
+        raise ValueError(f"x0: expected shape ({H.shape[0]},) or (R, {H.shape[0]}) to match H, got {tuple(x0.shape)}")
+    out = run(lambda x, t, eta: x - lr * x @ H, x0, steps=steps, blowup=blowup, batched=True)  # H is symmetric
+    params = out.history["params"]
+    loss = 0.5 * torch.einsum("kri,ij,krj->kr", params, H.cpu(), params)
+    return Trajectory(params, loss, lr, out.diverged, out.diverged_at)
 
 
 def gd_scalar(a: float, x0: float, *, lr: float, steps: int, blowup: float = 1e6) -> Trajectory:

@@ -30,43 +30,8 @@ from .backend import as_generator, as_tensor, check_count, check_positive, to_ho
 from .descent import Trajectory, check_lr
 
 
-def gd_quadratic(H, x0, *, lr: float, steps: int, blowup: float = 1e6) -> Trajectory:
-    """GD on ``1/2 x^T H x``, ``x_{k+1} = (I - lr H) x_k`` (eq-lr-gd-quadratic), batched over runs.
-
-    Args:
-        H: symmetric Hessian, shape ``(d, d)``.
-        x0: start of shape ``(d,)``, or ``(R, d)`` for ``R`` runs at once.
-        lr: learning rate ``>= 0``.
-        steps: number of steps.
-        blowup: divergence radius relative to ``max(1, ||x0||)`` (per run).
-
-    Returns:
-        For ``x0`` of shape ``(d,)`` the :class:`~lessons_lib.descent.Trajectory` of
-        :func:`lessons_lib.quadratic.gd_quadratic`. For ``(R, d)``: ``params`` of shape
-        ``(steps + 1, R, d)`` and ``loss`` of shape ``(steps + 1, R)``; ``diverged`` is a bool tensor
-        ``(R,)`` and ``diverged_at`` a long tensor ``(R,)`` (``-1`` where a run did not diverge). A run
-        that diverges is frozen where it left the ball, so no value is NaN or infinite.
-    """
-    H = quadratic.check_hessian(H)
-    x0 = as_tensor(x0, name="x0", dtype=H.dtype, device=H.device)
-    if x0.ndim == 1:
-        return quadratic.gd_quadratic(H, x0, lr=lr, steps=steps, blowup=blowup)
-    if x0.ndim != 2 or x0.shape[1] != H.shape[0]:
-        raise ValueError(f"x0: expected shape (d,) or (R, d) with d = {H.shape[0]}, got {tuple(x0.shape)}")
-    lr = check_lr(lr)
-    steps = check_count(steps, name="steps", minimum=0)
-    radius = check_positive(blowup, name="blowup") * x0.norm(dim=1).clamp(min=1.0)
-    xs = [x0]
-    at = torch.full((x0.shape[0],), -1, dtype=torch.long, device=x0.device)
-    for k in range(1, steps + 1):
-        x = xs[-1]
-        new = x - lr * x @ H  # H is symmetric
-        out = (new.norm(dim=1) > radius) & (at < 0)
-        at = torch.where(out, torch.full_like(at, k), at)
-        xs.append(torch.where((at >= 0)[:, None] & ~out[:, None], x, new))
-    params = torch.stack(xs)
-    loss = 0.5 * torch.einsum("kri,ij,krj->kr", params, H, params)
-    return Trajectory(params, loss, lr, at >= 0, at)
+#: GD on a quadratic, batched over runs, is :func:`lessons_lib.quadratic.gd_quadratic`.
+gd_quadratic = quadratic.gd_quadratic
 
 
 def contraction_factors(H, *, lr: float) -> torch.Tensor:
