@@ -36,7 +36,7 @@ import torch
 from scipy.integrate import solve_ivp
 from torch.func import grad, vjp
 
-from . import curvature, quadratic
+from . import curvature, measure, quadratic
 from .backend import as_tensor, check_count, check_positive
 from .descent import Trajectory, check_lr, gd, iterate
 
@@ -297,7 +297,5 @@ def drift_errors(loss: LossFn, theta0, *, lrs, T: float = 1.0, order: int = 1) -
     return {k: torch.as_tensor(v, dtype=torch.float64) for k, v in out.items()}
 
 
-def loglog_slope(x, y) -> float:
-    """Least-squares slope of ``log y`` against ``log x``."""
-    lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
-    return float(np.polyfit(lx, ly, 1)[0])
+#: Moved to :mod:`lessons_lib.measure`.
+loglog_slope = measure.loglog_slope

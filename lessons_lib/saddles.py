@@ -28,7 +28,7 @@ from typing import Literal, Sequence
 
 import torch
 
-from . import stability
+from . import measure, stability
 from .backend import as_generator, as_tensor, check_count, check_positive, to_host
 from .descent import check_lr
 
@@ -236,75 +236,10 @@ def saxe_learning_time(s, *, init_scale: float | None = None, lr: float, u0=None
     return torch.where(u0 > 0, logs / per_step, torch.full_like(s, math.inf))
 
 
-def half_learning_steps(history, targets, *, steps=None, fraction: float = 0.5) -> torch.Tensor:
-    """First recorded step at which ``|history[:, i]| >= fraction * |targets[i]|``; ``-1`` if never.
-
-    The measured counterpart of (eq-saddle-half-time) and (eq-saddle-diagonal-time).
-
-    Args:
-        history: ``(K, m)``, e.g. singular values or ``beta`` over steps.
-        targets: ``(m,)``. steps: the step of each row (default ``0..K-1``).
-
-    References:
-        Saxe, McClelland & Ganguli (2014), arXiv:1312.6120.
-    """
-    history = as_tensor(history, name="history")
-    targets = as_tensor(targets, name="targets", dtype=history.dtype, device=history.device)
-    if history.ndim != 2 or targets.shape != history.shape[1:]:
-        raise ValueError(f"history: expected (K, m) with m = len(targets), got {tuple(history.shape)}")
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction: must lie in (0, 1], got {fraction}")
-    steps = torch.arange(history.shape[0]) if steps is None else torch.as_tensor(steps)
-    hit = history.abs() >= fraction * targets.abs()
-    first = torch.where(hit.any(0), hit.double().argmax(0), torch.full_like(targets, -1, dtype=torch.long))
-    return torch.where(first >= 0, steps.to(first.device)[first.clamp_min(0)], first)
-
-
-def plateau_losses(loss, times) -> torch.Tensor:
-    """Loss at the flattest step between consecutive drops (eq-saddle-plateau-loss).
-
-    Args:
-        loss: per-step loss ``(K,)``. times: increasing drop steps (indices into ``loss``), ``(m,)``.
-
-    Returns:
-        ``(m - 1,)``: for each gap ``(times[i], times[i+1])`` the loss where ``|L_{k+1} - L_{k-1}|`` is smallest.
-
-    References:
-        Zhang, Saxe & Latham (2026), arXiv:2512.20607.
-    """
-    loss = as_tensor(loss, name="loss")
-    times = [int(t) for t in times]
-    if any(b - a < 3 for a, b in zip(times, times[1:])) or not all(0 <= t < len(loss) for t in times):
-        raise ValueError(f"times: expected increasing steps at least 3 apart within the loss, got {times}")
-    out = []
-    for a, b in zip(times, times[1:]):
-        seg = loss[a:b + 1]
-        out.append(seg[1 + int((seg[2:] - seg[:-2]).abs().argmin())])
-    return torch.stack(out) if out else loss.new_zeros(0)
-
-
-def count_plateaus(loss, *, lr: float, max_rate: float = 0.1, min_duration: float = 0.5,
-                   floor: float = 1e-3) -> int:
-    """Number of plateaus (eq-saddle-plateau-loss) in a loss curve.
-
-    A plateau is a stretch of at least ``min_duration`` time units (``t = lr * step``) in which the loss
-    falls by less than ``max_rate`` (relative, per unit time) while above ``floor * L_0``.
-
-    References:
-        Zhang, Saxe & Latham (2026), arXiv:2512.20607.
-    """
-    loss = as_tensor(loss, name="loss")
-    lr = check_positive(lr, name="lr")
-    rate = -(torch.log(loss[1:]) - torch.log(loss[:-1])) / lr
-    flat = ((rate < max_rate) & (loss[1:] > floor * loss[0])).tolist() + [False]
-    count, run = 0, 0
-    for f in flat:
-        if f:
-            run += 1
-        else:
-            count += run * lr >= min_duration
-            run = 0
-    return count
+#: Measuring helpers moved to :mod:`lessons_lib.measure`; the chapter's names still work.
+half_learning_steps = measure.first_crossing
+plateau_losses = measure.plateau_losses
+count_plateaus = measure.count_plateaus
 
 
 # --- diagonal linear network (the stability chapter's model) -------------------------------------
