@@ -9,9 +9,12 @@ inputs. Randomness always comes from an explicit :class:`torch.Generator` built 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from typing import Literal
 
+import numpy as np
 import torch
 
 #: Default dtype for the small analytic toys (initialisations of 1e-6 need float64).
@@ -99,33 +102,62 @@ def pick(quick, full):
 
 
 def as_tensor(x, *, name: str, dtype: torch.dtype | None = DTYPE, device=None) -> torch.Tensor:
-    """Convert ``x`` to a tensor, keeping the device of a tensor input, and reject NaN/inf.
+    """Convert ``x`` to a real tensor, keeping the device of a tensor input, and reject NaN/inf.
+
+    Strings, complex values and non-numeric objects are refused (a complex tensor would otherwise
+    lose its imaginary part silently in the cast).
 
     Raises:
-        ValueError: naming ``name`` if ``x`` cannot be converted or holds non-finite values.
+        ValueError: naming ``name`` if ``x`` cannot be converted, is complex, or holds NaN/inf.
     """
+    if isinstance(x, (str, bytes)) or x is None:
+        raise ValueError(f"{name}: cannot be converted to a tensor (expected numbers, got {type(x).__name__})")
     if isinstance(x, torch.Tensor):
+        if x.is_complex():
+            raise ValueError(f"{name}: expected real values, got a complex tensor")
         t = x.to(dtype=dtype) if dtype is not None else x
         if device is not None:
             t = t.to(device)
     else:
         try:
+            is_complex = np.iscomplexobj(x)
+        except (TypeError, ValueError):
+            is_complex = False  # ragged or odd input: torch's conversion below says what is wrong
+        if is_complex:
+            raise ValueError(f"{name}: expected real values, got complex ones")
+        try:
             t = torch.as_tensor(x, dtype=dtype, device=device if device is not None else default_device())
-        except (TypeError, ValueError, RuntimeError) as exc:
+        except (TypeError, RuntimeError) as exc:
             raise ValueError(f"{name}: cannot be converted to a tensor ({exc})") from None
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name}: contains NaN or infinite values")
     return t
 
 
-def check_positive(value: float, *, name: str, allow_zero: bool = False) -> float:
-    """Return ``float(value)`` or raise a ValueError naming ``name`` if it is not (strictly) positive."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number, got {value!r}") from None
-    if v != v or v in (float("inf"), float("-inf")):
+def check_real(value, *, name: str) -> float:
+    """Return ``value`` as a finite Python float, or raise a ValueError naming ``name``.
+
+    Ints, floats, NumPy scalars and 0-d real tensors are numbers; bools, strings and complex values
+    are not (``lr=True`` or ``lr="0.5"`` is a mistake, not a learning rate).
+    """
+    if isinstance(value, (bool, str, bytes, complex)) or value is None:
+        raise ValueError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.ndim > 0 or value.dtype == torch.bool or value.is_complex():
+            raise ValueError(f"{name}: expected a real number, got a tensor of shape {tuple(value.shape)} "
+                             f"and dtype {value.dtype}")
+    elif not isinstance(value, numbers.Real) or isinstance(value, np.bool_):
+        raise ValueError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
         raise ValueError(f"{name}: must be finite, got {v}")
+    return v
+
+
+def check_positive(value: float, *, name: str, allow_zero: bool = False) -> float:
+    """Return ``float(value)`` or raise a ValueError naming ``name`` if it is not a (strictly) positive
+    finite real number (see :func:`check_real` for what counts as a number)."""
+    v = check_real(value, name=name)
     if v < 0 or (v == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name}: must be {bound}, got {v}")
@@ -133,11 +165,29 @@ def check_positive(value: float, *, name: str, allow_zero: bool = False) -> floa
 
 
 def check_count(value: int, *, name: str, minimum: int = 1) -> int:
-    """Return ``value`` if it is an int ``>= minimum``; otherwise raise a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name}: expected an integer, got {type(value).__name__}")
+    """Return ``value`` as an int if it is an integer ``>= minimum``; else raise a ValueError naming ``name``.
+
+    Python and NumPy integers count; bools, floats (even ``3.0``) and strings do not.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
     if value < minimum:
         raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return value
+
+
+def check_choice(value, choices, *, name: str):
+    """Return ``value`` if it is one of ``choices``; else raise a ValueError naming ``name`` and the choices."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_callable(value, *, name: str):
+    """Return ``value`` if it is callable; else raise a ValueError naming ``name``."""
+    if not callable(value):
+        raise ValueError(f"{name}: expected a callable, got {type(value).__name__}")
     return value
 
 
