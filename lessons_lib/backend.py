@@ -127,7 +127,7 @@ def as_tensor(x, *, name: str, dtype: torch.dtype | None = DTYPE, device=None) -
             raise ValueError(f"{name}: expected real values, got complex ones")
         try:
             t = torch.as_tensor(x, dtype=dtype, device=device if device is not None else default_device())
-        except (TypeError, RuntimeError) as exc:
+        except (TypeError, ValueError, RuntimeError) as exc:
             raise ValueError(f"{name}: cannot be converted to a tensor ({exc})") from None
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name}: contains NaN or infinite values")
