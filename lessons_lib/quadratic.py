@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 
-from .backend import as_tensor, check_positive
+from .backend import as_tensor, check_positive, check_real
 from .descent import Trajectory, check_lr, iterate
 from .run import run
 
@@ -75,10 +75,8 @@ def gd_quadratic(H, x0, *, lr: float, steps: int, blowup: float = 1e6) -> Trajec
 
 def gd_scalar(a: float, x0: float, *, lr: float, steps: int, blowup: float = 1e6) -> Trajectory:
     """GD on the 1-D quadratic ``f(x) = a x^2 / 2``: ``x_{k+1} = (1 - lr a) x_k`` (eq-lr-1d-update)."""
-    a = float(a)
-    if not math.isfinite(a):
-        raise ValueError(f"a: the curvature must be finite, got {a}")
-    return gd_quadratic([[a]], [float(x0)], lr=lr, steps=steps, blowup=blowup)
+    a = check_real(a, name="a")
+    return gd_quadratic([[a]], [check_real(x0, name="x0")], lr=lr, steps=steps, blowup=blowup)
 
 
 def contraction_factor(lr, a):
@@ -100,9 +98,11 @@ def regime(lr: float, a: float, *, rtol: float = 1e-9) -> Regime:
     relative tolerance ``rtol`` on ``lr * a``.
     """
     lr = check_lr(lr)
-    a = float(a)
-    if not math.isfinite(a):
-        raise ValueError(f"a: the curvature must be finite, got {a}")
+    a = check_real(a, name="a")
+    rtol = check_positive(rtol, name="rtol")
+    if rtol >= 0.5:
+        raise ValueError(f"rtol: a relative tolerance on lr * a must be < 0.5 (the regimes' boundaries are 1 and 2 "
+                         f"apart by a factor 2), got {rtol}")
     p = lr * a
     if math.isclose(p, 0.0, abs_tol=1e-300):
         return "flat"
@@ -154,6 +154,7 @@ def rotated_hessian(eigenvalues, angle: float = 0.0) -> torch.Tensor:
     lam = as_tensor(eigenvalues, name="eigenvalues", dtype=torch.float64)
     if lam.shape != (2,):
         raise ValueError(f"eigenvalues: expected two values, got shape {tuple(lam.shape)}")
+    angle = check_real(angle, name="angle")
     c, s = math.cos(angle), math.sin(angle)
     R = torch.tensor([[c, -s], [s, c]], dtype=torch.float64, device=lam.device)
     return R @ torch.diag(lam) @ R.T
@@ -165,7 +166,9 @@ def steps_to_tolerance(lr: float, a: float, *, tol: float = 1e-3) -> float:
     Returns ``inf`` when GD does not converge and ``1`` when ``lr a = 1``.
     """
     tol = check_positive(tol, name="tol")
-    q = abs(contraction_factor(check_lr(lr), float(a)))
+    if tol >= 1:
+        raise ValueError(f"tol: a relative tolerance |x_k / x_0| must be < 1, got {tol}")
+    q = abs(contraction_factor(check_lr(lr), check_real(a, name="a")))
     if q >= 1:
         return math.inf
     if q == 0:
