@@ -325,7 +325,7 @@ def test_benchmark_script_runs_and_reports_the_contract_keys():
 
 # --- the chapter's self-check ------------------------------------------------------------------------
 
-NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+from checkcases import shows  # noqa: E402
 
 
 def _right(X, fX, alpha):
@@ -354,8 +354,26 @@ def _todo(X, fX, alpha):
 def test_consensus_self_check(fn, status, phrase):
     res = check.stable_consensus_point(fn)
     assert res.status == status and phrase in res.message
-    shown = repr(res) + " " + res._repr_html_()
-    numbers = [float(m) for m in NUMBER.findall(shown)]
-    for _, X, fX, alpha in check._consensus_cases():
-        for v in cbo.consensus_point(X, fX, alpha=alpha).tolist():
-            assert not any(math.isclose(n, v, rel_tol=1e-3, abs_tol=1e-6) for n in numbers), (v, shown)
+    expected = [v for X, fX, alpha in check.cbo.CASES.values()
+                for v in cbo.consensus_point(X, fX, alpha=alpha).tolist()]
+    assert not shows(res, expected, rel_tol=1e-3, abs_tol=1e-6), res
+
+
+# --- self-check cases (collected by tests/test_course.py) ---
+
+from checkcases import Case  # noqa: E402
+
+
+def _softmin_mean(X, fX, alpha, *, sign=-1.0, scale=1.0):
+    """The consensus point written out (``sign=1`` favours high values, ``scale`` misses by a factor)."""
+    return torch.softmax(sign * alpha * fX, 0) @ X * scale
+
+
+CHECK_CASES = {
+    "stable_consensus_point": Case(
+        _softmin_mean, lambda X, fX, alpha: _softmin_mean(X, fX, alpha, scale=1.01),
+        (lambda X, fX, alpha: X.mean(0), lambda X, fX, alpha: _softmin_mean(X, fX, alpha, sign=1.0)),
+        expected=[v for X, fX, alpha in check.cbo.CASES.values() for v in _softmin_mean(X, fX, alpha).tolist()],
+        inputs=[6, 2, 1, 3, 40, 100, 1e4, -500, 10], function=True,
+        nan=lambda X, fX, alpha: torch.full((X.shape[1],), float("nan"))),
+}

@@ -6,7 +6,8 @@ Everything runs over every chapter in book/, so a new chapter is covered as soon
   self-check per chapter;
 - student notebooks: stubs in place, no line of any solution left (leaks), the placeholder rule;
 - self-checks: for every check function, a wrong value gets a hint built from it, a near one "close", the
-  right one "correct", odd input a friendly message, and the expected value is never shown;
+  right one "correct", odd input a friendly message, and the expected value is never shown (each check's
+  case is the ``CHECK_CASES`` entry at the end of its chapter's tests/test_<topic>.py, collected here);
 - marker ``course``: student notebooks executed top to bottom (errors only in the exercise cells, every
   self-check "not attempted"), instructor notebooks in _build/instructor (every self-check "correct");
 - marker ``site``: the site rebuilt from the executed _stage with HIDE_SOLUTIONS's transform holds no
@@ -16,31 +17,28 @@ Everything runs over every chapter in book/, so a new chapter is covered as soon
 from __future__ import annotations
 
 import ast
-import cmath
 import functools
 import html
 import importlib.util
-import inspect
 import json
-import math
 import os
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import nbformat
 import numpy as np
 import pytest
-import torch
 import yaml
+from checkcases import Case, shown
+from checkcases import leaks as leaks_expected
 
-from lessons_lib import check, curl, landscapes, schedules, wsd
+from lessons_lib import check
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
 BOOK = ROOT / "book"
 CHAPTERS = sorted(BOOK.glob("*.ipynb"))
 STAGE = ROOT / "_stage"
@@ -200,8 +198,10 @@ def student_kit(tmp_path_factory):
 
 def test_student_kit_has_every_chapter_the_library_and_a_readme(student_kit):
     assert sorted(p.name for p in student_kit.glob("*.ipynb")) == [p.name for p in CHAPTERS]
-    assert sorted(p.name for p in (student_kit / "lessons_lib").glob("*.py")) == \
-        sorted(p.name for p in (ROOT / "lessons_lib").glob("*.py"))
+    def library(root):  # every module, packages (lessons_lib/check/) included
+        return sorted(p.relative_to(root).as_posix() for p in (root / "lessons_lib").rglob("*.py"))
+
+    assert "lessons_lib/check/core.py" in library(ROOT) and library(student_kit) == library(ROOT)
     readme = (student_kit / "README.md").read_text()
     assert "YOUR CODE HERE" in readme and all(p.name in readme for p in CHAPTERS)
     reqs = (student_kit / "requirements.txt").read_text()
@@ -227,7 +227,7 @@ def test_student_notebook_stubs_code_drops_solutions_keeps_checks(student_kit, p
     stu_code = [c for c in stu.cells if c.cell_type == "code"]
     assert len(src_code) == len(stu_code)
     n_solutions = 0
-    for i, (a, b) in enumerate(zip(src_code, stu_code)):
+    for a, b in zip(src_code, stu_code):
         if course.is_solution_cell(a):
             n_solutions += 1
             assert "# YOUR CODE HERE" in b.source and "raise NotImplementedError()" in b.source
@@ -295,143 +295,83 @@ def test_generated_pages_are_in_the_toc_and_not_committed(tmp_path):
                               and course.cell_text(ex.practises) in row)
 
 
-# --- self-checks: every check function ---------------------------------------------------------------
+# --- self-checks: every check function, with the cases that each chapter's tests/test_<topic>.py holds ---
 
-def _curl_example():
-    g = torch.Generator().manual_seed(3)
-    W1 = torch.randn(5, 8, generator=g, dtype=torch.float64) / math.sqrt(8)
-    w2 = torch.randn(5, generator=g, dtype=torch.float64) / math.sqrt(5)
-    D1 = torch.tensor([-1.0, 1, 1, 1, 1, 1, 1, 1], dtype=torch.float64)
-    D2 = torch.ones(5, dtype=torch.float64)
-    K = (w2 @ w2) * torch.diag(D1) + W1.T @ torch.diag(D2) @ W1  # written out, not the library's
-    return dict(W1=W1, w2=w2, D1=D1, D2=D2), torch.linalg.eigvalsh(K).tolist()
-
-
-def _gd(a, x0, lr, steps, *, sign=-1.0, scale=1.0):
-    xs = [x0]
-    for _ in range(steps):
-        xs.append(xs[-1] + sign * lr * a * xs[-1])
-    return [x * scale for x in xs]
-
-
-H_EX = torch.tensor([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]], dtype=torch.float64)
-STAB_RIGHT = 2 / float(np.linalg.eigvalsh(H_EX.numpy())[-1])
-PF_RIGHT = cmath.log(complex(1 - 0.5 * 3.0)) / 0.5
-FRACTIONS = [0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9]
-VALLEY = landscapes.river_valley(mu=0.01, a=10.0)
-
-
-def _best_fraction():
-    def loss(f):
-        s = schedules.wsd_schedule(0.15, total=1000, warmup=0, decay_frac=f)
-        return sum(wsd.expected_valley_loss(VALLEY, 10.0, schedule=s, steps=1000, sigma=3.0))
-    return min(FRACTIONS, key=loss)
-
-
-CURL_ARGS, CURL_EIGS = _curl_example()
-GD_CASE = [dict(a=1.0, x0=1.0, lr=0.3, steps=5)]
-DROP = dict(spectrum=[3.0, 1.5, 0.5], mode=3, init_scale=1e-3, lr=0.02)
-DROP_RIGHT = math.log(0.5 / 1e-6 - 1) / (2 * 0.5 * 0.02)   # ln(s/eps^2 - 1) / (2 s lr), written out
-DROP_MODE2 = math.log(1.5 / 1e-6 - 1) / (2 * 1.5 * 0.02)
-
-
-def _consensus(X, fX, alpha, *, sign=-1.0, scale=1.0):
-    return torch.softmax(sign * alpha * fX, 0) @ X * scale
-
-
-def _consensus_points():
-    g = torch.Generator().manual_seed(8)  # the cases check.stable_consensus_point uses, recomputed here
-    X = 3 * torch.rand(6, 2, generator=g, dtype=torch.float64) - 1.5
-    f = (X**2).sum(1) + 0.5 * torch.rand(6, generator=g, dtype=torch.float64)
-    Y = 2 * torch.rand(40, 3, generator=g, dtype=torch.float64) - 1
-    pts = [_consensus(X, f, 1.0), _consensus(X, f, 3.0), _consensus(Y, 100 + (Y**2).sum(1), 1e4),
-           _consensus(Y, (Y**2).sum(1) - 500, 10.0)]
-    return [float(v) for p in pts for v in p]
-
-
-@dataclass
-class Case:
-    call: Callable[[Any], check.CheckResult]
-    right: Any
-    close: Any                  # None where a near value does not exist (a discrete choice has one)
-    wrong: tuple                # two different wrong values: their hints must differ
-    expected: list[float]       # the numbers a message must never show
-    inputs: list[float] = field(default_factory=list)  # numbers of the question, which may be shown
-    function: bool = False      # the learner hands in a function
-    nan: Any = float("nan")     # an answer of the right shape that is not finite
-
-
-CHECKS = {
-    "critical_lr": Case(lambda v: check.critical_lr(v, a=4.0), 0.5, 0.505, (0.3, 0.7), [0.5], [4.0]),
-    "gd_iterates": Case(lambda f: check.gd_iterates(f, cases=GD_CASE), _gd, lambda **k: _gd(**k, scale=1.002),
-                        (lambda **k: _gd(**k, sign=1.0), lambda **k: _gd(**k)[1:]),
-                        [0.7**k for k in range(1, 6)], [1.0, 0.3, 5], function=True,
-                        nan=lambda **k: [float("nan")] * (k["steps"] + 1)),
-    "largest_stable_lr": Case(lambda v: check.largest_stable_lr(v, H=H_EX), STAB_RIGHT, STAB_RIGHT * 1.01,
-                              (STAB_RIGHT * 0.6, STAB_RIGHT * 1.5), [STAB_RIGHT]),
-    "principal_coefficient": Case(lambda v: check.principal_coefficient(v, lr=0.5, lam=3.0), PF_RIGHT,
-                                  PF_RIGHT * 1.01, (PF_RIGHT.conjugate(), complex(PF_RIGHT.real, 0.0), 1 + 1j),
-                                  [PF_RIGHT.real, PF_RIGHT.imag], [0.5, 3.0]),
-    "best_decay_fraction": Case(lambda v: check.best_decay_fraction(v, fractions=FRACTIONS, valley=VALLEY, x0=10.0,
-                                                                    peak=0.15, steps=1000, sigma=3.0),
-                                _best_fraction(), 0.3, (0.1, 0.9), [_best_fraction()], FRACTIONS),
-    "curl_lambda_min": Case(lambda v: check.curl_lambda_min(v, **CURL_ARGS), CURL_EIGS[0], CURL_EIGS[0] * 1.01,
-                            (CURL_EIGS[-1], 1.0), [CURL_EIGS[0]]),
-    "drop_step": Case(lambda v: check.drop_step(v, **DROP), DROP_RIGHT, DROP_RIGHT * 1.1,
-                      (DROP_MODE2, DROP_RIGHT * 0.02), [DROP_RIGHT], [3.0, 1.5, 0.5, 1e-3, 0.02, 3]),
-    "stable_consensus_point": Case(check.stable_consensus_point, _consensus,
-                                   lambda X, fX, alpha: _consensus(X, fX, alpha, scale=1.01),
-                                   (lambda X, fX, alpha: X.mean(0), lambda X, fX, alpha: _consensus(X, fX, alpha, sign=1.0)),
-                                   _consensus_points(), [6, 2, 1, 3, 40, 100, 1e4, -500, 10], function=True,
-                                   nan=lambda X, fX, alpha: torch.full((X.shape[1],), float("nan"))),
-}
-NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 GENERIC = ("not right yet", "re-read the question")
+DEFINES_CASES = re.compile(r"^CHECK_CASES\b.*=", re.M)
 
 
-def shown(result) -> str:
-    return repr(result) + " " + html.unescape(re.sub(r"<[^>]+>", " ", result._repr_html_()))
+def collect_check_cases() -> dict[str, tuple[str, Case]]:
+    """``CHECK_CASES`` of every tests/test_*.py that defines one: check name -> (test file stem, case).
+
+    Only files that assign ``CHECK_CASES`` at the start of a line are imported (as pytest imports them: by
+    their stem, from tests/). A name defined in two files is an error.
+    """
+    found: dict[str, tuple[str, Case]] = {}
+    for path in sorted(TESTS.glob("test_*.py")):
+        if path.stem == "test_course" or not DEFINES_CASES.search(path.read_text()):
+            continue
+        module = sys.modules.get(path.stem) or importlib.import_module(path.stem)
+        for name, case in module.CHECK_CASES.items():
+            assert isinstance(case, Case), f"{path.name}: CHECK_CASES[{name!r}] is not a checkcases.Case"
+            assert name not in found, f"cases for check.{name} in both {found[name][0]}.py and {path.name}"
+            found[name] = (path.stem, case)
+    return found
 
 
-def leaks_expected(result, case: Case, own=None) -> list[float]:
-    own_numbers = [float(x) for x in NUMBER.findall(str(own))] if own is not None and not callable(own) else []
-    allowed = case.inputs + own_numbers
-    return [v for v in map(float, NUMBER.findall(shown(result)))
-            if any(math.isclose(v, e, rel_tol=2e-3, abs_tol=1e-9) for e in case.expected)
-            and not any(math.isclose(v, a, rel_tol=1e-9) for a in allowed)]
+CHECK_CASES = collect_check_cases()
 
 
-def test_every_check_function_has_a_behaviour_case():
-    public = {name for name, fn in inspect.getmembers(check, inspect.isfunction)
-              if fn.__module__ == check.__name__ and not name.startswith("_")} - {"compare", "check_function"}
-    missing = public - set(CHECKS)
-    assert not missing, f"add a Case (right, close, two wrong values) for check.{sorted(missing)} to CHECKS"
+def call(name: str, value):
+    return getattr(check, name)(value, **CHECK_CASES[name][1].args)
 
 
-@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_every_check_function_has_a_behaviour_case_in_its_chapters_tests():
+    checks = check.index()
+    assert checks, "no self-checks found in lessons_lib/check/"
+    missing = sorted(set(checks) - set(CHECK_CASES))
+    assert not missing, (f"add a Case (right, close, two wrong values) for check.{missing} to CHECK_CASES at the "
+                         "end of tests/test_<topic>.py")
+    stale = sorted(set(CHECK_CASES) - set(checks))
+    assert not stale, f"CHECK_CASES for checks that do not exist: {stale}"
+    for name, (stem, _) in CHECK_CASES.items():
+        assert stem == f"test_{checks[name]}", f"the case of check.{name} belongs in test_{checks[name]}.py"
+
+
+def test_the_collector_finds_a_new_chapters_cases(tmp_path, monkeypatch):
+    (tmp_path / "test_newtopic.py").write_text(
+        "from checkcases import Case\nCHECK_CASES = {'new_check': Case(1.0, None, (2.0, 3.0), [1.0])}\n")
+    (tmp_path / "test_other.py").write_text("raise RuntimeError('files without CHECK_CASES are not imported')\n")
+    monkeypatch.setattr(sys.modules[__name__], "TESTS", tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert list(collect_check_cases()) == ["new_check"]
+    sys.modules.pop("test_newtopic", None)
+
+
+@pytest.mark.parametrize("name", sorted(CHECK_CASES))
 def test_self_check_verdicts_and_hints(name):
-    case = CHECKS[name]
-    right = case.call(case.right)
+    case = CHECK_CASES[name][1]
+    right = call(name, case.right)
     assert right.status == "correct" and bool(right)
     assert not leaks_expected(right, case)
     if case.close is not None:
-        close = case.call(case.close)
+        close = call(name, case.close)
         assert close.status == "close", close
         assert re.search(r"\d", close.message), "close says how close (a relative error)"
         assert not leaks_expected(close, case, case.close)
     messages = []
     for value in case.wrong:
-        res = case.call(value)
+        res = call(name, value)
         assert res.status == "wrong" and not bool(res), (value, res)
         assert not any(g in res.message for g in GENERIC), f"no hint for {value!r}: {res}"
         assert not leaks_expected(res, case, value), (value, res)
         messages.append(res.message)
-    assert len(set(messages)) == len(messages), "the hint must come from the learner's value"
+    assert len(messages) >= 2 and len(set(messages)) == len(messages), "the hint must come from the learner's value"
 
 
-@pytest.mark.parametrize("name", sorted(CHECKS))
+@pytest.mark.parametrize("name", sorted(CHECK_CASES))
 def test_self_check_odd_input_gets_a_message_not_a_traceback(name):
-    case = CHECKS[name]
+    case = CHECK_CASES[name][1]
 
     def todo(*args, **kwargs):
         raise NotImplementedError()
@@ -446,14 +386,14 @@ def test_self_check_odd_input_gets_a_message_not_a_traceback(name):
         missing = [None, ...]
         odd = [[1.0, 2.0, 3.0], np.ones((2, 2)), "0.5", object(), float("inf")]
     for value in missing:
-        res = case.call(value)
+        res = call(name, value)
         assert res.status == "not attempted", (value, res)
     for value in [case.nan] + odd:  # never a traceback, never "correct", never the answer
-        res = case.call(value)
+        res = call(name, value)
         assert res.status in ("wrong", "not attempted"), (value, res)
         assert res.message and "Traceback" not in shown(res)
         assert not leaks_expected(res, case, value), (value, res)
-    nan = case.call(case.nan)
+    nan = call(name, case.nan)
     assert nan.status == "wrong" and ("NaN" in nan.message or "pick one of" in nan.message), nan
 
 
@@ -493,7 +433,7 @@ def test_student_notebook_runs_with_errors_only_in_exercise_cells(student_kit, p
 def test_instructor_notebooks_are_executed_and_every_check_is_correct():
     assert INSTRUCTOR.is_dir(), "run `make instructor` first (make test does)"
     assert sorted(p.name for p in INSTRUCTOR.glob("*.ipynb")) == [p.name for p in CHAPTERS]
-    assert (INSTRUCTOR / "lessons_lib" / "check.py").is_file() and (INSTRUCTOR / "README.md").is_file()
+    assert (INSTRUCTOR / "lessons_lib" / "check" / "core.py").is_file() and (INSTRUCTOR / "README.md").is_file()
     for path in CHAPTERS:
         nb = read(INSTRUCTOR / path.name)
         assert [c.source for c in nb.cells] == [c.source for c in read(path).cells], f"{path.name} is stale"

@@ -111,3 +111,27 @@ def test_determinism_divergence_and_bad_input():
         C.scalar_chain([1.0], a=1.0, lr=0.1, steps=10)
     with pytest.raises(ValueError, match="J"):
         C.curl_fraction(torch.zeros(2, 3))
+
+
+# --- self-check cases (collected by tests/test_course.py) ---
+
+import math  # noqa: E402
+
+from checkcases import Case  # noqa: E402
+
+
+def _stability_example():
+    g = torch.Generator().manual_seed(3)
+    W1 = torch.randn(5, 8, generator=g, dtype=torch.float64) / math.sqrt(8)
+    w2 = torch.randn(5, generator=g, dtype=torch.float64) / math.sqrt(5)
+    D1 = torch.tensor([-1.0, 1, 1, 1, 1, 1, 1, 1], dtype=torch.float64)
+    D2 = torch.ones(5, dtype=torch.float64)
+    K = (w2 @ w2) * torch.diag(D1) + W1.T @ torch.diag(D2) @ W1  # written out, not the library's
+    return dict(W1=W1, w2=w2, D1=D1, D2=D2), torch.linalg.eigvalsh(K).tolist()
+
+
+_K_ARGS, _K_EIGS = _stability_example()
+
+CHECK_CASES = {
+    "curl_lambda_min": Case(_K_EIGS[0], _K_EIGS[0] * 1.01, (_K_EIGS[-1], 1.0), expected=[_K_EIGS[0]], args=_K_ARGS),
+}

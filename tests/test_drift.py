@@ -156,3 +156,19 @@ def test_factorisation_closed_form_step_is_gd():
     assert torch.allclose(run.trajectory.params, ref.params, atol=1e-13)
     assert run.initial_sharpness == pytest.approx(float(torch.linalg.eigvalsh(torch.tensor(
         [[0.09, 2 * 0.6 - 1], [2 * 0.6 - 1, 4.0]], dtype=torch.float64))[-1]))
+
+
+# --- self-check cases (collected by tests/test_course.py) ---
+
+import cmath  # noqa: E402
+
+from checkcases import Case  # noqa: E402
+
+_PRINCIPAL = cmath.log(complex(1 - 0.5 * 3.0)) / 0.5  # log(1 - h lambda) / h at h = 0.5, lambda = 3
+
+CHECK_CASES = {
+    "principal_coefficient": Case(_PRINCIPAL, _PRINCIPAL * 1.01,
+                                  (_PRINCIPAL.conjugate(), complex(_PRINCIPAL.real, 0.0), 1 + 1j),
+                                  expected=[_PRINCIPAL.real, _PRINCIPAL.imag], inputs=[0.5, 3.0],
+                                  args=dict(lr=0.5, lam=3.0)),
+}

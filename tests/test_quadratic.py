@@ -138,3 +138,53 @@ def test_gd_follows_the_device_of_its_inputs():
     assert torch.allclose(traj.params[-1], torch.full((3,), 0.5**3, dtype=torch.float64))
     plain = quadratic.gd_scalar(2.0, 1.0, lr=0.1, steps=3)  # python numbers: computed on default_device()
     assert plain.params.device.type == "cpu" and torch.allclose(plain.params[:, 0], 0.8 ** torch.arange(4.0).double())
+
+
+# --- self-check cases (collected by tests/test_course.py) ---
+
+from checkcases import Case, leaks  # noqa: E402
+
+from lessons_lib import check  # noqa: E402
+
+
+def _gd_iterates(a, x0, lr, steps, *, sign=-1.0, scale=1.0):
+    """The GD iterates on a x^2 / 2, written out (``sign=1`` climbs instead, ``scale`` misses by a factor)."""
+    xs = [x0]
+    for _ in range(steps):
+        xs.append(xs[-1] + sign * lr * a * xs[-1])
+    return [x * scale for x in xs]
+
+
+CHECK_CASES = {
+    "critical_lr": Case(0.5, 0.505, (0.3, 0.7), expected=[0.5], inputs=[4.0], args=dict(a=4.0)),
+    "gd_iterates": Case(_gd_iterates, lambda **k: _gd_iterates(**k, scale=1.002),
+                        (lambda **k: _gd_iterates(**k, sign=1.0), lambda **k: _gd_iterates(**k)[1:]),
+                        expected=[0.7**k for k in range(1, 6)], inputs=[1.0, 0.3, 5],
+                        args=dict(cases=[dict(a=1.0, x0=1.0, lr=0.3, steps=5)]), function=True,
+                        nan=lambda **k: [float("nan")] * (k["steps"] + 1)),
+}
+
+
+@pytest.mark.parametrize("a", [0.5, 4.0, 10.0])
+def test_critical_lr_check_hints_from_the_learners_lr(a):
+    right = 2 / a
+    case = Case(right, None, (), expected=[right], inputs=[a])
+    for value, status in [(right, "correct"), (right * 1.01, "close"), (right * 0.5, "wrong"),
+                          (right * 1.5, "wrong"), (None, "not attempted")]:
+        res = check.critical_lr(value, a=a)
+        assert res.status == status
+        assert not leaks(res, case, value)
+    assert "still converges" in check.critical_lr(right * 0.5, a=a).message
+    assert "diverges" in check.critical_lr(right * 1.5, a=a).message
+
+
+def test_gd_iterates_check_accepts_lists_tensors_and_arrays_and_says_what_is_off():
+    assert check.gd_iterates(_gd_iterates).status == "correct"
+    assert check.gd_iterates(lambda **k: torch.tensor(_gd_iterates(**k))).status == "correct"
+    assert check.gd_iterates(lambda **k: np.array(_gd_iterates(**k))).status == "correct"
+    r = check.gd_iterates(lambda **k: _gd_iterates(**k)[1:])
+    assert r.status == "wrong" and "steps + 1" in r.message
+    r = check.gd_iterates(lambda **k: _gd_iterates(**k, sign=1.0))
+    assert r.status == "wrong" and "multiplies x by 1.5" in r.message
+    r = check.gd_iterates(lambda a, x0, lr, steps: 1 / 0)
+    assert r.status == "wrong" and "ZeroDivisionError" in r.message

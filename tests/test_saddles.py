@@ -393,8 +393,7 @@ def test_bad_input_names_the_argument(A):
 SPECTRUM, EPS, LR = [3.0, 1.5, 0.5], 1e-3, 0.02
 
 
-def shown(result) -> str:
-    return repr(result) + " " + result._repr_html_()
+from checkcases import shown  # noqa: E402
 
 
 def test_drop_step_check_verdicts_and_no_leak():
@@ -432,3 +431,17 @@ def test_saddles_on_cuda_follow_the_device():
     assert relu.a.device.type == "cuda" and bool(torch.isfinite(relu.loss).all())
     diag = S.train_diagonal_net_sparse(BETA.cuda(), init_scale=1e-3, lr=0.01, steps=100)
     assert diag.beta.device.type == "cpu"  # a record, returned on the host (backend.to_host)
+
+
+# --- self-check cases (collected by tests/test_course.py) ---
+
+from checkcases import Case  # noqa: E402
+
+_DROP_RIGHT = math.log(0.5 / 1e-6 - 1) / (2 * 0.5 * 0.02)  # ln(s/eps^2 - 1) / (2 s lr), written out
+_DROP_MODE2 = math.log(1.5 / 1e-6 - 1) / (2 * 1.5 * 0.02)
+
+CHECK_CASES = {
+    "drop_step": Case(_DROP_RIGHT, _DROP_RIGHT * 1.1, (_DROP_MODE2, _DROP_RIGHT * 0.02), expected=[_DROP_RIGHT],
+                      inputs=[3.0, 1.5, 0.5, 1e-3, 0.02, 3],
+                      args=dict(spectrum=[3.0, 1.5, 0.5], mode=3, init_scale=1e-3, lr=0.02)),
+}

@@ -165,3 +165,16 @@ def test_bad_input_names_the_argument(data):
         S.sparse_regression(d=3, support=4)
     with pytest.raises(ValueError, match="eps"):
         S.perturbation_growth(torch.ones(2), torch.ones(2), torch.ones(3, 2), torch.ones(3), lr=0.1, eps=0)
+
+
+# --- self-check cases (collected by tests/test_course.py) ---
+
+from checkcases import Case  # noqa: E402
+
+_H_EXERCISE = torch.tensor([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]], dtype=torch.float64)
+_STABLE_LR = 2 / float(torch.linalg.eigvalsh(_H_EXERCISE)[-1])  # 2 / lambda_max, written out
+
+CHECK_CASES = {
+    "largest_stable_lr": Case(_STABLE_LR, _STABLE_LR * 1.01, (_STABLE_LR * 0.6, _STABLE_LR * 1.5),
+                              expected=[_STABLE_LR], args=dict(H=_H_EXERCISE)),
+}

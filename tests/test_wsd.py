@@ -108,3 +108,28 @@ def test_determinism_and_bad_input(task):
         wsd.train_bigram(task, S.constant_schedule(1.0), steps=5, seeds=2, init=torch.zeros(3, 40, 40))
     with pytest.raises(ValueError, match="sigma"):
         wsd.stationary_hill_loss(0.1, 10.0, -1.0)
+
+
+# --- self-check cases (collected by tests/test_course.py) ---
+
+from checkcases import Case  # noqa: E402
+
+from lessons_lib import schedules  # noqa: E402
+
+_DECAY_CHOICE = dict(fractions=[0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9],
+                     valley=landscapes.river_valley(mu=0.01, a=10.0), x0=10.0, peak=0.15, steps=1000, sigma=3.0)
+
+
+def _best_fraction(fractions, valley, x0, peak, steps, sigma):
+    def loss(f):
+        s = schedules.wsd_schedule(peak, total=steps, warmup=0, decay_frac=f)
+        return sum(wsd.expected_valley_loss(valley, x0, schedule=s, steps=steps, sigma=sigma))
+    return min(fractions, key=loss)
+
+
+_BEST_FRACTION = _best_fraction(**_DECAY_CHOICE)
+
+CHECK_CASES = {
+    "best_decay_fraction": Case(_BEST_FRACTION, 0.3, (0.1, 0.9), expected=[_BEST_FRACTION],
+                                inputs=_DECAY_CHOICE["fractions"], args=_DECAY_CHOICE),
+}
