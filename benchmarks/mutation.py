@@ -1,0 +1,280 @@
+"""Mutation score of the test suite: plant one-line bugs in a module and count how many its tests catch.
+
+Not part of ``make test`` (it runs a module's tests once per mutant). Usage::
+
+    .venv/bin/python benchmarks/mutation.py                      # every module, into benchmarks/results.md
+    .venv/bin/python benchmarks/mutation.py --modules run descent --per-module 20 --no-write
+
+For each module ``lessons_lib/<m>.py`` (or ``lessons_lib/<pkg>/<m>.py``) the script lists mutation sites in
+the code that computes, leaving out docstrings and the argument checks that end in ``raise``:
+
+* arithmetic operators swapped (``+`` <-> ``-``, ``*`` <-> ``/``, ``**`` -> ``*``);
+* comparisons moved by one (``<`` <-> ``<=``, ``>`` <-> ``>=``, ``==`` <-> ``!=``);
+* float constants scaled by 1.01 and int constants moved by one;
+* a unary minus dropped;
+* ``and`` <-> ``or``.
+
+It draws up to ``--per-module`` sites (seeded, spread over the file), writes each mutant into a scratch copy
+of the repository and runs the module's tests there (``tests/test_<m>.py`` plus the tests that import the
+module by name, capped by ``--max-test-files``) with ``pytest -x``. A mutant is *killed* when the tests fail
+or time out (three times the clean run). The score is killed / tried. Surviving mutants are listed so that a
+test can be written for each (some are equivalent mutants: a change no test could see).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIB = ROOT / "lessons_lib"
+PRESENTATION = {"plotting", "explore", "__init__"}
+
+SWAP_BIN = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.Pow: ast.Mult}
+SWAP_CMP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}
+SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.Lt: "<", ast.LtE: "<=",
+          ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    line: int
+    col: int
+    kind: str
+    description: str
+
+
+def _skipped_lines(tree: ast.AST) -> set[int]:
+    """Lines of docstrings and of ``if ...: raise`` argument checks (mutating them is noise)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(
+                getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            skip.update(range(body[0].lineno, body[0].end_lineno + 1))
+        if isinstance(node, ast.If) and any(isinstance(b, ast.Raise) for b in node.body):
+            skip.update(range(node.lineno, node.end_lineno + 1))
+        if isinstance(node, ast.Raise):
+            skip.update(range(node.lineno, node.end_lineno + 1))
+    return skip
+
+
+def mutation_sites(source: str) -> list[Mutant]:
+    tree = ast.parse(source)
+    skip = _skipped_lines(tree)
+    sites = []
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", None)
+        if line is None or line in skip:
+            continue
+        if isinstance(node, ast.BinOp) and type(node.op) in SWAP_BIN:
+            new = SWAP_BIN[type(node.op)]
+            sites.append(Mutant(line, node.col_offset, "binop", f"{SYMBOL[type(node.op)]} -> {SYMBOL[new]}"))
+        elif isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in SWAP_CMP:
+            op = type(node.ops[0])
+            sites.append(Mutant(line, node.col_offset, "compare", f"{SYMBOL[op]} -> {SYMBOL[SWAP_CMP[op]]}"))
+        elif isinstance(node, ast.Constant) and type(node.value) in (int, float) and not isinstance(node.value, bool):
+            if type(node.value) is float:
+                sites.append(Mutant(line, node.col_offset, "const", f"{node.value!r} -> {node.value * 1.01!r}"))
+            else:
+                sites.append(Mutant(line, node.col_offset, "const", f"{node.value!r} -> {node.value + 1!r}"))
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            sites.append(Mutant(line, node.col_offset, "neg", "drop unary minus"))
+        elif isinstance(node, ast.BoolOp):
+            new = "or" if isinstance(node.op, ast.And) else "and"
+            sites.append(Mutant(line, node.col_offset, "boolop", f"{'and' if new == 'or' else 'or'} -> {new}"))
+    return sorted(set(sites), key=lambda m: (m.line, m.col, m.kind))
+
+
+class _Apply(ast.NodeTransformer):
+    def __init__(self, mutant: Mutant):
+        self.m = mutant
+        self.done = False
+
+    def _here(self, node, kind):
+        return (not self.done and getattr(node, "lineno", None) == self.m.line
+                and node.col_offset == self.m.col and self.m.kind == kind)
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if self._here(node, "binop"):
+            node.op, self.done = SWAP_BIN[type(node.op)](), True
+        return node
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        if self._here(node, "compare"):
+            node.ops, self.done = [SWAP_CMP[type(node.ops[0])]()], True
+        return node
+
+    def visit_Constant(self, node):
+        if self._here(node, "const"):
+            self.done = True
+            return ast.copy_location(ast.Constant(node.value * 1.01 if type(node.value) is float else node.value + 1),
+                                     node)
+        return node
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        if self._here(node, "neg"):
+            self.done = True
+            return node.operand
+        return node
+
+    def visit_BoolOp(self, node):
+        self.generic_visit(node)
+        if self._here(node, "boolop"):
+            node.op, self.done = (ast.Or() if isinstance(node.op, ast.And) else ast.And()), True
+        return node
+
+
+def apply(source: str, mutant: Mutant) -> str:
+    tree = ast.parse(source)
+    t = _Apply(mutant)
+    tree = t.visit(tree)
+    if not t.done:
+        raise RuntimeError(f"mutation site not found: {mutant}")
+    return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def modules() -> list[Path]:
+    paths = [p for p in sorted(LIB.glob("*.py")) if p.stem not in PRESENTATION]
+    paths += [p for p in sorted(LIB.glob("*/*.py")) if p.stem != "__init__"]
+    return paths
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def test_files(path: Path, cap: int) -> list[Path]:
+    """``tests/test_<m>.py`` first, then test files that import the module by name (at most ``cap``)."""
+    name = path.stem
+    own = ROOT / "tests" / f"test_{name}.py"
+    files = [own] if own.exists() else []
+    pattern = re.compile(rf"\b(import|from)\b[^\n]*\b{re.escape(name)}\b")
+    for p in sorted((ROOT / "tests").glob("test_*.py")):
+        if p not in files and pattern.search(p.read_text()):
+            files.append(p)
+    slow = {"test_device_audit.py", "test_bench.py", "test_lab.py", "test_browser.py", "test_site.py"}
+    return [f for f in files if f.name not in slow][:cap]
+
+
+def run_tests(repo: Path, files: list[Path], timeout: float) -> tuple[bool, float]:
+    """Run the tests in the scratch ``repo``; return (passed, seconds)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo), "MPLBACKEND": "Agg"}
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m",
+           "not slow and not site and not course and not cuda", *[str(repo / "tests" / f.name) for f in files]]
+    start = time.perf_counter()
+    try:
+        out = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, time.perf_counter() - start
+    return out.returncode == 0, time.perf_counter() - start
+
+
+def score_module(path: Path, *, per_module: int, max_test_files: int, seed: int, scratch: Path) -> dict:
+    source = path.read_text()
+    sites = mutation_sites(source)
+    files = test_files(path, max_test_files)
+    result = {"module": module_name(path), "sites": len(sites), "tests": [f.name for f in files],
+              "tried": 0, "killed": 0, "survivors": [], "seconds": 0.0}
+    if not files or not sites:
+        return result
+    rng = random.Random(f"{seed}:{path.stem}")
+    chosen = sites if len(sites) <= per_module else sorted(rng.sample(sites, per_module), key=lambda m: m.line)
+    target = scratch / path.relative_to(ROOT)
+    ok, clean = run_tests(scratch, files, timeout=1800)
+    if not ok:
+        result["error"] = "the clean tests fail"
+        return result
+    start = time.perf_counter()
+    lines = source.splitlines()
+    try:
+        for m in chosen:
+            target.write_text(apply(source, m))
+            passed, _ = run_tests(scratch, files, timeout=3 * clean + 30)
+            result["tried"] += 1
+            if passed:
+                result["survivors"].append(f"line {m.line}: {m.description}  `{lines[m.line - 1].strip()[:70]}`")
+            else:
+                result["killed"] += 1
+    finally:
+        target.write_text(source)
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def markdown(results: list[dict], args) -> str:
+    rows = ["## Mutation score", "",
+            f"`benchmarks/mutation.py --per-module {args.per_module}` (seed {args.seed}): one-line bugs planted in "
+            "each module's computing code (docstrings and `raise` checks left out); a mutant is killed when the "
+            "module's tests fail. Not part of `make test`.", "",
+            "| module | sites | tried | killed | score | tests run |", "|---|---|---|---|---|---|"]
+    for r in results:
+        score = f"{r['killed'] / r['tried']:.0%}" if r["tried"] else r.get("error", "no tests")
+        rows.append(f"| `{r['module']}` | {r['sites']} | {r['tried']} | {r['killed']} | {score} | "
+                    f"{', '.join(r['tests'])} |")
+    tried = sum(r["tried"] for r in results)
+    killed = sum(r["killed"] for r in results)
+    if tried:
+        rows.append(f"| **all** | | {tried} | {killed} | {killed / tried:.0%} | |")
+    surv = [(r["module"], s) for r in results for s in r["survivors"]]
+    if surv:
+        rows += ["", "Surviving mutants:", ""] + [f"- `{m}` {s}" for m, s in surv]
+    return "\n".join(rows) + "\n"
+
+
+def write_section(text: str, path: Path) -> None:
+    old = path.read_text() if path.exists() else ""
+    start = old.find("## Mutation score")
+    if start >= 0:
+        end = old.find("\n## ", start + 1)
+        old = old[:start] + (old[end + 1:] if end >= 0 else "")
+    path.write_text(old.rstrip("\n") + "\n\n" + text)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--modules", nargs="*", help="module stems (default: every computing module)")
+    ap.add_argument("--per-module", type=int, default=25)
+    ap.add_argument("--max-test-files", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-write", action="store_true", help="print the table instead of updating results.md")
+    args = ap.parse_args(argv)
+    paths = [p for p in modules() if not args.modules or p.stem in args.modules]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp) / "repo"
+        for sub in ("lessons_lib", "tests", "book", "benchmarks", "tools"):
+            shutil.copytree(ROOT / sub, scratch / sub, ignore=shutil.ignore_patterns("__pycache__", "_build"))
+        for f in ("pyproject.toml", "_toc.yml", "_config.yml", "requirements.txt", "README.md"):
+            if (ROOT / f).exists():
+                shutil.copy(ROOT / f, scratch / f)
+        for path in paths:
+            r = score_module(path, per_module=args.per_module, max_test_files=args.max_test_files,
+                             seed=args.seed, scratch=scratch)
+            results.append(r)
+            score = f"{r['killed']}/{r['tried']}" if r["tried"] else r.get("error", "no tests")
+            print(f"{r['module']:32s} {score:>8s}  ({r['seconds']:.0f} s)", flush=True)
+    text = markdown(results, args)
+    if args.no_write:
+        print(text)
+    else:
+        write_section(text, ROOT / "benchmarks" / "results.md")
+        print("written to benchmarks/results.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
