@@ -1,6 +1,8 @@
 # Optimization Dynamics: every command sets up .venv from scratch if needed.
 #   make book    execute every chapter once and build the static site into _build/html
-#   make test    set up and run the whole suite (unit tests, notebooks, site build, browser)
+#   make test    set up and run the whole suite (lint, unit and slow tests, notebooks under the device audit,
+#                site build, course and browser tests); each chapter is executed once, plus once as a student notebook
+#   make execute CHAPTERS="stability drift"   execute only those chapters (into _stage), e.g. with DEVICE_AUDIT=1
 #   make lab     open JupyterLab on book/ with live widgets
 #   make serve   serve _build/html on http://127.0.0.1:$(PORT)
 #   make student     student notebooks (solutions stubbed), lessons_lib and a README in _build/student
@@ -18,10 +20,18 @@ HIDE := $(filter 1 yes true,$(HIDE_SOLUTIONS))
 JOBS ?= 2
 PORT ?= 8000
 STAGE := _stage
+# chapters (notebook stems) for `make execute`; empty means every chapter in book/
+CHAPTERS ?=
+# DEVICE_AUDIT=1 (make test's default) runs the device audit inside the notebook execution: each kernel starts
+# with tests/audit_kernel's IPython startup file, which switches tests/device_audit.py on, and computes on
+# LESSONS_DEVICE=cpu:0 (the CPU, labelled as if it were a GPU). The numbers, figures and site are unchanged.
+AUDIT_ENV = $(if $(filter 1 yes true,$(DEVICE_AUDIT)),LESSONS_DEVICE_AUDIT=1 LESSONS_DEVICE=cpu:0 IPYTHONDIR=$(CURDIR)/tests/audit_kernel)
+test: DEVICE_AUDIT ?= 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup book html execute stage test unit site-test chromium lab serve clean course-setup student instructor course-test bench
+.PHONY: setup book html execute stage test lint unit slow site-test chromium lab serve clean course-setup student \
+	instructor course-test bench
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,13 +61,15 @@ stage: setup
 	@cp -r book $(STAGE)/ && find $(STAGE) -name '.ipynb_checkpoints' -prune -exec rm -rf {} +
 	@sed -i 's/^\(  execute_notebooks:\).*/\1 "off"/' $(STAGE)/_config.yml
 	@$(BIN)/python tools/course.py teaching $(STAGE)   # the "Teaching with this book" page, from the notebooks
+	@$(BIN)/python tools/course.py intro $(STAGE)      # the intro's list of chapters, from _toc.yml
 
-# Execute every chapter in parallel with nbmake. LESSONS_STATIC=1 makes explorers precompute their
+# Execute every chapter (or CHAPTERS) in parallel with nbmake. LESSONS_STATIC=1 makes explorers precompute their
 # frames and keeps progress bars quiet. One thread per process: two workers on two cores each using
-# torch's default thread pool run small models 5-8x slower.
+# torch's default thread pool run small models 5-8x slower. In make test the device audit runs here too.
 execute: stage
-	LESSONS_STATIC=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbmake --overwrite -n $(JOBS) --nbmake-timeout=300 --durations=0 \
-	    -p no:cacheprovider --rootdir=$(STAGE) $(STAGE)/book
+	$(AUDIT_ENV) LESSONS_STATIC=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbmake --overwrite -n $(JOBS) \
+	    --nbmake-timeout=300 --durations=0 -p no:cacheprovider --rootdir=$(STAGE) \
+	    $(if $(strip $(CHAPTERS)),$(patsubst %,$(STAGE)/book/%.ipynb,$(CHAPTERS)),$(STAGE)/book)
 
 # HIDE_SOLUTIONS=1: stub the code solutions and drop the solution directives in the executed copy, and
 # switch on sphinx-exercise's hide_solutions, before building.
@@ -88,8 +100,18 @@ student: $(COURSE_STAMP)
 instructor: execute
 	$(BIN)/python tools/course.py instructor $(STAGE)/book _build/instructor
 
+# ruff, with the rules in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check lessons_lib tests tools benchmarks
+
+# tests of a few seconds each; `slow` ones (over 5 s) run in `make slow`
 unit: $(COURSE_STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -m "not site and not course" tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -m "not site and not course and not slow" tests
+
+# the slow tests, except those that execute a whole chapter (`notebook`): make execute already runs each chapter
+# once, under the device audit; `pytest tests/test_device_audit.py -k <chapter>` audits one chapter on its own
+slow: $(COURSE_STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -m "slow and not notebook and not site and not course" tests
 
 # runs every student notebook (errors only in exercise cells) and reads _build/instructor
 course-test: $(COURSE_STAMP) instructor
@@ -98,7 +120,7 @@ course-test: $(COURSE_STAMP) instructor
 site-test: chromium $(COURSE_STAMP)
 	$(BIN)/python -m pytest -m site tests
 
-test: unit html course-test site-test
+test: lint unit slow html course-test site-test
 
 # Benchmarks, not a test: chapter times, explorer latency, page weight, build time, peers and scaling,
 # written to benchmarks/results.md (minutes). Options go in BENCH_ARGS, e.g.

@@ -1,6 +1,7 @@
 """The benchmark harness keeps working: `make bench` on one chapter with a tiny grid, and the Jupyter-free
 notebook runner that benchmarks/gpu_check.sh relies on. The numbers themselves are not asserted (this is
-not a timed test); that every table is there and holds numbers is."""
+not a timed test); that every table is there and holds numbers is. Both tests start Python processes that
+import torch and run notebooks, so they are marked slow (make slow, part of make test, runs them)."""
 
 import json
 import os
@@ -41,6 +42,9 @@ def row(body: str, first: str) -> list[str]:
         if line.startswith("|") and cells[0].strip("`*") == first:
             return cells
     raise AssertionError(f"no table row starting with {first!r} in:\n{body}")
+
+
+pytestmark = pytest.mark.slow
 
 
 def test_make_bench_tiny_on_one_chapter(tmp_path):
