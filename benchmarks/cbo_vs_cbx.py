@@ -84,8 +84,9 @@ def markdown(r: dict) -> str:
         return "n/a" if v is None else format(v, spec)
 
     return "\n".join([
-        f"CBO on Rastrigin d={r['d']}, N={r['N']}, {r['runs']} runs, {r['steps']} steps, anisotropic sigma={r['sigma']}, "
-        f"alpha {r['alpha']:g} x{r['alpha_growth']} (cap {r['alpha_max']:g}), dt={r['dt']}, torch threads={r['threads']}",
+        f"CBO on Rastrigin d={r['d']}, N={r['N']}, {r['runs']} runs, {r['steps']} steps, "
+        f"anisotropic sigma={r['sigma']}, alpha {r['alpha']:g} x{r['alpha_growth']} (cap {r['alpha_max']:g}), "
+        f"dt={r['dt']}, torch threads={r['threads']}",
         "",
         "| implementation | time (s) | success (|c|_inf < 0.25) |",
         "|:--|--:|--:|",

@@ -26,12 +26,12 @@ Scale = Literal["quick", "full"]
 def default_device() -> torch.device:
     """Return the device the book computes on.
 
-    ``LESSONS_DEVICE`` (e.g. ``cpu``, ``cuda``, ``cuda:1``) wins when set; otherwise CUDA is used
-    when available, else the CPU.
+    ``LESSONS_DEVICE`` (``cpu``, ``cuda`` or ``cuda:<n>``) wins when set; otherwise CUDA is used
+    when available, else the CPU. (``cpu:0`` is the CPU too; the device audit in ``tests/`` uses it.)
 
     Raises:
-        ValueError: if ``LESSONS_DEVICE`` names a device torch does not know, or CUDA is requested
-            but not available.
+        ValueError: if ``LESSONS_DEVICE`` names a device torch does not know or one the book does not
+            run on (``mps``, ``meta``, ...), or CUDA is requested but not available.
     """
     name = os.environ.get("LESSONS_DEVICE", "").strip()
     if not name:
@@ -40,6 +40,8 @@ def default_device() -> torch.device:
         device = torch.device(name)
     except RuntimeError as exc:
         raise ValueError(f"LESSONS_DEVICE={name!r} is not a torch device name: {exc}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"LESSONS_DEVICE={name!r}: the book runs on 'cpu' or 'cuda[:n]', not {device.type!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"LESSONS_DEVICE={name!r} asks for CUDA, but torch sees no CUDA device")
     return device

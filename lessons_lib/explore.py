@@ -185,7 +185,6 @@ class Explorer:
     max_bytes: int = 1_400_000
     dpi: float = 80
     palette: int = 96
-    mode: Literal["live", "static"] | None = None
     timings: list[float] = field(default_factory=list)  # seconds per live update (draw + encode)
     _widget: Any = field(default=None, repr=False)
     _image: Any = field(default=None, repr=False)
@@ -417,10 +416,9 @@ class Explorer:
         return record
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        mode = self.mode or ("static" if static_build() else "live")
         text = f"<Explorer over {', '.join(self.controls)}>"
         bench = os.environ.get("LESSONS_BENCH_LATENCY", "").strip()
-        if mode == "static":
+        if static_build():
             if bench:
                 self.bench_latency(bench, int(os.environ.get("LESSONS_BENCH_GRID", "0") or 0))
             return {"text/html": self.static_html(), "text/plain": text}

@@ -21,6 +21,19 @@ def test_default_device_bad_name(monkeypatch):
         backend.default_device()
 
 
+@pytest.mark.parametrize("name", ["mps", "meta", "xpu:0"])
+def test_default_device_rejects_devices_the_book_does_not_run_on(monkeypatch, name):
+    monkeypatch.setenv("LESSONS_DEVICE", name)
+    with pytest.raises(ValueError, match=rf"^LESSONS_DEVICE='{name}': the book runs on 'cpu' or 'cuda\[:n\]'"):
+        backend.default_device()
+
+
+@pytest.mark.parametrize("name", ["cpu", "cpu:0", " cpu "])
+def test_default_device_accepts_the_cpu(monkeypatch, name):
+    monkeypatch.setenv("LESSONS_DEVICE", name)
+    assert backend.default_device().type == "cpu"
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error path")
 def test_default_device_cuda_unavailable(monkeypatch):
     monkeypatch.setenv("LESSONS_DEVICE", "cuda")

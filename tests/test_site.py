@@ -1,5 +1,6 @@
 """Checks on the built site in _build/html (make test builds it first with -W)."""
 
+import html as htmllib
 import json
 import pathlib
 import re
@@ -61,11 +62,32 @@ def test_no_remote_assets_no_widget_reprs_no_tracebacks(page):
     assert "application/vnd.jupyter.widget" not in html
 
 
-def test_mathjax_is_served_locally():
+def labelled_equations(nb: pathlib.Path) -> dict[str, str]:
+    """The labelled display equations of a notebook's markdown: label -> TeX."""
+    text = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "markdown")
+    blocks = re.findall(r"\$\$(.*?)\$\$(?:[ \t]*\((eq-[\w-]+)\))?", text, re.S)  # every $$ pair, in order
+    return {label: tex for tex, label in blocks if label}
+
+
+def squeeze(tex: str) -> str:
+    return re.sub(r"\s+", "", tex)
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_every_labelled_equation_is_typeset_by_the_local_mathjax(nb):
+    """Each labelled equation of the notebook reaches its page as TeX in a MathJax display block with its
+    anchor, and the page loads the MathJax served from the site (the browser test sees it typeset)."""
+    html = (SITE / "book" / f"{nb.stem}.html").read_text()
     assert (SITE / "_static" / "mathjax" / "tex-chtml.js").is_file()
-    html = CHAPTER.read_text()
     assert re.search(r'<script[^>]+src="\.\./_static/mathjax/tex-chtml\.js', html)
-    assert "\\begin{aligned}" in html or "aligned" in html
+    equations = labelled_equations(nb)
+    assert equations, f"{nb.name} has no labelled equation"
+    for label, tex in equations.items():
+        block = re.search(rf'<div class="math notranslate nohighlight" id="equation-{label}">(.*?)</div>', html, re.S)
+        assert block, f"{label} is not a display equation on the page"
+        body = htmllib.unescape(block.group(1))
+        assert "\\[" in body and squeeze(tex) in squeeze(body), (label, body[:300])
+    assert len(re.findall(r'<span class="math notranslate nohighlight">\\\(', html)) >= 5  # inline maths too
 
 
 def test_bibliography_lists_all_entries():
