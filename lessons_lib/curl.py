@@ -20,15 +20,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, Sequence
 
 import torch
 from torch.func import jacrev
 
-from .backend import as_generator, as_tensor, check_count, check_positive, to_host
+from . import models
+from .backend import Record, as_generator, as_tensor, check_count, check_positive, progress
 from .descent import Trajectory, check_lr, iterate
+from .run import run
 
-Activation = Literal["linear", "tanh"]
+#: The student-teacher network lives in :mod:`lessons_lib.models`; these names are kept for the chapter.
+Activation = models.StudentActivation
+flip_signs = models.flip_signs
 
 
 def chain_field(w: torch.Tensor, *, a: float, flipped: bool = True) -> torch.Tensor:
@@ -89,10 +93,12 @@ def stability_matrix(W1: torch.Tensor, w2: torch.Tensor, D1: torch.Tensor, D2: t
 
 
 @dataclass(frozen=True)
-class StudentTeacherRun:
+class StudentTeacherRun(Record):
     """Training curves batched over seeds ``S``: ``loss`` and ``lam_min`` (of ``K``) have shape ``(K, S)``.
 
-    ``diverged`` (``(S,)``) marks runs whose weights stopped being finite; they are frozen there.
+    ``diverged`` and ``diverged_at`` (``(S,)``, ``-1`` where a run did not diverge) follow the
+    book's one meaning of divergence (:mod:`lessons_lib.run`): a diverged run is frozen at its last
+    finite weights. When every run diverged, the histories end at the last divergence.
     """
 
     steps: torch.Tensor
@@ -103,35 +109,29 @@ class StudentTeacherRun:
     D1: torch.Tensor
     D2: torch.Tensor
     diverged: torch.Tensor
-
-    def __post_init__(self):
-        to_host(self)  # records are read on the host (see backend.to_host)
+    diverged_at: torch.Tensor
 
     def learned(self, tol: float = 1e-6) -> torch.Tensor:
         """Bool ``(S,)``: the final training loss is below ``tol``."""
         return (self.loss[-1] < tol) & ~self.diverged
 
 
-def flip_signs(n: int, flipped: int, S: int, gen: torch.Generator) -> torch.Tensor:
-    """``S`` sign vectors of length ``n`` with ``flipped`` entries ``-1`` at random positions."""
-    order = torch.stack([torch.randperm(n, generator=gen) for _ in range(S)])
-    return torch.where(order < flipped, -1.0, 1.0).to(torch.float64)
-
-
 def train_student_teacher(*, n_inputs: int, n_hidden: int, flipped_inputs: int = 0, flipped_hidden: int = 0,
                           activation: Activation = "linear", lr: float = 0.05, steps: int = 5000,
                           batch_size: int | None = None, n_samples: int = 100, init_scale: float = 2.0,
                           renormalize: bool = False, seeds: int = 3, generator: int | torch.Generator = 0,
-                          record_every: int = 100) -> StudentTeacherRun:
+                          record_every: int = 100, blowup: float = 1e6) -> StudentTeacherRun:
     """A two-layer student ``y = w2 . phi(W1 x)`` learns a linear teacher ``y = beta* . x`` with
     sign-flipped units (eq-curl-updates).
 
-    ``x ~ N(0, I/2)``, ``beta* ~ N(0, I/M)``, ``n_samples`` fixed training points. With ``e = y_hat - y``
-    and ``delta1 = (w2 e) * phi'(W1 x)``, presynaptic flips give
-    ``dW2 = -lr (e h^T) D2 / B`` and ``dW1 = -lr (delta1 x^T) D1 / B``; ``D = I`` is GD.
-    ``renormalize=True`` rescales each layer after every update to its initial Frobenius norm, as the
-    authors' released scripts do unconditionally (whether the paper describes it is unverified); it
-    is off by default, and the chapter switches it on to follow the scripts.
+    ``x ~ N(0, I/2)``, ``beta* ~ N(0, I/M)``, ``n_samples`` fixed training points
+    (:func:`lessons_lib.models.teacher_data`). With ``e = y_hat - y`` and
+    ``delta1 = (w2 e) * phi'(W1 x)``, presynaptic flips give ``dW2 = -lr (e h^T) D2 / B`` and
+    ``dW1 = -lr (delta1 x^T) D1 / B`` (:func:`lessons_lib.models.student_update`); ``D = I`` is GD.
+    ``renormalize=True`` rescales each layer after every update to its initial Frobenius norm, as
+    the authors' released scripts do unconditionally (whether the paper describes it is
+    unverified); it is off by default, and the chapter switches it on to follow the scripts. The
+    loop is :func:`lessons_lib.run.run`, batched over seeds.
 
     Args:
         n_inputs, n_hidden: ``M`` and ``N``; ``N > M`` is expansive, ``N < M`` compressive.
@@ -142,8 +142,11 @@ def train_student_teacher(*, n_inputs: int, n_hidden: int, flipped_inputs: int =
         init_scale: student weights are ``N(0, init_scale^2 / fan_in)``.
         renormalize: see above.
         seeds: independent runs (data, teacher, student, flip positions), batched.
-        generator: seed or generator.
+        generator: seed or generator; an int seed draws on
+            :func:`~lessons_lib.backend.default_device`, a generator on its own device.
         record_every: record the loss and ``lambda_min(K)`` every this many steps.
+        blowup: a run diverges when the norm of its weights ``(W1, w2)`` exceeds
+            ``blowup * max(1, ||(W1, w2)_0||)`` (:mod:`lessons_lib.run`).
     """
     M, N = check_count(n_inputs, name="n_inputs"), check_count(n_hidden, name="n_hidden")
     if not 0 <= flipped_inputs <= M:
@@ -159,49 +162,88 @@ def train_student_teacher(*, n_inputs: int, n_hidden: int, flipped_inputs: int =
         raise ValueError(f"batch_size: expected None or an int in [1, n_samples = {n}], got {batch_size}")
     init_scale = check_positive(init_scale, name="init_scale")
     record_every = check_count(record_every, name="record_every")
-    gen = as_generator(generator, "cpu")
-    f64 = dict(dtype=torch.float64)
-
-    X = torch.randn(S, n, M, generator=gen, **f64) / math.sqrt(2)
-    beta = torch.randn(S, M, generator=gen, **f64) / math.sqrt(M)
-    y = (X @ beta[..., None])[..., 0]
-    W1 = torch.randn(S, N, M, generator=gen, **f64) * init_scale / math.sqrt(M)
-    w2 = torch.randn(S, N, generator=gen, **f64) * init_scale / math.sqrt(N)
+    blowup = check_positive(blowup, name="blowup")
+    gen = as_generator(generator)
+    data = models.teacher_data(n_inputs=M, n_samples=n, seeds=S, generator=gen)
+    X, y = data.X, data.y
+    W1, w2 = models.init_student(n_inputs=M, n_hidden=N, seeds=S, init_scale=init_scale, generator=gen)
     D1, D2 = flip_signs(M, flipped_inputs, S, gen), flip_signs(N, flipped_hidden, S, gen)
-    phi = (lambda z: z) if activation == "linear" else torch.tanh
-    dphi = (lambda z: torch.ones_like(z)) if activation == "linear" else (lambda z: 1 - torch.tanh(z) ** 2)
     norm1, norm2 = W1.norm(dim=(1, 2), keepdim=True), w2.norm(dim=1, keepdim=True)
-    dead = torch.zeros(S, dtype=torch.bool)
-    rec, losses, lams = [], [], []
 
-    def record(t):
-        rec.append(t)
-        losses.append(0.5 * (((phi(X @ W1.mT) * w2[:, None, :]).sum(-1) - y) ** 2).mean(-1))
-        lams.append(torch.linalg.eigvalsh(stability_matrix(W1, w2, D1, D2))[:, 0])
-
-    record(0)
-    for t in range(steps):
-        if batch_size is None:
-            Xb, yb = X, y
-        else:
-            idx = torch.randint(n, (S, batch_size), generator=gen)
+    def step(state, t, eta):
+        W1, w2 = state
+        Xb, yb = X, y
+        if batch_size is not None:
+            idx = torch.randint(n, (S, batch_size), generator=gen, device=gen.device)
             Xb, yb = torch.gather(X, 1, idx[..., None].expand(S, batch_size, M)), torch.gather(y, 1, idx)
-        z = Xb @ W1.mT  # (S, B, N)
-        h = phi(z)
-        e = (h * w2[:, None, :]).sum(-1) - yb  # (S, B)
-        B = Xb.shape[1]
-        new2 = w2 - lr * (e[..., None] * h).sum(1) / B * D2
-        new1 = W1 - lr * ((e[..., None] * w2[:, None, :] * dphi(z)).mT @ Xb / B) * D1[:, None, :]
+        d1, d2 = models.student_update(W1, w2, Xb, yb, lr=eta, D1=D1, D2=D2, activation=activation)
+        new1, new2 = W1 + d1, w2 + d2
         if renormalize:
             new1 = new1 * norm1 / new1.norm(dim=(1, 2), keepdim=True)
             new2 = new2 * norm2 / new2.norm(dim=1, keepdim=True)
-        bad = ~(torch.isfinite(new1).all(dim=(1, 2)) & torch.isfinite(new2).all(dim=1)) | (new2.abs().amax(1) > 1e6)
-        dead = dead | bad
-        W1 = torch.where(dead[:, None, None], W1, new1)
-        w2 = torch.where(dead[:, None], w2, new2)
-        if (t + 1) % record_every == 0 or t + 1 == steps:
-            record(t + 1)
-    return StudentTeacherRun(torch.tensor(rec), torch.stack(losses), torch.stack(lams), W1, w2, D1, D2, dead)
+        return new1, new2
+
+    def record(state, t):
+        W1, w2 = state
+        return {"loss": models.student_loss(W1, w2, X, y, activation=activation),
+                "lam_min": torch.linalg.eigvalsh(stability_matrix(W1, w2, D1, D2))[:, 0]}
+
+    out = run(step, (W1, w2), steps=steps, lr=lr, record=record, record_every=record_every, blowup=blowup,
+              batched=True)
+    return StudentTeacherRun(out.steps, out.history["loss"], out.history["lam_min"], *out.state, D1, D2,
+                             out.diverged, out.diverged_at)
+
+
+@dataclass(frozen=True)
+class SignCensus(Record):
+    """Final loss and ``lambda_min(K)`` of several student-teacher configurations, from :func:`sign_census`.
+
+    Attributes:
+        final_loss: shape ``(C, S)`` for ``C`` configurations and ``S`` seeds.
+        lam_min: final ``lambda_min(K)``, shape ``(C, S)``.
+        learned: bool ``(C, S)``, the final loss is below the tolerance (and the run did not diverge).
+    """
+
+    final_loss: torch.Tensor
+    lam_min: torch.Tensor
+    learned: torch.Tensor
+
+    @property
+    def agree(self) -> int:
+        """Runs where the sign of ``lambda_min(K)`` predicted the outcome (``learned == (lam_min > 0)``)."""
+        return int((self.learned == (self.lam_min > 0)).sum())
+
+    @property
+    def total(self) -> int:
+        """Number of runs, ``C * S``."""
+        return self.learned.numel()
+
+
+def sign_census(configs: Sequence[dict], *, steps: int, seeds: int = 2, generator: int | torch.Generator = 0,
+                tol: float = 1e-6, **kwargs) -> SignCensus:
+    """Train each configuration and record whether ``lambda_min(K) > 0`` (eq-curl-stability) predicted success.
+
+    Args:
+        configs: keyword arguments of :func:`train_student_teacher` per configuration, e.g.
+            ``dict(n_inputs=20, n_hidden=40, flipped_inputs=5)``.
+        steps: training steps of every run (only the final state is recorded).
+        seeds: runs per configuration.
+        generator: an int seed gives every configuration the same seed; a generator is threaded
+            through them in order.
+        tol: a run learned when its final loss is below ``tol``.
+        **kwargs: further arguments shared by every run (``lr``, ``renormalize``, ...).
+
+    Returns:
+        A :class:`SignCensus`; ``agree`` of ``total`` runs were predicted by the sign.
+    """
+    tol = check_positive(tol, name="tol")
+    if not configs:
+        raise ValueError("configs: expected at least one configuration")
+    runs = [train_student_teacher(**config, **kwargs, steps=steps, seeds=seeds, generator=generator,
+                                  record_every=steps)
+            for config in progress(configs, desc="configurations")]
+    return SignCensus(torch.stack([r.loss[-1] for r in runs]), torch.stack([r.lam_min[-1] for r in runs]),
+                      torch.stack([r.learned(tol) for r in runs]))
 
 
 def network_field(params: torch.Tensor, *, X: torch.Tensor, y: torch.Tensor, D1: torch.Tensor,

@@ -22,167 +22,39 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch.func import grad_and_value
 
-from . import curvature
-from .backend import DTYPE, as_generator, check_count, check_positive, default_device, to_host
+from . import curvature, models
+from .backend import Record, as_generator, check_count, check_positive
 from .descent import check_lr
+from .run import run
 
-Activation = Literal["tanh", "relu", "elu"]
-Targets = Literal["random", "smooth"]
+#: The task and its network live in :mod:`lessons_lib.models`; these names are kept for the chapters.
+MLPProblem = models.MLPProblem
+mlp_problem = models.mlp_problem
+Activation = models.MLPActivation
+Targets = models.MLPTargets
 #: Size of the random kick added to the warm start of each sharpness measurement.
 _KICK = 0.1
-_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "elu": torch.nn.functional.elu}
 
 
 @dataclass(frozen=True)
-class MLPProblem:
-    """A synthetic square-loss regression task for a fully connected network with flat parameters.
-
-    The network is ``f(x) = W_L s(... s(W_1 x + b_1) ...) + b_L`` with activation ``s``; its
-    parameters live in one flat vector, layer by layer, each weight (row-major, shape
-    ``(fan_out, fan_in)``) followed by its bias.
-
-    Attributes:
-        X: inputs, shape ``(n, d)``.
-        y: targets, shape ``(n,)``.
-        sizes: layer widths ``(d, width, ..., width, 1)``.
-        activation: name of the hidden activation.
-        init_scale: weights start as ``N(0, init_scale**2 / fan_in)``; biases start at 0.
-    """
-
-    X: torch.Tensor
-    y: torch.Tensor
-    sizes: tuple[int, ...]
-    activation: Activation
-    init_scale: float
-
-    @property
-    def shapes(self) -> tuple[tuple[int, ...], ...]:
-        """Parameter shapes in flat order: ``(fan_out, fan_in)`` then ``(fan_out,)`` per layer."""
-        out: list[tuple[int, ...]] = []
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
-            out += [(fan_out, fan_in), (fan_out,)]
-        return tuple(out)
-
-    @property
-    def n_params(self) -> int:
-        """Length of the flat parameter vector."""
-        return sum(math.prod(s) for s in self.shapes)
-
-    def predict(self, params: torch.Tensor) -> torch.Tensor:
-        """Network outputs on ``X`` for flat ``params`` of shape ``(n_params,)``; shape ``(n,)``."""
-        if params.shape != (self.n_params,):
-            raise ValueError(f"params: expected shape ({self.n_params},), got {tuple(params.shape)}")
-        act = _ACTIVATIONS[self.activation]
-        chunks = torch.split(params, [math.prod(s) for s in self.shapes])
-        h = self.X.to(params)
-        n_layers = len(self.sizes) - 1
-        for i in range(n_layers):
-            h = h @ chunks[2 * i].view(self.shapes[2 * i]).T + chunks[2 * i + 1]
-            if i < n_layers - 1:
-                h = act(h)
-        return h[:, 0]
-
-    def loss(self, params: torch.Tensor) -> torch.Tensor:
-        """Square loss ``L = 1/(2n) sum_i (f(x_i) - y_i)^2`` (half the mean squared error)."""
-        return 0.5 * ((self.predict(params) - self.y.to(params)) ** 2).mean()
-
-    def init(self, generator: int | torch.Generator = 0) -> torch.Tensor:
-        """Random flat parameters: weights ``N(0, init_scale**2 / fan_in)`` (LeCun), zero biases.
-
-        Args:
-            generator: seed or generator, on the device of ``X``.
-
-        Returns:
-            Tensor of shape ``(n_params,)`` with the dtype and device of ``X``.
-        """
-        gen = as_generator(generator, self.X.device)
-        parts = []
-        for shape in self.shapes:
-            if len(shape) == 2:
-                w = torch.randn(shape, generator=gen, dtype=self.X.dtype, device=self.X.device)
-                parts.append((w * (self.init_scale / math.sqrt(shape[1]))).flatten())
-            else:
-                parts.append(torch.zeros(shape, dtype=self.X.dtype, device=self.X.device))
-        return torch.cat(parts)
-
-
-def mlp_problem(
-    *,
-    n: int = 64,
-    d: int = 8,
-    width: int = 16,
-    depth: int = 3,
-    activation: Activation = "tanh",
-    targets: Targets = "random",
-    init_scale: float = 0.8,
-    generator: int | torch.Generator = 0,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = DTYPE,
-) -> MLPProblem:
-    """A synthetic regression task for a ``depth``-hidden-layer MLP, generated from a seed.
-
-    Inputs are ``x_i ~ N(0, I_d)``. ``targets="random"`` draws ``y_i ~ N(0, 1)`` independently of
-    ``x_i`` (random labels: a hard task that the network has to memorise, which makes progressive
-    sharpening strong); ``targets="smooth"`` uses ``y_i = sin(2 w^T x_i / sqrt(d))`` for a random
-    unit-variance ``w`` (an easier task that sharpens more slowly: at ``lr = 0.2`` it reaches
-    ``2 / lr`` after 150-500 steps instead of 50-120).
-
-    Args:
-        n: number of data points.
-        d: input dimension.
-        width: hidden width.
-        depth: number of hidden layers.
-        activation: ``"tanh"``, ``"relu"`` or ``"elu"``.
-        targets: ``"random"`` or ``"smooth"``.
-        init_scale: gain of the LeCun-normal weight initialisation used by :meth:`MLPProblem.init`;
-            0.8 puts the initial sharpness at about 1.5-3, below ``2 / lr = 5`` for lr 0.4.
-        generator: seed or generator for the data.
-        device: where the data live; defaults to :func:`~lessons_lib.backend.default_device`.
-        dtype: floating dtype of the data (float64 by default).
-
-    Returns:
-        An :class:`MLPProblem`.
-    """
-    n, d = check_count(n, name="n"), check_count(d, name="d")
-    width, depth = check_count(width, name="width"), check_count(depth, name="depth")
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation: expected one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-    if targets not in ("random", "smooth"):
-        raise ValueError(f"targets: expected 'random' or 'smooth', got {targets!r}")
-    init_scale = check_positive(init_scale, name="init_scale")
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise ValueError(f"dtype: expected a floating torch dtype, got {dtype!r}")
-    device = torch.device(device) if device is not None else default_device()
-    gen = as_generator(generator, device)
-    X = torch.randn(n, d, generator=gen, dtype=dtype, device=device)
-    if targets == "random":
-        y = torch.randn(n, generator=gen, dtype=dtype, device=device)
-    else:
-        w = torch.randn(d, generator=gen, dtype=dtype, device=device)
-        y = torch.sin(2 * X @ w / math.sqrt(d))
-    return MLPProblem(X, y, (d,) + (width,) * depth + (1,), activation, init_scale)
-
-
-@dataclass(frozen=True)
-class EdgeRun:
+class EdgeRun(Record):
     """A full-batch GD run with sharpness measurements, from :func:`edge_of_stability`.
 
     Attributes:
         lr: the learning rate ``eta``.
-        loss: ``L(theta_k)`` for ``k = 0 .. K``, shape ``(K + 1,)``; at divergence only the
-            finite values before ``diverged_at``.
+        loss: ``L(theta_k)`` for ``k = 0 .. K``, shape ``(K + 1,)``; at divergence it ends at
+            ``k = diverged_at``, the iterate the run is frozen at.
         sharpness_steps: steps ``k`` where the sharpness was measured, shape ``(m,)`` (long).
         sharpness: ``lambda_max(grad^2 L(theta_k))`` at those steps, shape ``(m,)``.
         sharpness_converged: whether each measurement met its Lanczos tolerance, shape ``(m,)``.
-        params: the last finite iterate, shape ``(n_params,)``.
+        params: the last iterate, shape ``(n_params,)``; at divergence the one the run is frozen at.
         diverged: whether the run blew up.
-        diverged_at: the first step whose iterate was non-finite, left the blow-up ball or had a
-            loss above the blow-up level (``None`` if the run did not diverge).
+        diverged_at: the first step whose iterate left the blow-up ball or was not finite, in the
+            one meaning of :mod:`lessons_lib.run` (``None`` if the run did not diverge).
     """
 
     lr: float
@@ -193,9 +65,6 @@ class EdgeRun:
     params: torch.Tensor
     diverged: bool = False
     diverged_at: int | None = None
-
-    def __post_init__(self):
-        to_host(self)  # records are read on the host (see backend.to_host)
 
     @property
     def threshold(self) -> float:
@@ -242,8 +111,8 @@ def edge_of_stability(
     In a period-two oscillation the two phases have different sharpness; an even
     ``sharpness_every`` always samples the same phase, as Cohen et al. did.
 
-    Divergence is data: the run stops at the first step whose iterate is not finite, leaves the
-    ball of radius ``blowup * max(1, ||theta_0||)`` or has a loss above ``blowup * max(1, L_0)``.
+    Divergence has the book's one meaning (:mod:`lessons_lib.run`): the run stops at the first
+    step whose iterate is not finite or leaves the ball of radius ``blowup * max(1, ||theta_0||)``.
 
     Args:
         problem: the task, from :func:`mlp_problem`.
@@ -255,7 +124,7 @@ def edge_of_stability(
         params0: optional start, shape ``(n_params,)``; defaults to ``problem.init(generator)``.
         tol: Lanczos stops when the eigen-residual is below ``tol * max(1, lambda)``.
         max_iter: cap on Hessian-vector products per measurement.
-        blowup: divergence level (see above).
+        blowup: divergence radius relative to ``max(1, ||theta_0||)``.
 
     Returns:
         An :class:`EdgeRun`.
@@ -275,52 +144,44 @@ def edge_of_stability(
     device, dtype = problem.X.device, problem.X.dtype
     gen = as_generator(generator, device)
     if params0 is None:
-        theta = problem.init(gen)
+        theta0 = problem.init(gen)
     else:
         if not isinstance(params0, torch.Tensor) or params0.shape != (problem.n_params,):
             got = tuple(params0.shape) if isinstance(params0, torch.Tensor) else type(params0).__name__
             raise ValueError(f"params0: expected a tensor of shape ({problem.n_params},), got {got}")
-        theta = params0.to(device=device, dtype=dtype)
-    if not bool(torch.isfinite(theta).all()):
+        theta0 = params0.to(device=device, dtype=dtype)
+    if not bool(torch.isfinite(theta0).all()):
         raise ValueError("params0: contains NaN or infinite values")
 
-    step_fn = grad_and_value(problem.loss)
-    radius = blowup * max(1.0, float(theta.norm()))
-    losses: list[torch.Tensor] = []
-    where: list[int] = []
-    values: list[float] = []
-    converged: list[bool] = []
-    v = torch.randn(theta.shape, generator=gen, dtype=dtype, device=device)
-    last, diverged_at = theta, None
-    ceiling = math.inf
-    for k in range(steps + 1):
-        g, f = step_fn(theta)
-        if k == 0:
-            ceiling = blowup * max(1.0, float(f))
-        # one host sync per step; a NaN/inf iterate has a NaN/inf norm and fails the radius test
-        if not bool(torch.isfinite(f) & (f <= ceiling) & (theta.norm() <= radius)):
-            diverged_at = k
-            break
-        losses.append(f.detach())
-        last = theta
-        if k % every == 0:
+    grad_value = grad_and_value(problem.loss)
+    top_vector = [torch.randn(theta0.shape, generator=gen, dtype=dtype, device=device)]
+    sharp: list = []  # (step, value, converged) of every measurement
+    last_grad: dict = {}  # the gradient at step t, computed with the loss by `record` and reused by `step`
+
+    def record(theta, t):
+        g, f = grad_value(theta)
+        last_grad[t] = g
+        if t % every == 0:
+            v = top_vector[0]
             kick = torch.randn(theta.shape, generator=gen, dtype=dtype, device=device)
             top = curvature.sharpness(problem.loss, theta, v0=v / v.norm() + _KICK * kick / kick.norm(),
                                       tol=tol, max_iter=max_iter)
-            where.append(k)
-            values.append(top.value)
-            converged.append(top.converged)
-            v = top.vector
-        if k < steps:
-            theta = theta - lr * g
+            sharp.append((t, top.value, top.converged))
+            top_vector[0] = top.vector
+        return {"loss": f.detach()}
+
+    def step(theta, t, eta):
+        return theta - eta * last_grad.pop(t)
+
+    out = run(step, theta0, steps=steps, lr=lr, record=record, blowup=blowup)
+    where, values, converged = zip(*sharp)
     return EdgeRun(
         lr=lr,
-        loss=torch.stack(losses) if losses else torch.empty(0, dtype=dtype, device=device),
-        sharpness_steps=torch.tensor(where, dtype=torch.long, device=device),
-        sharpness=torch.tensor(values, dtype=dtype, device=device),
-        sharpness_converged=torch.tensor(converged, dtype=torch.bool, device=device),
-        params=last.detach(),
-        diverged=diverged_at is not None,
-        diverged_at=diverged_at,
+        loss=out.history["loss"],
+        sharpness_steps=torch.tensor(where, dtype=torch.long),
+        sharpness=torch.tensor(values, dtype=dtype),
+        sharpness_converged=torch.tensor(converged, dtype=torch.bool),
+        params=out.state.detach(),
+        diverged=bool(out.diverged),
+        diverged_at=out.diverged_step,
     )
-

@@ -18,8 +18,8 @@ import warnings
 import pytest
 import torch
 
-from lessons_lib import descent, edge
-from lessons_lib.backend import default_device
+from lessons_lib import descent, edge, models
+from lessons_lib.backend import Record, default_device
 
 LRS = (0.2, 0.4)
 STEPS = 600
@@ -125,27 +125,9 @@ def test_run_is_plain_gd_from_problem_init():
     assert run.sharpness_steps.tolist() == [0, 20, 40]
 
 
-def test_loss_is_half_mse_of_the_equivalent_torch_network():
-    problem = edge.mlp_problem(n=10, d=3, width=4, depth=2, activation="elu", generator=1, device="cpu")
-    params = problem.init(5)
-    layers = []
-    for i, (fan_in, fan_out) in enumerate(zip(problem.sizes[:-1], problem.sizes[1:])):
-        layers += [torch.nn.Linear(fan_in, fan_out, dtype=torch.float64)] + ([torch.nn.ELU()] if i < 2 else [])
-    net = torch.nn.Sequential(*layers)
-    torch.nn.utils.vector_to_parameters(params, net.parameters())  # same layer-by-layer (W, b) order
-    with torch.no_grad():
-        out = net(problem.X)[:, 0]
-    assert torch.allclose(problem.predict(params), out, atol=1e-14)
-    assert float(problem.loss(params)) == pytest.approx(0.5 * float(((out - problem.y) ** 2).mean()), rel=1e-12)
-    assert problem.n_params == sum(p.numel() for p in net.parameters()) == 3 * 4 + 4 + 4 * 4 + 4 + 4 + 1
-
-
-def test_init_is_lecun_scaled_with_zero_biases():
-    problem = edge.mlp_problem(n=8, d=200, width=200, depth=1, generator=0, device="cpu")
-    W1, b1, w2, b2 = torch.split(problem.init(1), [200 * 200, 200, 200, 1])
-    assert float(W1.var()) == pytest.approx(0.8**2 / 200, rel=0.05)
-    assert float(w2.var()) == pytest.approx(0.8**2 / 200, rel=0.3)
-    assert not b1.any() and not b2.any()
+def test_the_problem_is_the_shared_tiny_mlp():
+    # the network, its loss and its initialisation are tested in test_models.py
+    assert edge.MLPProblem is models.MLPProblem and edge.mlp_problem is models.mlp_problem
 
 
 # ---------------------------------------------------------------- divergence, determinism, input
@@ -157,12 +139,23 @@ def test_divergence_is_data_not_nan():
         warnings.simplefilter("error")
         run = edge.edge_of_stability(problem, lr=5.0, steps=200, generator=0)
     assert run.diverged and isinstance(run.diverged_at, int) and 0 < run.diverged_at < 200
-    assert run.loss.shape == (run.diverged_at,)
+    assert run.loss.shape == (run.diverged_at + 1,)  # it ends at the iterate the run is frozen at
     assert bool(torch.isfinite(run.loss).all()) and bool(torch.isfinite(run.sharpness).all())
     assert bool(torch.isfinite(run.params).all())
-    assert int(run.sharpness_steps.max()) < run.diverged_at
+    assert int(run.sharpness_steps.max()) <= run.diverged_at
     assert float(run.loss[-1]) > 100 * float(run.loss[0])  # it was blowing up, not a false alarm
+    # the one meaning of divergence: the frozen iterate left the ball of radius blowup * max(1, ||theta_0||)
+    assert float(run.params.norm()) > 1e6 * max(1.0, float(problem.init(0).norm()))
+    early = edge.edge_of_stability(problem, lr=5.0, steps=200, generator=0, blowup=10.0)
+    assert early.diverged and early.diverged_at < run.diverged_at
     assert eos_run(0, 0.4, device()).diverged_at is None
+
+
+def test_edge_run_is_a_host_record():
+    run = eos_run(0, 0.4, device())
+    assert isinstance(run, Record)
+    for name in ("loss", "sharpness_steps", "sharpness", "sharpness_converged", "params"):
+        assert getattr(run, name).device.type == "cpu", name
 
 
 def test_same_seed_same_tensors_other_seed_other_tensors():
@@ -204,23 +197,9 @@ def test_bad_run_input_names_the_argument(kwargs, name):
         edge.edge_of_stability(problem, **args)
 
 
-@pytest.mark.parametrize(
-    "kwargs,name",
-    [(dict(activation="sigmoid"), "activation"), (dict(targets="labels"), "targets"), (dict(n=0), "n"),
-     (dict(width=2.5), "width"), (dict(depth=0), "depth"), (dict(init_scale=-1.0), "init_scale"),
-     (dict(generator=-1), "seed_or_generator"), (dict(dtype=torch.int64), "dtype")],
-)
-def test_bad_problem_input_names_the_argument(kwargs, name):
-    with pytest.raises(ValueError, match=f"^{name}:"):
-        edge.mlp_problem(**kwargs)
-
-
-def test_bad_problem_and_params_shape():
+def test_bad_problem():
     with pytest.raises(ValueError, match="^problem:"):
         edge.edge_of_stability(lambda p: p.sum(), lr=0.1, steps=5)
-    problem = edge.mlp_problem(generator=0, device="cpu")
-    with pytest.raises(ValueError, match="^params:"):
-        problem.loss(torch.zeros(4, dtype=torch.float64))
 
 
 @pytest.mark.cuda
