@@ -101,14 +101,20 @@ def loss_grid(loss, xlim: tuple[float, float], ylim: tuple[float, float], *, n: 
 
     Args:
         loss: maps a tensor of points of shape ``(m, 2)`` to ``(m,)`` values when ``batched``, else a
-            single point of shape ``(2,)`` to a scalar (then it is called point by point).
+            single point of shape ``(2,)`` to a scalar (then it is called point by point, which is
+            slow; ``torch.vmap(loss)`` turns a loss of one point into a batched one).
         xlim, ylim: the box ``(low, high)`` on each axis.
         n: grid points per axis.
         batched: whether ``loss`` takes a batch of points.
 
     Returns:
-        Points are made on :func:`~lessons_lib.backend.default_device`. ``X, Y, Z`` as NumPy arrays of shape ``(n, n)`` (``Z[i, j]`` is the loss at ``(X[i, j], Y[i, j])``),
-        ready for ``ax.contour(X, Y, Z)``.
+        ``X, Y, Z`` as NumPy arrays of shape ``(n, n)`` (``Z[i, j]`` is the loss at ``(X[i, j], Y[i, j])``),
+        ready for ``ax.contour(X, Y, Z)``. The points are made on
+        :func:`~lessons_lib.backend.default_device`.
+
+    Raises:
+        ValueError: naming ``loss``, ``n``, ``xlim`` or ``ylim`` for a bad argument, or ``loss`` when it
+            does not return one value per point.
     """
     import torch
 
@@ -119,7 +125,11 @@ def loss_grid(loss, xlim: tuple[float, float], ylim: tuple[float, float], *, n: 
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n: expected an integer >= 2, got {n!r}")
     for name, lim in (("xlim", xlim), ("ylim", ylim)):
-        if len(lim) != 2 or not all(np.isfinite(lim)) or not lim[0] < lim[1]:
+        try:
+            low, high = (float(v) for v in lim)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected two numbers (low, high), got {lim!r}") from None
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
             raise ValueError(f"{name}: expected (low, high) with low < high, got {lim!r}")
     X, Y = np.meshgrid(np.linspace(*xlim, n), np.linspace(*ylim, n))
     points = torch.as_tensor(np.stack([X.ravel(), Y.ravel()], axis=1), dtype=torch.float64, device=default_device())
@@ -128,5 +138,9 @@ def loss_grid(loss, xlim: tuple[float, float], ylim: tuple[float, float], *, n: 
             Z = loss(points)
         else:
             Z = torch.stack([torch.as_tensor(loss(p)) for p in points])
-    Z = torch.as_tensor(Z).detach().cpu().double().reshape(n, n).numpy()
+    Z = torch.as_tensor(Z).detach()
+    if Z.numel() != n * n:
+        raise ValueError(f"loss: expected one value per grid point ({n * n}), got shape {tuple(Z.shape)}; "
+                         "a loss of one point needs batched=False or torch.vmap")
+    Z = Z.cpu().double().reshape(n, n).numpy()
     return X, Y, Z

@@ -6,12 +6,15 @@ once.
 
 **What "diverged" means, everywhere in the book.** A run diverges at the first step ``k`` at which
 its state leaves the ball of radius ``blowup * max(1, ||state_0||)`` around the origin, or stops
-being finite. ``||state||`` is the Euclidean norm of all of the run's tensors together, and the test
-is made after every step. From then on the run is *frozen*: its state stays at the last finite
-state (the first one outside the ball when that one is still finite, else the one before it), so
-no history ever holds NaN or infinity and a diverged run is never zeroed. The record carries
-``diverged`` and ``diverged_at = k``. When every run of a batch has diverged the loop stops, so
-histories end at the step of the last divergence.
+being finite. ``||state||`` is the Euclidean norm of all of the run's tensors together, computed in
+float64, and the test is made after every step; a state whose squared norm overflows float64 (a
+norm beyond about ``1e154``) counts as not finite. From then on the run is *frozen*: its state stays
+at the last finite state (the first one outside the ball when that one is still finite, else the one
+before it), so no state in a history is NaN or infinite and a diverged run is never zeroed (a
+quantity the record function derives from a state, such as a loss, can still overflow when ``blowup``
+puts the radius beyond about ``1e150``). The record carries ``diverged`` and ``diverged_at = k``.
+When every run of a batch has diverged the loop stops, so histories end at the step of the last
+divergence.
 
 **Batches.** With ``batched=True`` every tensor of the state has a leading run dimension ``R``, and
 each run diverges and freezes on its own (``diverged`` and ``diverged_at`` have shape ``(R,)``).
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence, Union
+from typing import Callable, Union
 
 import torch
 
@@ -65,17 +68,18 @@ class Run(Record):
         return int(self.diverged_at) if bool(self.diverged) else None
 
 
-def _tensors(state: State) -> tuple[torch.Tensor, ...]:
+def _tensors(state: State, name: str = "state0") -> tuple[torch.Tensor, ...]:
     if isinstance(state, torch.Tensor):
         return (state,)
     if isinstance(state, tuple) and state and all(isinstance(s, torch.Tensor) for s in state):
         return state
-    raise ValueError("state: expected a tensor or a non-empty tuple of tensors")
+    raise ValueError(f"{name}: expected a tensor or a non-empty tuple of tensors, got {type(state).__name__}")
 
 
 def _size(state: State, batched: bool) -> torch.Tensor:
-    """Euclidean norm of the whole state (per run when batched); NaN or inf when it is not finite."""
-    parts = _tensors(state)
+    """Euclidean norm of the whole state (per run when batched); NaN or inf when it is not finite
+    or its square overflows float64."""
+    parts = _tensors(state, "step")
     if batched:
         squares = sum(p.reshape(p.shape[0], -1).double().pow(2).sum(dim=1) for p in parts)
     else:
@@ -97,7 +101,8 @@ def learning_rates(lr, steps: int, *, runs: int | None = None, device=None) -> t
     """The learning rate of every step as a float64 tensor of shape ``(steps,)`` or ``(steps, R)``.
 
     Args:
-        lr: a number ``>= 0``; a sequence (or 1-D tensor) of ``R`` per-run numbers; or a schedule,
+        lr: a number ``>= 0`` (or a 0-d tensor); a sequence (or 1-D tensor) of ``R`` per-run numbers
+            (batched runs only); or a schedule,
             a callable mapping a tensor of steps to learning rates of the same shape, or of shape
             ``(steps, R)``.
         steps: number of steps ``T >= 0``.
@@ -122,9 +127,12 @@ def learning_rates(lr, steps: int, *, runs: int | None = None, device=None) -> t
             per_run = torch.as_tensor(lr, dtype=torch.float64, device=device)
         except (TypeError, ValueError, RuntimeError):
             raise ValueError(f"lr: expected a number, a sequence of numbers or a schedule, got {lr!r}") from None
-        if per_run.ndim != 1 or per_run.numel() == 0 or (runs is not None and per_run.numel() != runs):
+        if per_run.ndim == 0:  # a 0-d tensor or NumPy scalar: a constant
+            values = per_run.expand(steps)
+        elif per_run.ndim != 1 or per_run.numel() == 0 or (runs is not None and per_run.numel() != runs):
             raise ValueError(f"lr: expected one learning rate per run ({runs}), got shape {tuple(per_run.shape)}")
-        values = per_run.expand(steps, -1)
+        else:
+            values = per_run.expand(steps, -1)
     if not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
         raise ValueError("lr: learning rates must be finite and >= 0")
     return values
@@ -158,6 +166,8 @@ def run(step: StepFn, state0: State, *, steps: int, lr=0.0, record: RecordFn | N
     record_every = check_count(record_every, name="record_every")
     blowup = check_positive(blowup, name="blowup")
     parts = _tensors(state0)
+    if record is not None and not callable(record):
+        raise ValueError(f"record: expected a callable (state, t) -> dict of tensors, got {type(record).__name__}")
     if record is None:
         if not isinstance(state0, torch.Tensor):
             raise ValueError("record: needed when the state is a tuple of tensors")
@@ -169,6 +179,8 @@ def run(step: StepFn, state0: State, *, steps: int, lr=0.0, record: RecordFn | N
         runs = parts[0].shape[0]
     device = parts[0].device
     lrs = learning_rates(lr, steps, runs=runs, device=device)
+    if not batched and lrs.ndim == 2:
+        raise ValueError("lr: one learning rate per run needs batched=True; pass a number or a schedule")
     constant = isinstance(lr, (int, float))
     size0 = _size(state0, batched)
     if not bool(torch.isfinite(size0).all()):
@@ -176,7 +188,9 @@ def run(step: StepFn, state0: State, *, steps: int, lr=0.0, record: RecordFn | N
     radius = blowup * size0.clamp(min=1.0)
     if math.isinf(blowup * max(1.0, float(size0.max()))):
         radius = torch.full_like(size0, math.inf)
+    limit = radius.clamp(max=torch.finfo(torch.float64).max)  # NaN and inf sizes are never inside
     active = torch.ones_like(size0, dtype=torch.bool)
+    all_active = True
     at = torch.full(size0.shape, -1, dtype=torch.long, device=device)
 
     rec_steps, rows = [], []
@@ -190,13 +204,20 @@ def run(step: StepFn, state0: State, *, steps: int, lr=0.0, record: RecordFn | N
     for t in range(steps):
         eta = float(lr) if constant else lrs[t]
         new = step(state, t, eta)
+        if isinstance(new, torch.Tensor) != isinstance(state0, torch.Tensor) or len(_tensors(new, "step")) != len(
+                parts):
+            raise ValueError("step: must return a state of the same structure as state0")
         size = _size(new, batched)
-        finite = torch.isfinite(size)
-        bad = active & (~finite | (size > radius))
-        at = torch.where(bad, torch.full_like(at, t + 1), at)
-        state = _freeze(new, state, active & finite)
-        active = active & ~bad
-        stop = not bool(active.any())
+        inside = size <= limit
+        stop = False
+        if all_active and bool(inside.all()):  # the common step: every run moves on
+            state = new
+        else:  # some run left the ball now, or some run is frozen: freeze run by run
+            bad = active & ~inside
+            at = torch.where(bad, torch.full_like(at, t + 1), at)
+            state = _freeze(new, state, active & torch.isfinite(size))
+            active, all_active = active & ~bad, False
+            stop = not bool(active.any())
         if (t + 1) % record_every == 0 or t + 1 == steps or stop:
             keep(state, t + 1)
         if stop:

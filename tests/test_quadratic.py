@@ -3,9 +3,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
-
 from conftest import random_spd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from lessons_lib import descent, quadratic
 
 
@@ -77,6 +78,26 @@ def test_divergence_is_data_not_nan():
     # |1 - 4|^k > 1e6  first at k = 13
     assert traj.diverged_at == math.ceil(math.log(1e6) / math.log(3)) == traj.steps
     assert bool(torch.isfinite(traj.params).all()) and bool(torch.isfinite(traj.loss).all())
+
+
+def test_batched_runs_follow_the_closed_form_and_diverge_one_by_one():
+    H = torch.diag(torch.tensor([1.0, 3.0], dtype=torch.float64))
+    x0 = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, -1.0]], dtype=torch.float64)
+    lr = 0.9  # factors 1 - 0.9 = 0.1 and 1 - 2.7 = -1.7: the runs with a sharp component diverge
+    traj = quadratic.gd_quadratic(H, x0, lr=lr, steps=40, blowup=100.0)
+    assert traj.params.shape == (41, 3, 2) and traj.loss.shape == (41, 3)
+    # |x_k| = 1.7^k crosses 100 * max(1, ||x0||) at k = 9 from (0, 1); from (2, -1) at k = 11
+    # (1.7^10 = 202 < 100 sqrt 5 = 224 < 1.7^11 = 343)
+    assert traj.diverged.tolist() == [False, True, True] and traj.diverged_at.tolist() == [-1, 9, 11]
+    k = torch.arange(41, dtype=torch.float64)[:, None]
+    assert torch.allclose(traj.params[:, 0], torch.tensor([1.0, 0.0], dtype=torch.float64) * 0.1**k)
+    assert torch.allclose(traj.params[:10, 1, 1], (-1.7) ** k[:10, 0])
+    assert bool((traj.params[9:, 1] == traj.params[9, 1]).all())  # frozen where it left the ball
+    assert torch.allclose(traj.loss, 0.5 * (traj.params**2 * torch.tensor([1.0, 3.0], dtype=torch.float64)).sum(-1))
+    # each row is the unbatched run, up to its divergence
+    for r in range(3):
+        one = quadratic.gd_quadratic(H, x0[r], lr=lr, steps=40, blowup=100.0)
+        assert torch.allclose(one.params, traj.params[: one.params.shape[0], r], rtol=1e-14, atol=0)
 
 
 def test_optimal_lr_and_rate():

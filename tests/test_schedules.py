@@ -6,6 +6,7 @@ step ``total - 1``); branching WSD uses ``d_i = round(decay_frac * C_i)`` and sp
 ``C_last + sum_{i<last} d_i``; WSD-S decays over the last fraction of each period and spends ``C_last``.
 """
 
+import dataclasses
 import math
 
 import pytest
@@ -126,7 +127,7 @@ def test_branch_and_wsd_s_plans_step_counts():
     assert [(p.start, p.decay_start, p.end) for p in periods] == [(0, 800, 1000), (1000, 1800, 2000),
                                                                    (2000, 3600, 4000)]
     assert [p.decay_steps for p in periods] == [200, 200, 400] and periods[-1].total_steps == 4000
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         branches[0].fork = 1  # frozen
 
 
@@ -193,6 +194,6 @@ def test_bad_arguments_raise_value_error_naming_the_argument(call, name):
 def test_branch_plan_with_period_decays_matches_wsd_s_decays():
     branches = S.wsd_branch_plan([1000, 2000, 4000], decay_frac=0.2, per="period")
     assert [(b.fork, b.decay_steps) for b in branches] == [(800, 200), (1800, 200), (3600, 400)]
-    assert branches[-1].total_steps == 4400  # the brief's count: 4000 + 200 + 200
+    assert branches[-1].total_steps == 4400  # the last checkpoint plus the earlier branches' decays: 4000 + 200 + 200
     with pytest.raises(ValueError, match="^per:"):
         S.wsd_branch_plan([10, 20], decay_frac=0.2, per="epoch")
