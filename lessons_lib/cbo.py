@@ -13,8 +13,10 @@ consensus point; as the sample count grows it becomes the proximal (implicit-GD)
 (eq-cbo-prox), exactly ``x / (1 + tau a)`` with ``tau = alpha sigma^2`` on ``f = a |x|^2 / 2``.
 
 Shapes: particles are ``(..., N, d)`` and everything batches over the leading dimensions; CBO runs
-``M`` independent swarms at once as ``(M, N, d)``. Divergence is data: a run that leaves the
-blow-up ball is flagged, its step recorded, and its particles frozen at the last finite state.
+``M`` independent swarms at once as ``(M, N, d)``. The runs are a step function on
+:func:`lessons_lib.run.run`, so divergence has the book's one meaning: a run whose swarm leaves the
+blow-up ball (relative to its start, checked every step) is flagged, its step recorded, and its
+particles frozen together with their consensus point. Records come back on the host.
 
 References:
     Pinnau, Totzeck, Tse & Martin (2017), A Consensus-Based Model for Global Optimization and its
@@ -33,7 +35,8 @@ from typing import Callable, Literal
 
 import torch
 
-from .backend import DTYPE, as_generator, check_count, check_positive, default_device, progress
+from .backend import DTYPE, Record, as_generator, check_count, check_positive, default_device, progress
+from .run import run
 
 NoiseType = Literal["anisotropic", "isotropic"]
 NOISE_TYPES: tuple[str, ...] = ("anisotropic", "isotropic")
@@ -75,12 +78,17 @@ def _generator(generator, device) -> torch.Generator:
     return as_generator(generator, device)
 
 
-def _values(f: Objective, X: torch.Tensor) -> torch.Tensor:
-    fX = f(X)
+def _check_values(fX, X: torch.Tensor, *, name: str) -> torch.Tensor:
+    """``fX`` if it has shape ``X.shape[:-1]`` (one value per particle); else a ValueError naming ``name``."""
     if not isinstance(fX, torch.Tensor) or fX.shape != X.shape[:-1]:
         got = tuple(fX.shape) if isinstance(fX, torch.Tensor) else type(fX).__name__
-        raise ValueError(f"f: must map points of shape (..., N, d) to values (..., N); got {got} for {tuple(X.shape)}")
+        raise ValueError(f"{name}: expected values of shape {tuple(X.shape[:-1])} for particles of shape "
+                         f"{tuple(X.shape)} (..., N, d), got {got}")
     return fX
+
+
+def _values(f: Objective, X: torch.Tensor) -> torch.Tensor:
+    return _check_values(f(X), X, name="f")
 
 
 # --- the consensus point -----------------------------------------------------------------------
@@ -128,9 +136,7 @@ def consensus_point(X: torch.Tensor, fX: torch.Tensor, *, alpha: float | torch.T
         Pinnau, Totzeck, Tse & Martin (2017), arXiv:1604.05648.
     """
     X = _check_particles(X)
-    if not isinstance(fX, torch.Tensor) or fX.shape != X.shape[:-1]:
-        got = tuple(fX.shape) if isinstance(fX, torch.Tensor) else type(fX).__name__
-        raise ValueError(f"fX: expected values of shape {tuple(X.shape[:-1])}, got {got}")
+    _check_values(fX, X, name="fX")
     w = consensus_weights(fX.to(X.dtype), alpha=alpha)
     return (w.unsqueeze(-2) @ X).squeeze(-2)
 
@@ -142,15 +148,15 @@ def _consensus(X, fX, alpha):
     return (torch.softmax(fX * -alpha, dim=-1).unsqueeze(-2) @ X).squeeze(-2)
 
 
-def _step(X, fX, *, alpha, lam, sigma, dt, noise_type, xi):
-    c = consensus_point(X, fX, alpha=alpha) if isinstance(alpha, torch.Tensor) else _consensus(X, fX, alpha)
+def _update(X, c, *, lam, sigma, dt, noise_type, xi):
+    """The CBO update of particles ``X`` towards their consensus point ``c`` (eq-cbo-step)."""
     drift = X - c.unsqueeze(-2)
     if sigma == 0:
-        return X - (lam * dt) * drift, c
+        return X - (lam * dt) * drift
     if noise_type == "anisotropic":  # X + drift * (sigma sqrt(dt) xi - lam dt), one fused pass
-        return X + drift * (xi * (sigma * math.sqrt(dt)) - lam * dt), c
+        return X + drift * (xi * (sigma * math.sqrt(dt)) - lam * dt)
     norm = torch.linalg.vector_norm(drift, dim=-1, keepdim=True)
-    return X - (lam * dt) * drift + (sigma * math.sqrt(dt)) * norm * xi, c
+    return X - (lam * dt) * drift + (sigma * math.sqrt(dt)) * norm * xi
 
 
 def _noise(X, generator, noise, noise_dtype):
@@ -207,7 +213,8 @@ def cbo_step(X: torch.Tensor, f: Objective, *, alpha: float | torch.Tensor, lam:
     dt = check_positive(dt, name="dt")
     check_noise_type(noise_type)
     xi = _noise(X, generator, noise, noise_dtype) if sigma > 0 else None
-    return _step(X, _values(f, X), alpha=alpha, lam=lam, sigma=sigma, dt=dt, noise_type=noise_type, xi=xi)[0]
+    c = consensus_point(X, _values(f, X), alpha=alpha)
+    return _update(X, c, lam=lam, sigma=sigma, dt=dt, noise_type=noise_type, xi=xi)
 
 
 # --- many steps, many runs ------------------------------------------------------------------------
@@ -229,8 +236,8 @@ def alpha_schedule(alpha: float, *, steps: int, growth: float = 1.0, alpha_max: 
 
 
 @dataclass(frozen=True)
-class CBOResult:
-    """A batch of ``M`` CBO runs (eq-cbo-step).
+class CBOResult(Record):
+    """A batch of ``M`` CBO runs (eq-cbo-step), on the host.
 
     Attributes:
         steps: recorded step indices, shape ``(S,)`` (always includes 0 and the last step).
@@ -242,8 +249,8 @@ class CBOResult:
             kept them (``keep_particles=True``).
         extent: the largest ``|coordinate|`` of any particle since the previous record, ``(S, M)``:
             how far the swarm reached out (anisotropic swarms make excursions far beyond their start).
-        diverged: ``(M,)`` bools: the run left the blow-up ball; its particles and consensus point
-            were frozen at the last state inside it.
+        diverged: ``(M,)`` bools: the run left the blow-up ball; its particles, consensus point and
+            extent were frozen there (:mod:`lessons_lib.run`), so its later records repeat them.
         diverged_at: ``(M,)`` step at which it did, ``-1`` if it did not.
     """
 
@@ -279,13 +286,15 @@ def cbo_minimize(f: Objective, X0: torch.Tensor, *, alpha: float, lam: float = 1
     """Run ``steps`` CBO steps (eq-cbo-step, eq-cbo-noise) on ``M`` independent swarms at once.
 
     Step ``k`` uses ``alpha_k`` from :func:`alpha_schedule` (``alpha_growth = 1.05``,
-    ``alpha_max = 1e5`` reproduce CBXpy's default schedule). A run *diverges* when a coordinate of a
-    particle leaves ``[-R, R]``, ``R = blowup * max(1, max |X0|)``, or ``f`` stops being finite
-    there; it is then flagged, the step recorded, and its particles frozen at the last state inside
-    the ball, so every returned tensor is finite. The radius is generous on purpose: with
-    anisotropic noise and large ``sigma`` single particles roam out to ``|x| ~ 1e10`` while the
-    consensus point sits at the minimum (the chapter measures this), so a small radius would stop runs
-    that succeed. Works on any device: everything follows ``X0``.
+    ``alpha_max = 1e5`` reproduce CBXpy's default schedule). The loop is :func:`lessons_lib.run.run`
+    over the state ``(X_k, c_k, extent_k)``: the particles, their consensus point
+    ``c_k = c_{alpha_k}(X_k)`` and the largest ``|coordinate|`` since the last record. A run
+    *diverges* when that state leaves the ball of radius ``blowup * max(1, |state_0|)`` or ``f``
+    stops being finite at its particles; it is then flagged, the step recorded, and the run frozen
+    with its consensus point, so every returned tensor is finite. The radius is generous on purpose:
+    with anisotropic noise and large ``sigma`` single particles roam out to ``|x| ~ 1e10`` while the
+    consensus point sits at the minimum (the chapter measures this), so a small radius would stop
+    runs that succeed. Computes on ``X0``'s device; the record comes back on the host.
 
     Args:
         f: objective mapping ``(M, N, d)`` to ``(M, N)``.
@@ -296,7 +305,7 @@ def cbo_minimize(f: Objective, X0: torch.Tensor, *, alpha: float, lam: float = 1
         generator: int seed or ``torch.Generator`` on ``X0``'s device (required when ``sigma > 0``).
         record_every: record the consensus point every this many steps (and at the last step).
         keep_particles: also keep the particles at the recorded steps.
-        blowup: divergence radius relative to ``max(1, max |X0|)`` (default ``1e100``).
+        blowup: divergence radius relative to ``max(1, |state_0|)`` (default ``1e100``).
         noise_dtype: dtype the noise is drawn in (see :func:`cbo_step`).
 
     Returns:
@@ -318,71 +327,50 @@ def cbo_minimize(f: Objective, X0: torch.Tensor, *, alpha: float, lam: float = 1
     dt = check_positive(dt, name="dt")
     check_noise_type(noise_type)
     record_every = check_count(record_every, name="record_every")
-    radius = check_positive(blowup, name="blowup") * max(1.0, float(X.abs().max()))
     alphas = alpha_schedule(alpha, steps=steps, growth=alpha_growth, alpha_max=alpha_max)
     gen = _generator(generator, X.device) if sigma > 0 else None
-    M = X.shape[0]
-    diverged = torch.zeros(M, dtype=torch.bool, device=X.device)
-    diverged_at = torch.full((M,), -1, dtype=torch.long, device=X.device)
-    extent = X.reshape(M, -1).abs().amax(dim=1)  # largest |coordinate| of the current particles
-    peak = extent  # ... and the largest since the last record
-    c_keep = None  # the consensus point of each run, frozen once the run diverges
-    rec_steps, rec_c, rec_peak, rec_x = [], [], [], []
-
-    def record(k, c):
-        rec_steps.append(k)
-        rec_c.append(c)
-        rec_peak.append(peak)
-        if keep_particles:
-            rec_x.append(X)
-
     fX = _values(f, X)
     if not bool(torch.isfinite(fX).all()):
         raise ValueError("f: is not finite at the initial particles X0")
-    any_diverged = False  # a Python flag: the fast path below skips the freezing while no run diverged
+    M = X.shape[0]
+    nan = torch.tensor(math.nan, dtype=X.dtype, device=X.device)
     # a progress bar for long runs in a live kernel (silent on the site); short runs skip its overhead
-    for k in (progress(range(steps), leave=False, desc="CBO") if steps >= 5000 else range(steps)):
-        if any_diverged and k % 64 == 0 and bool(diverged.all()):  # every run is frozen: nothing moves
-            for j in range(k, steps):
-                if j % record_every == 0:
-                    record(j, c_keep)
-            break
+    ticks = iter(progress(range(steps), leave=False, desc="CBO")) if steps >= 5000 else None
+
+    def extent(X):
+        return X.reshape(M, -1).abs().amax(dim=1)
+
+    def step(state, k, _):
+        X, c, peak = state
+        if ticks is not None:
+            next(ticks, None)
         xi = _draw(X, gen, noise_dtype) if gen is not None else None
-        X_new, c = _step(X, fX, alpha=alphas[k], lam=lam, sigma=sigma, dt=dt, noise_type=noise_type, xi=xi)
-        c_keep = torch.where(diverged[:, None], c_keep, c) if any_diverged else c
-        if k % record_every == 0:
-            record(k, c_keep)
-            peak = extent
+        X_new = _update(X, c, lam=lam, sigma=sigma, dt=dt, noise_type=noise_type, xi=xi)
         f_new = _values(f, X_new)
-        # outside the ball, NaN (compares False) or a non-finite value: the run has blown up
-        extent_new = X_new.reshape(M, -1).abs().amax(dim=1)
-        ok = (extent_new <= radius) & torch.isfinite(f_new).all(dim=1)
-        if not any_diverged and bool(ok.all()):
-            X, fX, extent = X_new, f_new, extent_new
-            peak = torch.maximum(peak, extent)
-            continue
-        any_diverged = True
-        diverged_at = torch.where(~ok & ~diverged, torch.full_like(diverged_at, k + 1), diverged_at)
-        diverged = diverged | ~ok
-        X = torch.where(diverged[:, None, None], X, X_new)
-        fX = torch.where(diverged[:, None], fX, f_new)
-        extent = torch.where(diverged, extent, extent_new)
-        peak = torch.maximum(peak, extent)
-    c_final = consensus_point(X, fX, alpha=alphas[steps])
-    if c_keep is not None:
-        c_final = torch.where(diverged[:, None], c_keep, c_final)
-    record(steps, c_final)
-    consensus = torch.stack(rec_c)
+        c_new = _consensus(X_new, f_new, alphas[k + 1])
+        # a non-finite f makes the state non-finite, so run() freezes the run before this step
+        c_new = torch.where(torch.isfinite(f_new).all(dim=1, keepdim=True), c_new, nan)
+        return X_new, c_new, torch.maximum(extent(X) if k % record_every == 0 else peak, extent(X_new))
+
+    def record(state, k):
+        X, c, peak = state
+        return {"consensus": c, "extent": peak, **({"particles": X} if keep_particles else {})}
+
+    out = run(step, (X, _consensus(X, fX, alphas[0]), extent(X)), steps=steps, record=record,
+              record_every=record_every, blowup=blowup, batched=True)
+    at = torch.tensor(sorted({*range(0, steps + 1, record_every), steps}))
+    rows = torch.searchsorted(out.steps, at, right=True) - 1  # after the loop stopped: the frozen records
+    consensus = out.history["consensus"][rows]
     return CBOResult(
-        steps=torch.tensor(rec_steps),
+        steps=at,
         consensus=consensus,
-        f_consensus=f(consensus),
-        alpha=torch.tensor([alphas[k] for k in rec_steps], dtype=X.dtype),
-        final=c_final,
-        particles=torch.stack(rec_x) if keep_particles else X,
-        extent=torch.stack(rec_peak),
-        diverged=diverged,
-        diverged_at=diverged_at,
+        f_consensus=f(consensus.to(X.device)),
+        alpha=torch.tensor([alphas[k] for k in at.tolist()], dtype=X.dtype),
+        final=out.state[1],
+        particles=out.history["particles"][rows] if keep_particles else out.state[0],
+        extent=out.history["extent"][rows],
+        diverged=out.diverged,
+        diverged_at=out.diverged_at,
     )
 
 
@@ -439,7 +427,9 @@ def consensus_hopping(f: Objective, x0, *, alpha: float, sigma: float, n_samples
         noise_dtype: dtype the standard normal samples are drawn in (see :func:`cbo_step`).
 
     Returns:
-        The iterates ``x_0 .. x_K``, shape ``(K + 1, ..., d)``.
+        The iterates ``x_0 .. x_K``, shape ``(K + 1, ..., d)``, on the host (the loop is
+        :func:`lessons_lib.run.run`; hops cannot blow up, but a run whose ``f`` stops being finite is
+        frozen there).
 
     References:
         Riedl, Klock, Geldhauser & Fornasier (2023), arXiv:2306.09778.
@@ -453,13 +443,17 @@ def consensus_hopping(f: Objective, x0, *, alpha: float, sigma: float, n_samples
     n = check_count(n_samples, name="n_samples")
     steps = check_count(steps, name="steps", minimum=0)
     gen = _generator(generator, x.device)
-    xs = [x]
-    for _ in range(steps):
+
+    def hop(x, t, _):
         xi = torch.randn(*x.shape[:-1], n, x.shape[-1], generator=gen, dtype=noise_dtype or x.dtype, device=x.device)
         Y = x.unsqueeze(-2) + sigma * xi.to(x.dtype)
-        x = consensus_point(Y, _values(f, Y), alpha=alpha)
-        xs.append(x)
-    return torch.stack(xs)
+        return consensus_point(Y, _values(f, Y), alpha=alpha)
+
+    batched = x.ndim > 1  # leading dimensions are runs: flattened into one for the loop
+    out = run(hop, x.reshape(-1, x.shape[-1]) if batched else x, steps=steps, batched=batched)
+    xs = out.history["params"]
+    xs = torch.cat([xs, xs[-1:].expand(steps + 1 - len(xs), *xs.shape[1:])])  # frozen after the loop stopped
+    return xs.reshape(steps + 1, *x.shape)
 
 
 def spread(X: torch.Tensor) -> torch.Tensor:

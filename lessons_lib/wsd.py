@@ -10,6 +10,11 @@ On the straight valley (``g = 0``) with gradient noise ``sigma xi`` in the hill 
 
 So the stable phase makes river progress, the decay removes the hill noise, and both matter.
 
+Both trainers are step functions on :func:`lessons_lib.run.run`, with the schedule as its learning
+rate and divergence in its one meaning (the state leaves a ball of radius ``blowup`` relative to its
+start; the run is frozen and flagged). Their histories cover every recorded step: after the loop
+stops (once every run has diverged) the frozen state's values are repeated.
+
 The bigram task is the paper's picture of how a river valley arises in next-token prediction
 (our reconstruction): tokens with one deterministic successor make the river (their excess loss
 can go to 0 only as their logits grow without bound), tokens with several equally likely successors
@@ -28,8 +33,9 @@ from typing import Callable
 
 import torch
 
-from .backend import as_generator, check_count, check_positive
+from .backend import Record, as_generator, check_count, check_positive, default_device
 from .landscapes import RiverValley
+from .run import Run, learning_rates, run
 from .schedules import constant_schedule, wsd_branch_plan, wsd_s_plan, wsd_s_schedule, wsd_schedule
 
 Schedule = Callable[[torch.Tensor], torch.Tensor]
@@ -48,16 +54,25 @@ def river_progress(x0: float, mu: float, lrs: torch.Tensor) -> float:
 
 
 def _rates(schedule: Schedule, steps: int) -> torch.Tensor:
+    """The schedule's learning rates (float64, on the host), errors naming ``schedule``."""
     if not callable(schedule):
         raise ValueError(f"schedule: expected a callable step -> learning rate, got {type(schedule).__name__}")
-    lrs = torch.as_tensor(schedule(torch.arange(steps)), dtype=torch.float64)
-    if lrs.shape != (steps,) or not bool(torch.isfinite(lrs).all()) or bool((lrs < 0).any()):
-        raise ValueError("schedule: must return finite learning rates >= 0, one per step")
-    return lrs
+    try:
+        return learning_rates(schedule, steps)
+    except ValueError as exc:
+        raise ValueError(f"schedule: {str(exc).removeprefix('lr: ')}") from None
+
+
+def _every_record(out: Run, steps: int, record_every: int) -> tuple[torch.Tensor, dict]:
+    """Recorded steps ``0, record_every, ..., steps`` and the histories there; where the loop stopped
+    early (every run diverged) the frozen state's last record is repeated."""
+    want = torch.tensor(sorted({*range(0, steps + 1, record_every), steps}))
+    rows = torch.searchsorted(out.steps, want, right=True) - 1
+    return want, {name: h[rows] for name, h in out.history.items()}
 
 
 @dataclass(frozen=True)
-class RiverHill:
+class RiverHill(Record):
     """A loss split into its ``river`` and ``hill`` parts; ``total`` is their sum."""
 
     river: torch.Tensor
@@ -70,7 +85,11 @@ class RiverHill:
 
 @dataclass(frozen=True)
 class ValleyRun(RiverHill):
-    """SGD on a river valley: ``params`` (steps+1, R, 2), ``river``/``hill`` (steps+1, R), ``lr`` (steps,)."""
+    """SGD on a river valley: ``params`` (steps+1, R, 2), ``river``/``hill`` (steps+1, R), ``lr`` (steps,).
+
+    ``diverged`` and ``diverged_at`` have shape ``(R,)`` (``-1``: did not diverge); a diverged
+    replica's rows after ``diverged_at`` repeat its frozen state.
+    """
 
     params: torch.Tensor
     lr: torch.Tensor
@@ -92,36 +111,36 @@ def sgd_valley(valley: RiverValley, start, *, schedule: Schedule, steps: int, si
 
     Args:
         valley: the landscape.
-        start: ``(x0, y0)``.
-        schedule: ``step -> eta`` (see :mod:`lessons_lib.schedules`).
+        start: ``(x0, y0)``, or one start per replica of shape ``(replicas, 2)``; a tensor sets the
+            device, otherwise :func:`~lessons_lib.backend.default_device` is used.
+        schedule: ``step -> eta`` (see :mod:`lessons_lib.schedules`), the learning rate of the loop.
         steps: number of updates.
         sigma: noise scale.
         replicas: independent runs, batched in the second dimension.
-        generator: seed or generator for the noise.
-        blowup: a replica whose ``|theta|`` exceeds this is frozen and flagged as diverged.
+        generator: seed or generator for the noise (all ``steps x replicas`` values are drawn up front).
+        blowup: a replica whose ``|theta|`` leaves ``blowup * max(1, |theta_0|)`` (or stops being
+            finite) is frozen and flagged as diverged (:mod:`lessons_lib.run`).
     """
     steps = check_count(steps, name="steps")
     replicas = check_count(replicas, name="replicas")
     sigma = check_positive(sigma, name="sigma", allow_zero=True)
-    lrs = _rates(schedule, steps)
-    gen = as_generator(generator, "cpu")
-    theta = torch.as_tensor(start, dtype=torch.float64).expand(replicas, 2).clone()
-    if theta.shape != (replicas, 2):
-        raise ValueError(f"start: expected (x0, y0), got shape {tuple(torch.as_tensor(start).shape)}")
-    noise = sigma * torch.randn(steps, replicas, generator=gen, dtype=torch.float64)
-    at = torch.full((replicas,), -1, dtype=torch.long)
-    path = [theta]
-    for t in range(steps):
+    _rates(schedule, steps)
+    device = start.device if isinstance(start, torch.Tensor) else default_device()
+    theta = torch.as_tensor(start, dtype=torch.float64, device=device)
+    if theta.shape not in ((2,), (replicas, 2)):
+        raise ValueError(f"start: expected (x0, y0) or shape ({replicas}, 2), got shape {tuple(theta.shape)}")
+    gen = as_generator(generator, device)
+    noise = sigma * torch.randn(steps, replicas, generator=gen, dtype=torch.float64, device=device)
+
+    def step(theta, t, lr):
         g = valley.grad(theta)
         g[:, 1] += noise[t]
-        new = theta - lrs[t] * g
-        bad = ~torch.isfinite(new).all(dim=1) | (new.abs().amax(dim=1) > blowup)
-        at = torch.where(bad & (at < 0), torch.full_like(at, t + 1), at)
-        theta = torch.where((at >= 0)[:, None], theta, new)
-        path.append(theta)
-    params = torch.stack(path)
-    return ValleyRun(river=valley.river(params), hill=valley.hill(params), params=params, lr=lrs, diverged=at >= 0,
-                     diverged_at=at)
+        return theta - lr * g
+
+    out = run(step, theta.expand(replicas, 2).clone(), steps=steps, lr=schedule, blowup=blowup, batched=True)
+    params = _every_record(out, steps, 1)[1]["params"]
+    return ValleyRun(river=valley.river(params), hill=valley.hill(params), params=params, lr=out.lr,
+                     diverged=out.diverged, diverged_at=out.diverged_at)
 
 
 # --- the bigram language model -------------------------------------------------------------------
@@ -164,81 +183,93 @@ class BigramTask:
 def bigram_task(vocab: int = 40, *, deterministic_frac: float = 0.5, branching: int = 5,
                 generator: int | torch.Generator = 0) -> BigramTask:
     """Half the tokens (``deterministic_frac``) have one fixed successor, the rest ``branching``
-    equally likely successors; successors are drawn at random from the vocabulary."""
+    equally likely successors; successors are drawn at random from the vocabulary (on
+    :func:`~lessons_lib.backend.default_device`)."""
     V = check_count(vocab, name="vocab", minimum=2)
     branching = check_count(branching, name="branching", minimum=2)
     if branching > V:
         raise ValueError(f"branching: must be <= vocab = {V}, got {branching}")
     if not 0 <= deterministic_frac <= 1:
         raise ValueError(f"deterministic_frac: must lie in [0, 1], got {deterministic_frac}")
-    gen = as_generator(generator, "cpu")
+    device = default_device()
+    gen = as_generator(generator, device)
     n_det = round(deterministic_frac * V)
-    P = torch.zeros(V, V, dtype=torch.float64)
+    P = torch.zeros(V, V, dtype=torch.float64, device=device)
     for i in range(V):
-        succ = torch.randperm(V, generator=gen)[: 1 if i < n_det else branching]
+        succ = torch.randperm(V, generator=gen, device=device)[: 1 if i < n_det else branching]
         P[i, succ] = 1.0 / len(succ)
-    det = torch.arange(V) < n_det
+    det = torch.arange(V, device=device) < n_det
     return BigramTask(P, det)
 
 
 @dataclass(frozen=True)
 class BigramRun(RiverHill):
-    """Excess loss over training, batched over seeds: ``river``/``hill`` have shape ``(K, S)``."""
+    """Excess loss over training, batched over seeds: ``river``/``hill`` have shape ``(K, S)``.
+
+    ``steps`` (K,) are the recorded steps, ``lr`` (steps,) the schedule, ``logits`` (S, V, V) the
+    final logit tables; ``diverged``/``diverged_at`` (S,) flag seeds whose logits blew up (frozen
+    there; their later records repeat the frozen values).
+    """
 
     steps: torch.Tensor
     lr: torch.Tensor
     logits: torch.Tensor
+    diverged: torch.Tensor
+    diverged_at: torch.Tensor
 
 
 def train_bigram(task: BigramTask, schedule: Schedule, *, steps: int, batch: int = 32, seeds: int = 3,
                  generator: int | torch.Generator = 0, record_every: int = 50,
-                 init: torch.Tensor | None = None) -> BigramRun:
+                 init: torch.Tensor | None = None, blowup: float = 1e6) -> BigramRun:
     """SGD on the next-token cross-entropy of a ``V x V`` logit table (eq-wsd-bigram).
 
     Each step draws ``batch`` previous tokens uniformly and their successors from ``task.P``; the
     gradient of the mean cross-entropy on row ``i`` is ``softmax(W_i) - onehot(next)``. ``seeds``
-    independent runs are trained side by side (leading dimension ``S``); logits start at zero, or
-    at ``init`` (shape ``(S, V, V)``) to resume a run, e.g. to branch off a decay.
-    The excess loss is computed exactly on the population (no evaluation sampling).
+    independent runs are trained side by side (leading dimension ``S``) on ``task.P``'s device;
+    logits start at zero, or at ``init`` (shape ``(S, V, V)``) to resume a run, e.g. to branch off a
+    decay. The excess loss is computed exactly on the population (no evaluation sampling). A seed
+    whose logits leave ``blowup * max(1, |W_0|)`` diverges: it is frozen and flagged
+    (:mod:`lessons_lib.run`).
     """
     steps = check_count(steps, name="steps")
     batch = check_count(batch, name="batch")
     seeds = check_count(seeds, name="seeds")
     record_every = check_count(record_every, name="record_every")
-    lrs = _rates(schedule, steps)
-    gen = as_generator(generator, "cpu")
+    _rates(schedule, steps)
+    device = task.P.device
+    gen = as_generator(generator, device)
     V = task.vocab
-    W = torch.zeros(seeds, V, V, dtype=torch.float64)
+    W = torch.zeros(seeds, V, V, dtype=torch.float64, device=device)
     if init is not None:
         if not isinstance(init, torch.Tensor) or init.shape != W.shape:
             raise ValueError(f"init: expected logits of shape {tuple(W.shape)}")
         W = init.to(W).clone()
     cum = task.P.cumsum(dim=1)
     cum[:, -1] = 1.0
-    rows = torch.arange(seeds)[:, None].expand(seeds, batch)
-    rec, rivers, hills = [], [], []
+    rows = torch.arange(seeds, device=device)[:, None].expand(seeds, batch)
+    cols = torch.arange(batch, device=device).expand(seeds, batch)
 
-    def record(t):
-        r, h = task.excess(W)
-        rec.append(t)
-        rivers.append(r)
-        hills.append(h)
-
-    record(0)
-    for t in range(steps):
-        prev = torch.randint(V, (seeds, batch), generator=gen)
-        u = torch.rand(seeds, batch, 1, generator=gen, dtype=torch.float64)
+    def step(W, t, lr):
+        prev = torch.randint(V, (seeds, batch), generator=gen, device=device)
+        u = torch.rand(seeds, batch, 1, generator=gen, dtype=torch.float64, device=device)
         nxt = (cum[prev] < u).sum(dim=-1).clamp(max=V - 1)  # inverse-CDF sampling
         probs = torch.softmax(W[rows, prev], dim=-1)  # (S, B, V)
-        probs[rows, torch.arange(batch).expand(seeds, batch), nxt] -= 1.0
-        W.index_put_((rows, prev), -(lrs[t] / batch) * probs, accumulate=True)
-        if (t + 1) % record_every == 0 or t + 1 == steps:
-            record(t + 1)
-    return BigramRun(river=torch.stack(rivers), hill=torch.stack(hills), steps=torch.tensor(rec), lr=lrs, logits=W)
+        probs[rows, cols, nxt] -= 1.0
+        return W.index_put((rows, prev), -(lr / batch) * probs, accumulate=True)
+
+    def record(W, t):
+        river, hill = task.excess(W)
+        return {"river": river, "hill": hill}
+
+    out = run(step, W, steps=steps, lr=schedule, record=record, record_every=record_every, blowup=blowup,
+              batched=True)
+    at, history = _every_record(out, steps, record_every)
+    return BigramRun(river=history["river"], hill=history["hill"], steps=at, lr=out.lr, logits=out.state,
+                     diverged=out.diverged, diverged_at=out.diverged_at)
 
 
 @dataclass(frozen=True)
-class CheckpointComparison:
+class CheckpointComparison(Record):
     """Excess loss at each checkpoint for branching WSD and WSD-S, and the steps each used."""
 
     checkpoints: list[int]
@@ -249,7 +280,7 @@ class CheckpointComparison:
 
 
 def compare_wsd_s(task: BigramTask, *, peak: float, checkpoints: list[int], decay_frac: float, seeds: int = 3,
-                  batch: int = 32, generator: int = 0) -> CheckpointComparison:
+                  batch: int = 32, generator: int | torch.Generator = 0) -> CheckpointComparison:
     """Branching WSD against WSD-S on the bigram task at the same checkpoints (eq-wsd-s).
 
     Branching WSD keeps one constant-rate main run; for checkpoint ``C_i`` it forks at ``C_i - d_i``
@@ -258,9 +289,19 @@ def compare_wsd_s(task: BigramTask, *, peak: float, checkpoints: list[int], deca
     ``C_last + sum_{i < last} d_i`` steps. WSD-S is a single run that
     decays over the last ``decay_frac`` of every period between checkpoints and then resumes at the
     peak rate *from the decayed weights*: it uses ``C_last`` steps.
-    """
 
+    ``generator``: an int seed gives every segment its own seed (the main-run segment from step
+    ``s`` uses ``seed + 1000 + s``, the decay ending at ``e`` uses ``seed + 2000 + e``, WSD-S uses
+    ``seed``); a ``torch.Generator`` is drawn from by all segments in that order, then by WSD-S.
+    """
     peak = check_positive(peak, name="peak")
+    if isinstance(generator, bool) or not isinstance(generator, (int, torch.Generator)) or (
+            isinstance(generator, int) and generator < 0):
+        raise ValueError(f"generator: expected an int seed >= 0 or a torch.Generator, got {generator!r}")
+
+    def seed(offset: int) -> int | torch.Generator:
+        return generator if isinstance(generator, torch.Generator) else generator + offset
+
     branches = wsd_branch_plan(checkpoints, decay_frac=decay_frac, per="period")
     main = constant_schedule(peak)
     W = None
@@ -268,20 +309,21 @@ def compare_wsd_s(task: BigramTask, *, peak: float, checkpoints: list[int], deca
     wsd_losses = []
     for br in branches:  # advance the main branch to the fork, then decay a copy
         if br.fork > done:
-            run = train_bigram(task, main, steps=br.fork - done, batch=batch, seeds=seeds,
-                               generator=generator + 1000 + done, record_every=br.fork - done, init=W)
-            W, done = run.logits, br.fork
+            trunk = train_bigram(task, main, steps=br.fork - done, batch=batch, seeds=seeds,
+                                 generator=seed(1000 + done), record_every=br.fork - done, init=W)
+            W, done = trunk.logits, br.fork
         d = br.end - br.fork
         decay = wsd_schedule(peak, total=d, warmup=0, decay_frac=1.0)  # linear from peak to 0
-        dec = train_bigram(task, decay, steps=d, batch=batch, seeds=seeds, generator=generator + 2000 + br.end,
+        dec = train_bigram(task, decay, steps=d, batch=batch, seeds=seeds, generator=seed(2000 + br.end),
                            record_every=d, init=W)
         wsd_losses.append(dec.total[-1])
     sched = wsd_s_schedule(peak, checkpoints=checkpoints, warmup=0, decay_frac=decay_frac)
-    single = train_bigram(task, sched, steps=checkpoints[-1], batch=batch, seeds=seeds, generator=generator,
+    single = train_bigram(task, sched, steps=checkpoints[-1], batch=batch, seeds=seeds, generator=seed(0),
                           record_every=math.gcd(*checkpoints))
     at = [int((single.steps == c).nonzero()[0, 0]) for c in checkpoints]
+    wsd_s_steps = wsd_s_plan(checkpoints, decay_frac=decay_frac)[-1].total_steps
     return CheckpointComparison(list(checkpoints), torch.stack(wsd_losses), single.total[at],
-                                branches[-1].total_steps, wsd_s_plan(checkpoints, decay_frac=decay_frac)[-1].total_steps)
+                                branches[-1].total_steps, wsd_s_steps)
 
 
 def expected_valley_loss(valley: RiverValley, x0: float, *, schedule: Schedule, steps: int,

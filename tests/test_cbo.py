@@ -1,6 +1,7 @@
 """Consensus-based optimization (Riedl et al. 2023; Pinnau et al. 2017; Carrillo et al. 2021).
 
-Tolerances are the issue's; the margins we measured are noted next to each claim (see the chapter).
+Each claim test notes what we measured, and over which seeds, next to its tolerance (the chapter shows
+the same runs); tolerances sit about twice the measured spread beyond the measured values.
 """
 
 import importlib.util
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lessons_lib import cbo, check, descent, landscapes
+from lessons_lib.backend import Record
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 F64 = torch.float64
@@ -88,41 +90,52 @@ def test_d10_anisotropic_large_sigma_succeeds(seed):
     assert float(res.extent.max()) > 1e4  # measured peaks 1e6-1e9
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("sigma", [0.3, 1.0])
-def test_d10_isotropic_fails(sigma):
-    X0 = rastrigin_runs(30, 40, 10, 0)
+def test_d10_isotropic_fails(sigma, seed):
+    X0 = rastrigin_runs(20, 40, 10, seed)
     res = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=30, alpha_growth=1.05, sigma=sigma, dt=0.01,
-                           steps=2000, noise_type="isotropic", generator=0, record_every=500)
-    assert res.success_rate(tol=0.25) <= 0.10  # measured 0% over 10 seeds
+                           steps=1000, noise_type="isotropic", generator=seed, record_every=500)
+    # measured over seeds 0-7: no run succeeds or diverges, and the closest consensus point ends
+    # 1.00-2.03 from the minimum in the max norm (in a neighbouring dent, about 1 away or more)
+    assert res.success_rate(tol=0.25) == 0.0
+    assert float(res.error().min()) > 0.5
+    assert not bool(res.diverged.any())
 
 
-def test_isotropic_blow_up_is_reported_not_nan():
-    X0 = rastrigin_runs(30, 40, 10, 0)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_isotropic_blow_up_is_reported_not_nan(seed):
+    X0 = rastrigin_runs(30, 40, 10, seed)
     res = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=30, alpha_growth=1.05, sigma=10.1, dt=0.01,
-                           steps=600, noise_type="isotropic", generator=0)
+                           steps=600, noise_type="isotropic", generator=seed)
     assert bool(res.diverged.all())
-    assert bool(((res.diverged_at > 0) & (res.diverged_at <= 600)).all())  # measured: steps ~100-250
-    for t in (res.consensus, res.f_consensus, res.final, res.particles):
+    # every run leaves the ball of radius 1e100 |state_0|: measured at steps 189-197 over seeds 0-7
+    assert bool(((res.diverged_at >= 185) & (res.diverged_at <= 201)).all()), res.diverged_at
+    for t in (res.consensus, res.f_consensus, res.final, res.particles, res.extent):
         assert bool(torch.isfinite(t).all())
     assert res.success_rate() == 0.0
-    # consensus is frozen after the blow-up step
-    k = int(res.diverged_at.max())
-    assert torch.equal(res.consensus[k + 1:], res.consensus[-1:].expand_as(res.consensus[k + 1:]))
+    # the loop stopped once every run had diverged; the records still cover every step, frozen
+    assert res.steps.tolist() == list(range(601)) and res.consensus.shape == (601, 30, 10)
+    for m in range(30):
+        k = int(res.diverged_at[m])
+        assert torch.equal(res.consensus[k:, m], res.consensus[k:k + 1, m].expand(601 - k, 10))
+        assert torch.equal(res.consensus[-1, m], res.final[m])
 
 
-def test_grand_canyon_gd_stalls_and_cbo_does_not():
-    assert float(landscapes.grand_canyon(torch.zeros(2, dtype=F64))) == 0.0
-    u = torch.linspace(-2, 9, 221, dtype=F64)
-    grid = torch.stack(torch.meshgrid(u, u, indexing="xy"), -1)
-    assert float(landscapes.grand_canyon(grid).min()) >= 0.0
-    gd = descent.gd(landscapes.grand_canyon, [8.0, 8.0], lr=1e-2, steps=300)
+def test_grand_canyon_gd_stalls():
+    gd = descent.gd(landscapes.grand_canyon, [8.0, 8.0], lr=1e-2, steps=150)  # |grad| 9e-14 by step 150
     assert float(gd.loss[-1]) > 100 and float(gd.params[-1].norm()) > 5  # measured f = 137 at (6.6, 7.6)
     assert float(torch.func.grad(landscapes.grand_canyon)(gd.params[-1]).norm()) < 1e-6  # stuck: a critical point
-    g = torch.Generator().manual_seed(0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grand_canyon_cbo_walks_down_to_the_minimum(seed):
+    g = torch.Generator().manual_seed(seed)
     X0 = torch.tensor([8.0, 8.0], dtype=F64) + 0.5 * torch.randn(50, 200, 2, generator=g, dtype=F64)
     res = cbo.cbo_minimize(landscapes.grand_canyon, X0, alpha=100, sigma=1.6, dt=0.01, steps=250,
-                           noise_type="isotropic", generator=0, record_every=50)
-    assert res.success_rate(tol=0.25) >= 0.9  # measured 96-100% over 5 seeds (the paper's Fig. 1(b) setting)
+                           noise_type="isotropic", generator=seed, record_every=50)
+    # the paper's Fig. 1(b) setting: measured 96-100% success (mean 99%) over seeds 0-7
+    assert res.success_rate(tol=0.25) >= 0.92
 
 
 # --- noise-free dynamics: the swarm's learning rate --------------------------------------------------
@@ -154,6 +167,37 @@ def test_noise_free_divergence_is_flagged_above_two():
     below = cbo.cbo_minimize(landscapes.rastrigin, X0, dt=1.95, **kw)
     assert bool(above.diverged.all()) and not bool(below.diverged.any())
     assert bool(torch.isfinite(above.consensus).all())
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1.0])
+def test_divergence_far_above_the_critical_rate_is_frozen_and_finite(sigma):
+    # lam dt = 2 is the critical rate; at 1e6 times it the spread grows by about 2e6 per step
+    X0 = rastrigin_runs(3, 20, 2, 6)
+    res = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=10.0, sigma=sigma, dt=2e6, steps=50, generator=0,
+                           keep_particles=True)
+    assert bool(res.diverged.all()) and bool(((res.diverged_at > 0) & (res.diverged_at < 50)).all())
+    for t in (res.consensus, res.f_consensus, res.final, res.particles, res.extent):
+        assert bool(torch.isfinite(t).all())
+    for m in range(3):  # frozen with its consensus point from the step it diverged
+        k = int(res.diverged_at[m])
+        assert torch.equal(res.particles[k:, m], res.particles[k:k + 1, m].expand_as(res.particles[k:, m]))
+        assert torch.equal(res.consensus[k:, m], res.consensus[k:k + 1, m].expand_as(res.consensus[k:, m]))
+    # its last state is outside the ball of radius 1e100 |state_0| (the extent is part of the state)
+    state0 = (X0.pow(2).sum((1, 2)) + res.consensus[0].pow(2).sum(-1) + res.extent[0].pow(2)).sqrt()
+    state = (res.particles[-1].pow(2).sum((1, 2)) + res.final.pow(2).sum(-1) + res.extent[-1].pow(2)).sqrt()
+    assert bool((state > 1e100 * state0).all())
+
+
+def test_a_non_finite_objective_counts_as_divergence():
+    # f overflows once |x| > 1e10 (a float64 square of 1e160 is inf), long before the 1e100 radius
+    def f(X):
+        return torch.where(X.abs().amax(-1) > 1e10, torch.full_like(X[..., 0], math.inf), landscapes.rastrigin(X))
+
+    X0 = rastrigin_runs(2, 10, 2, 7)
+    res = cbo.cbo_minimize(f, X0, alpha=10.0, sigma=0.0, dt=5.0, steps=40)  # spread x4 per step
+    assert bool(res.diverged.all())
+    assert float(res.particles.abs().max()) <= 1e10  # frozen at the last state where f was finite
+    assert bool(torch.isfinite(res.f_consensus).all())
 
 
 # --- consensus hopping and the proximal step ---------------------------------------------------------
@@ -221,6 +265,14 @@ def test_recorded_steps_particles_and_alpha_schedule():
     assert torch.equal(res.particles[0], X0)
     assert res.alpha.tolist() == pytest.approx([30.0, 30 * 1.05**10 if 30 * 1.05**10 < 40 else 40.0, 40.0, 40.0])
     assert torch.allclose(res.final, res.consensus[-1])
+    assert isinstance(res, Record) and not bool(res.diverged.any()) and res.diverged_at.tolist() == [-1, -1]
+    # the extent is the largest |coordinate| from the previous record's step to this one, both included
+    full = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=30, sigma=1.0, dt=0.01, steps=25, generator=0,
+                            keep_particles=True, alpha_growth=1.05, alpha_max=40.0)
+    per_step = full.particles.flatten(2).abs().amax(-1)  # (26, 2)
+    assert torch.equal(full.consensus[::10], res.consensus[:3]) and torch.equal(full.extent[0], per_step[0])
+    assert torch.equal(full.extent[1:], torch.maximum(per_step[:-1], per_step[1:]))
+    assert torch.equal(res.extent[1], per_step[0:11].amax(0)) and torch.equal(res.extent[3], per_step[20:26].amax(0))
     sched = cbo.alpha_schedule(30.0, steps=300, growth=1.05)
     assert sched[0] == 30.0 and sched[-1] == 1e5 and all(b >= a for a, b in zip(sched, sched[1:]))
 
@@ -243,7 +295,8 @@ def test_recorded_steps_particles_and_alpha_schedule():
     (lambda X: cbo.cbo_minimize(landscapes.rastrigin, X, alpha=1, sigma=1, dt=0.1, steps=-1, generator=0), "steps"),
     (lambda X: cbo.cbo_minimize(landscapes.rastrigin, X, alpha=1, sigma=1, dt=0.1, steps=2, generator=0,
                                 record_every=0), "record_every"),
-    (lambda X: cbo.consensus_hopping(quadratic, X_CH, alpha=1, sigma=1, n_samples=0, steps=1, generator=0), "n_samples"),
+    (lambda X: cbo.consensus_hopping(quadratic, X_CH, alpha=1, sigma=1, n_samples=0, steps=1, generator=0),
+     "n_samples"),
     (lambda X: cbo.consensus_hopping(quadratic, X_CH, alpha=1, sigma=0, n_samples=5, steps=1, generator=0), "sigma"),
     (lambda X: cbo.init_particles(0, 5, 2, generator=0), "runs"),
     (lambda X: landscapes.rastrigin(X, amplitude=-1.0), "amplitude"),
@@ -257,15 +310,17 @@ def test_bad_arguments_raise_value_errors_naming_them(call, name):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cbo_on_cuda_follows_the_device_and_matches_cpu_without_noise():
+def test_cbo_on_cuda_computes_there_returns_on_the_host_and_matches_cpu_without_noise():
     X0 = cbo.init_particles(100, 50, 2, generator=0, device="cuda")
     res = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=30, sigma=1, dt=0.01, steps=1000, generator=0)
-    assert res.final.device.type == res.consensus.device.type == "cuda"
+    assert {t.device.type for t in (res.final, res.consensus, res.particles, res.extent, res.diverged)} == {"cpu"}
     assert res.success_rate() >= 0.95
     kw = dict(alpha=30, sigma=0.0, dt=0.5, steps=20)
     gpu = cbo.cbo_minimize(landscapes.rastrigin, X0, **kw)
     cpu = cbo.cbo_minimize(landscapes.rastrigin, X0.cpu(), **kw)
-    assert torch.allclose(gpu.consensus.cpu(), cpu.consensus, atol=1e-10)
+    assert torch.allclose(gpu.consensus, cpu.consensus, atol=1e-10)
+    hops = cbo.consensus_hopping(quadratic, X_CH.cuda(), alpha=1.0, sigma=0.5, n_samples=1000, steps=3, generator=0)
+    assert hops.device.type == "cpu" and hops.shape == (4, 2)
 
 
 # --- the peer: CBXpy --------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from lessons_lib import landscapes, schedules as S, wsd
+from lessons_lib import landscapes, wsd
+from lessons_lib import schedules as S
+from lessons_lib.backend import Record
 
 VALLEY = landscapes.river_valley(mu=0.01, a=10.0)
 
@@ -26,6 +28,32 @@ def test_hill_diverges_iff_lr_above_two_over_a():
     assert bool(torch.isfinite(above.params).all())
 
 
+def test_divergence_far_above_the_critical_rate_is_flagged_frozen_and_finite():
+    # 1e6 times the critical rate 2/a: the hill coordinate grows by |1 - lr a| ~ 2e6 per step
+    run = wsd.sgd_valley(VALLEY, (1.0, 1.0), schedule=S.constant_schedule(1e6 * 2 / 10.0), steps=100, sigma=1.0,
+                         replicas=4, generator=0)
+    assert bool(run.diverged.all()) and bool((run.diverged_at == 1).all())
+    assert run.params.shape == (101, 4, 2) and run.hill.shape == (101, 4)
+    for t in (run.params, run.river, run.hill, run.loss):
+        assert bool(torch.isfinite(t).all())
+    # frozen: every row after the divergence repeats the state the run stopped in, outside the ball
+    assert torch.equal(run.params[1:], run.params[1:2].expand_as(run.params[1:]))
+    assert bool((run.params[1].norm(dim=-1) > 1e6 * math.sqrt(2)).all())
+    assert isinstance(run, Record)
+    assert all(t.device.type == "cpu" for t in (run.params, run.lr, run.diverged, run.diverged_at))
+
+
+def test_blowup_radius_is_relative_to_the_start_and_checked_every_step():
+    # the hill grows by |1 - lr a| = 1.1 per step; the radius is blowup * max(1, |theta_0|)
+    starts = torch.tensor([[0.0, 100.0], [0.0, 1.0], [0.0, 0.01]], dtype=torch.float64)
+    run = wsd.sgd_valley(VALLEY, starts, schedule=S.constant_schedule(0.21), steps=60, sigma=0.0, replicas=3,
+                         blowup=5.0)
+    k = math.ceil(math.log(5.0) / math.log(1.1))  # 1.1^k > 5 first at k = 17, from |theta_0| = 100 and from 1
+    assert run.diverged_at.tolist() == [k, k, -1]  # from 0.01 the radius is 5: 0.01 * 1.1^60 = 3.04 stays inside
+    assert float(run.params[-1, 2, 1].abs()) == pytest.approx(0.01 * 1.1**60, rel=1e-9)
+    assert float(run.params[-1, 0, 1].abs()) == pytest.approx(100 * 1.1**k, rel=1e-9)  # frozen at step k
+
+
 @pytest.mark.parametrize("name", ["constant", "wsd", "cosine"])
 def test_river_progress_depends_only_on_the_area(name):
     sched = {"constant": S.constant_schedule(0.1), "wsd": S.wsd_schedule(0.1, total=2000, warmup=0, decay_frac=0.2),
@@ -36,60 +64,103 @@ def test_river_progress_depends_only_on_the_area(name):
     assert float(run.lr.sum()) == pytest.approx(S.area(sched, 2000))
 
 
-def test_curved_river_gradient_is_autograd():
-    v = landscapes.river_valley(mu=0.05, a=20.0, amplitude=0.5, k=2.0)
-    theta = torch.tensor([[0.3, -0.2], [1.1, 0.4]], dtype=torch.float64, requires_grad=True)
-    (g,) = torch.autograd.grad(v.loss(theta).sum(), theta)
-    assert torch.allclose(v.grad(theta.detach()), g, atol=1e-12)
-    assert torch.allclose(v.loss(theta), v.river(theta) + v.hill(theta))
+def bigram(seed):
+    return wsd.bigram_task(40, deterministic_frac=0.5, branching=5, generator=seed)
 
 
 @pytest.fixture(scope="module")
 def task():
-    return wsd.bigram_task(40, deterministic_frac=0.5, branching=5, generator=0)
+    return bigram(0)
 
 
 def test_bigram_task_entropy_floor_and_excess(task):
     assert task.entropy_floor == pytest.approx(0.5 * math.log(5))
-    river, hill = task.excess(torch.zeros(40, 40, dtype=torch.float64))
+    river, hill = task.excess(torch.zeros_like(task.P))
     assert float(river) == pytest.approx(0.5 * math.log(40)) and float(hill) == pytest.approx(0.5 * math.log(40 / 5))
     perfect = torch.where(task.P > 0, task.P.log(), torch.full_like(task.P, -60.0))
     r, h = task.excess(perfect)
     assert float(r) < 1e-20 and float(h) < 1e-12
 
 
-def test_bigram_schedules_order_wsd_cosine_constant(task):
+# The claims below run on three task seeds (the task and the SGD noise both from `seed`); the measured
+# ranges are over seeds 0-7, and each bound sits about twice the measured spread beyond the mean.
+
+@pytest.mark.parametrize("seed", [0, 1, 2])  # about 2 s each
+def test_bigram_schedules_order_wsd_cosine_constant(seed):
     T, peak = 3000, 5.0
-    final = {name: float(wsd.train_bigram(task, sched, steps=T, seeds=3, generator=0, record_every=T).total[-1].mean())
+    final = {name: float(wsd.train_bigram(bigram(seed), sched, steps=T, seeds=3, generator=seed,
+                                          record_every=T).total[-1].mean())
              for name, sched in (("constant", S.constant_schedule(peak)), ("cosine", S.cosine_schedule(peak, total=T)),
                                  ("wsd", S.wsd_schedule(peak, total=T, warmup=0, decay_frac=0.2)))}
-    # measured 0.0120 < 0.0178 < 0.0233 (brief: 0.0146 < 0.0198 < 0.0288)
-    assert final["wsd"] < 0.85 * final["cosine"] < 0.85 * final["constant"]
+    # final excess loss at seed 0: WSD 0.0120 < cosine 0.0178 < constant 0.0233. Over seeds 0-7 the ratio
+    # WSD / cosine measured 0.666-0.712 (mean 0.687) and cosine / constant 0.681-0.797 (mean 0.742)
+    assert final["wsd"] < 0.75 * final["cosine"]
+    assert final["cosine"] < 0.86 * final["constant"]
 
 
-def test_wsd_run_hill_falls_in_the_decay_while_the_river_never_rises(task):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_wsd_run_hill_falls_in_the_decay_while_the_river_never_rises(seed):
     T = 3000
-    run = wsd.train_bigram(task, S.wsd_schedule(20.0, total=T, warmup=0, decay_frac=0.2), steps=T, seeds=3,
-                           generator=0, record_every=50)
+    run = wsd.train_bigram(bigram(seed), S.wsd_schedule(20.0, total=T, warmup=0, decay_frac=0.2), steps=T, seeds=3,
+                           generator=seed, record_every=50)
     start = int((run.steps == T - 600).nonzero()[0, 0])
     hill = run.hill.mean(dim=1)
     river = run.river.mean(dim=1)
-    assert float(hill[-1]) <= 0.3 * float(hill[start])  # measured ~0.1
-    assert bool((river[1:] <= river[:-1] + 1e-12).all())
+    # hill loss at the end / at the start of the decay: measured 0.107-0.166 (mean 0.124) over seeds 0-7
+    assert float(hill[-1]) <= 0.21 * float(hill[start])
+    assert bool((river[1:] <= river[:-1] + 1e-12).all())  # measured: falls by at least 2.7e-7 per record
+    assert not bool(run.diverged.any())
 
 
-def test_long_decay_loses_river_progress(task):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_long_decay_loses_river_progress(seed):
     T = 3000
-    r = {f: float(wsd.train_bigram(task, S.wsd_schedule(5.0, total=T, warmup=0, decay_frac=f), steps=T, seeds=3,
-                                   generator=0, record_every=T).river[-1].mean()) for f in (0.1, 0.9)}
-    assert r[0.9] > 1.4 * r[0.1]  # measured 1.75x (brief 1.8x)
+    r = {f: float(wsd.train_bigram(bigram(seed), S.wsd_schedule(5.0, total=T, warmup=0, decay_frac=f), steps=T,
+                                   seeds=3, generator=seed, record_every=T).river[-1].mean()) for f in (0.1, 0.9)}
+    # river loss after a 90% decay / after a 10% decay: measured 1.749-1.754 over seeds 0-7
+    assert r[0.9] / r[0.1] == pytest.approx(1.752, abs=0.01)
 
 
-def test_wsd_s_matches_branching_wsd_with_fewer_steps(task):
-    c = wsd.compare_wsd_s(task, peak=20.0, checkpoints=[1000, 2000, 4000], decay_frac=0.2, seeds=10)
+@pytest.mark.parametrize("seed", [0, 1, 2])  # 8400 steps of 10 seeds: about 2.5 s each
+def test_wsd_s_matches_branching_wsd_with_fewer_steps(seed):
+    c = wsd.compare_wsd_s(bigram(seed), peak=20.0, checkpoints=[1000, 2000, 4000], decay_frac=0.2, seeds=10,
+                          generator=seed)
     ratio = c.wsd_s.mean(dim=1) / c.wsd.mean(dim=1)
-    assert bool((ratio - 1).abs().max() < 0.10), ratio  # measured 0.96-1.08 over two task seeds
+    # WSD-S / WSD excess loss at the three checkpoints: measured 0.85-1.12 over seeds 0-7, and their
+    # mean over the checkpoints 0.93-1.05 (mean 0.99)
+    assert bool((ratio - 1).abs().max() < 0.3), ratio
+    assert abs(float(ratio.mean()) - 1) < 0.12, ratio
     assert c.wsd_s_steps == 4000 < c.wsd_steps == 4400
+
+
+def test_compare_wsd_s_takes_a_seed_or_a_generator(task):
+    kw = dict(peak=5.0, checkpoints=[40, 80], decay_frac=0.25, seeds=2, batch=8)
+    a = wsd.compare_wsd_s(task, generator=3, **kw)
+    assert torch.equal(a.wsd, wsd.compare_wsd_s(task, generator=3, **kw).wsd)
+    g1, g2 = (torch.Generator(device=task.P.device).manual_seed(3) for _ in range(2))
+    b = wsd.compare_wsd_s(task, generator=g1, **kw)
+    assert torch.equal(b.wsd_s, wsd.compare_wsd_s(task, generator=g2, **kw).wsd_s)
+    assert not torch.equal(a.wsd_s, b.wsd_s)  # a generator is threaded through the segments, a seed is offset
+    assert isinstance(a, Record) and a.wsd.device.type == "cpu"
+    for bad in (-1, 1.5, True, None):
+        with pytest.raises(ValueError, match="^generator:"):
+            wsd.compare_wsd_s(task, generator=bad, **kw)
+
+
+def test_bigram_divergence_far_above_the_critical_rate_is_flagged_frozen_and_finite(task):
+    # the curvature of a softmax cross-entropy in its logits is at most 1/2, so 2 / (1/2) = 4 is a
+    # critical rate for any batch; 1e6 times it throws the logits out of the ball |W| <= 1e6 in a few steps
+    run = wsd.train_bigram(task, S.constant_schedule(4e6), steps=200, seeds=3, generator=0, record_every=10)
+    assert bool(run.diverged.all()) and bool(((run.diverged_at > 0) & (run.diverged_at <= 10)).all())
+    assert bool(torch.isfinite(run.logits).all()) and bool((run.logits.flatten(1).norm(dim=1) > 1e6).all())
+    assert bool(torch.isfinite(run.river).all()) and bool(torch.isfinite(run.hill).all())
+    # the records still cover every recorded step; after the divergence they repeat the frozen run
+    assert run.steps.tolist() == list(range(0, 201, 10))
+    assert torch.equal(run.total[1:], run.total[1:2].expand_as(run.total[1:]))
+    assert isinstance(run, Record) and {t.device.type for t in (run.river, run.logits, run.diverged)} == {"cpu"}
+    # at the chapter's peak rates nothing diverges
+    ok = wsd.train_bigram(task, S.constant_schedule(20.0), steps=200, seeds=3, generator=0, record_every=100)
+    assert not bool(ok.diverged.any()) and ok.diverged_at.tolist() == [-1, -1, -1]
 
 
 def test_determinism_and_bad_input(task):
