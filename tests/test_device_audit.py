@@ -4,7 +4,8 @@ The audit labels tensors by where they were made (``LESSONS_DEVICE=cpu:0``) and 
 NumPy conversion of a default-device tensor, or an operation mixing default-device and host tensors.
 ``make test`` runs it inside its one execution of each chapter (nbmake, kernels started with the audit's
 IPython startup file). The tests here show that the audit catches both faults and passes clean code, that a
-kernel started as the Makefile starts it runs under the audit, and that the Makefile does start it so. The
+kernel started as the Makefile starts it runs under the audit (and dies when the audit cannot start, rather
+than run the chapter unaudited), and that the Makefile does start it so. The
 last test audits one chapter on its own (``pytest tests/test_device_audit.py -k <chapter>``); it is marked
 ``slow`` and ``notebook``, since ``make test`` already audits every chapter in its notebook run.
 """
