@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import random_spd
 
-from lessons_lib import descent, quadratic
+from lessons_lib import backend, descent, quadratic
 from lessons_lib import drift as D
 
 TH0 = torch.tensor([1.0, 0.8], dtype=torch.float64)
@@ -39,6 +39,17 @@ def test_gradient_flow_matches_the_matrix_exponential():
     exact = torch.stack([torch.linalg.matrix_exp(-t * H) @ x0 for t in times])
     err = float((flow.params - exact).abs().max())
     assert err < 1e-9  # far below the smallest drift error the slope test measures (~1e-4)
+
+
+def test_a_flow_whose_field_turns_nan_stops_there_and_counts_as_diverged():
+    def loss(x):  # theta' = theta while theta < 2, then a NaN field
+        return (-0.5 * x**2 * torch.where(x < 2, 1.0, float("nan"))).sum()
+
+    flow = D.gradient_flow(loss, [1.0], times=[0.0, 0.5, 1.0, 2.0])  # reaches 2 at t = ln 2
+    assert flow.diverged and flow.diverged_at == 2 and flow.params.shape == (2, 1)
+    assert float(flow.params[1, 0]) == pytest.approx(math.exp(0.5), rel=1e-8)
+    with pytest.raises(ValueError, match="^theta0:"):  # NaN from the start: the integrator would never end
+        D.gradient_flow(loss, [3.0], times=[0.0, 1.0])
 
 
 def test_modified_flow_of_quadratic_is_gradient_flow_of_modified_loss():
@@ -150,6 +161,23 @@ def test_dal_converges_where_a_fixed_rate_diverges():
     assert not edge.diverged and float(edge.loss[-1]) > 1e-3
 
 
+def test_dal_steps_with_the_rate_it_reports_and_quartic_loss_parameters():
+    traj, rates = D.dal_descent(D.quartic_loss, TH0, steps=20, scale=0.5)
+    assert rates.shape == (traj.steps,) == (20,) and math.isnan(traj.lr)
+    g = torch.func.grad(D.quartic_loss)
+    for n in range(20):  # theta_{n+1} = theta_n - h_n grad E(theta_n), h_n the rate at theta_n
+        assert torch.allclose(traj.params[n + 1], traj.params[n] - rates[n] * g(traj.params[n]), atol=1e-14)
+        assert float(rates[n]) == pytest.approx(D.drift_adjusted_lr(D.quartic_loss, traj.params[n], scale=0.5))
+    th = torch.tensor([0.5, -0.3], dtype=torch.float64)
+    assert float(D.quartic_loss(th, nonlinearity=0.0, a=9.0)) == pytest.approx(0.5 * (0.25 + 9 * 0.09))
+    assert float(D.quartic_loss(th)) == pytest.approx(0.5 * (0.25 + 4 * 0.09) + 0.5**4 / 4 + 0.5 * 0.09 / 2)
+
+
+def test_factorisation_run_is_a_record_on_the_host():
+    run = D.factorisation_gd(2.0, 0.3, lr=0.1, steps=5)
+    assert isinstance(run, backend.Record) and run.trajectory.params.device.type == "cpu"
+
+
 def test_dal_rate_formula():
     H = torch.diag(torch.tensor([1.0, 9.0], dtype=torch.float64))
     loss = quadratic.quadratic_loss(H)
@@ -174,6 +202,10 @@ def test_bad_input_names_the_argument():
         D.drift_adjusted_lr(D.quartic_loss, TH0, power=-1)
     with pytest.raises(ValueError, match="lrs"):
         D.drift_errors(D.quartic_loss, TH0, lrs=[0.3])
+    with pytest.raises(ValueError, match="^u0:"):
+        D.factorisation_gd("4", 0.1, lr=0.1)
+    with pytest.raises(ValueError, match="^v0:"):
+        D.factorisation_gd(4.0, float("nan"), lr=0.1)
 
 
 def test_factorisation_closed_form_step_is_gd():
