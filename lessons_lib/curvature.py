@@ -2,7 +2,9 @@
 
 Every function takes ``loss_fn``, a function from a flat parameter vector ``params`` of shape
 ``(n,)`` to a scalar tensor, and uses :mod:`torch.func`, so the same code runs on CPU and CUDA and
-never touches ``.grad`` attributes. Results follow the device and dtype of ``params``.
+never touches ``.grad`` attributes. Results follow the device and dtype of ``params``. The one
+exception is :func:`gauss_newton`, which reads the Gauss-Newton matrix of a square loss off the
+per-sample gradients of the model output (its Jacobian) instead of a loss function.
 
 References:
     Pearlmutter (1994), Fast exact multiplication by the Hessian, Neural Computation 6(1).
@@ -19,7 +21,8 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
-from torch.func import grad, hessian as _func_hessian, jvp, vjp, vmap
+from torch.func import grad, jvp, vjp, vmap
+from torch.func import hessian as _func_hessian
 
 from .backend import as_generator, check_count, check_positive
 
@@ -81,7 +84,17 @@ def hessian(loss_fn: LossFn, params: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class Sharpness:
+class _Estimate:
+    """A scalar estimate with diagnostics; ``float(estimate)`` is its ``value``."""
+
+    value: float
+
+    def __float__(self) -> float:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Sharpness(_Estimate):
     """Top Hessian eigenvalue found by :func:`sharpness`.
 
     Attributes:
@@ -92,14 +105,10 @@ class Sharpness:
         converged: whether ``residual <= tol * max(1, |value|)`` was reached.
     """
 
-    value: float
     vector: torch.Tensor
     iterations: int
     residual: float
     converged: bool
-
-    def __float__(self) -> float:
-        return self.value
 
 
 def sharpness(
@@ -201,15 +210,11 @@ def _lanczos(matvec, q, tol, max_iter) -> Sharpness:
 
 
 @dataclass(frozen=True)
-class TraceEstimate:
+class TraceEstimate(_Estimate):
     """Hutchinson estimate of ``Tr H``: ``value`` +- ``stderr`` from ``n_probes`` probes."""
 
-    value: float
     stderr: float
     n_probes: int
-
-    def __float__(self) -> float:
-        return self.value
 
 
 def hessian_trace(
@@ -243,3 +248,46 @@ def hessian_trace(
     HZ = vmap(lambda z: jvp(g, (params,), (z,))[1])(Z)
     samples = (Z * HZ).sum(dim=1)
     return TraceEstimate(float(samples.mean()), float(samples.std() / math.sqrt(n_probes)), n_probes)
+
+
+# --- the Gauss-Newton matrix of a square loss ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GaussNewton:
+    """Spectral summary of ``G = J^T J / n``: ``trace`` and ``lam_max``, tensors batched like ``J``.
+
+    It follows the device of ``J`` (trainers compute it inside their recording), unlike the result
+    records of the runners, which come back on the host.
+    """
+
+    trace: torch.Tensor
+    lam_max: torch.Tensor
+
+
+def gauss_newton(J: torch.Tensor) -> GaussNewton:
+    """Exact trace and top eigenvalue of the Gauss-Newton matrix (eq-stab-gauss-newton).
+
+    ``G = (1/n) sum_i g_i g_i^T`` where row ``i`` of ``J`` is the per-sample gradient ``g_i`` of the
+    model output; at an interpolating minimum of the square loss ``G`` is the Hessian.
+    ``Tr G = ||J||_F^2 / n``; ``lambda_max(G)`` is the top eigenvalue of the smaller of ``J J^T / n``
+    and ``J^T J / n`` (they share their non-zero spectrum). No sampling is involved.
+
+    Args:
+        J: per-sample gradients, shape ``(..., n, p)``.
+
+    Returns:
+        :class:`GaussNewton` with tensors of shape ``(...)``.
+
+    References:
+        Wu, Ma & E (2018), How SGD selects the global minima in over-parameterized learning: a
+        dynamical stability perspective, NeurIPS.
+    """
+    if not isinstance(J, torch.Tensor) or J.ndim < 2 or J.shape[-2] == 0 or J.shape[-1] == 0:
+        raise ValueError(f"J: expected a tensor of shape (..., n, p) with n, p > 0, got "
+                         f"{tuple(J.shape) if isinstance(J, torch.Tensor) else type(J).__name__}")
+    n, p = J.shape[-2:]
+    trace = (J**2).sum(dim=(-2, -1)) / n
+    small = J @ J.mT if n <= p else J.mT @ J
+    lam_max = torch.linalg.eigvalsh(small / n)[..., -1]
+    return GaussNewton(trace, lam_max)

@@ -10,17 +10,503 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal, Sequence
 
 import torch
 
-from .backend import DTYPE, as_generator, check_count, check_positive, default_device
+from . import schedules
+from .backend import DTYPE, Record, as_generator, as_tensor, check_count, check_positive, default_device
+from .curvature import gauss_newton
+from .run import per_run, run
 
 # --- diagonal linear network ---------------------------------------------------------------------
 
+
+def per_run_values(values, *, name: str, like: torch.Tensor, positive: bool = False) -> tuple[torch.Tensor, bool]:
+    """A number or a sequence of ``R`` numbers (one per run) as a 1-D tensor, and whether it was a sequence.
+
+    Args:
+        values: a number, or a sequence or 1-D tensor of numbers.
+        name: the argument's name, for errors.
+        like: the tensor whose dtype and device the result takes.
+        positive: require ``> 0`` instead of ``>= 0``.
+
+    Returns:
+        ``(tensor of shape (R,), many)``; ``R = 1`` and ``many = False`` for a single number.
+
+    Raises:
+        ValueError: naming ``name`` if a value is missing, not finite or out of range.
+    """
+    many = not isinstance(values, (int, float)) or isinstance(values, bool)
+    bound = "> 0" if positive else ">= 0"
+    try:
+        t = torch.atleast_1d(torch.as_tensor(values, dtype=like.dtype, device=like.device))
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name}: expected a number or a sequence of numbers {bound}, got {values!r}") from None
+    low = (t <= 0) if positive else (t < 0)
+    if t.ndim != 1 or t.numel() == 0 or not bool(torch.isfinite(t).all()) or bool(low.any()):
+        raise ValueError(f"{name}: expected finite value(s) {bound}, got {values!r}")
+    return t, many
+
+
+def diagonal_net_jacobian(u: torch.Tensor, v: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Per-sample gradients of ``f(x) = <u*u - v*v, x>``: rows ``[2 u*x_i, -2 v*x_i]``, shape ``(..., n, 2d)``.
+
+    Feed them to :func:`lessons_lib.curvature.gauss_newton` for ``Tr G`` and ``lambda_max(G)``
+    (eq-stab-gauss-newton) of the diagonal network (eq-stab-diagonal-net).
+    """
+    return torch.cat([2 * u[..., None, :] * X, -2 * v[..., None, :] * X], dim=-1)
+
+
+def weighted_l1(beta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """``4 sum_j sigma_j^2 |beta_j|`` with ``sigma_j^2 = mean_i x_ij^2``: the lower bound of eq-stab-trace-l1."""
+    return 4 * (beta.abs() * (X**2).mean(dim=0)).sum(dim=-1)
+
+
+def diagonal_net_step(u: torch.Tensor, v: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *,
+                      lr) -> tuple[torch.Tensor, torch.Tensor]:
+    """One GD step of the diagonal network on the batch ``(X, y)`` (eq-stab-diagonal-net).
+
+    With ``g = dL/dbeta = (1/|b|) sum_i (<beta, x_i> - y_i) x_i`` and ``beta = u*u - v*v`` the chain rule
+    gives ``u <- u - 2 lr g * u`` and ``v <- v + 2 lr g * v``.
+
+    Args:
+        u, v: weights, shape ``(..., d)``; leading dimensions are runs.
+        X, y: the batch, shapes ``(b, d)`` and ``(b,)``.
+        lr: a number, or a tensor that broadcasts against ``u`` (e.g. ``(R, 1)``).
+
+    Returns:
+        The new ``(u, v)``.
+    """
+    g = ((u**2 - v**2) @ X.T - y) @ X / X.shape[0]
+    s = 2 * lr * g
+    return u - s * u, v + s * v
+
+
+@dataclass(frozen=True)
+class DiagonalNetRun(Record):
+    """Result of :func:`train_diagonal_net`. With a sequence of learning rates every tensor gains a
+    leading run dimension ``R``; histories are indexed by ``record_steps``.
+
+    Attributes:
+        lr: the learning rate(s) asked for (the peak of a warm-up), shape ``(R?)``; for a schedule,
+            the learning rate of every step, shape ``(steps,)``.
+        beta, u, v: final weights, shape ``(R?, d)``; a diverged run is frozen at its last finite state.
+        trace, lam_max: final ``Tr G`` and ``lambda_max(G)``.
+        record_steps: steps at which histories were recorded, shape ``(K,)``.
+        trace_history, lam_max_history, l1_history, loss_history: shape ``(K, R?)``; ``l1_history``
+            is ``4 sum_j sigma_j^2 |beta_j|`` and ``loss_history`` the full-batch training loss.
+        diverged: bool ``(R?,)``; ``diverged_at``: the step at which the run left the blow-up ball, or ``-1``.
+        beta_history: ``beta`` at the recorded steps, shape ``(K, R?, d)`` (the saddle-to-saddle
+            chapter reads activation times from it).
+    """
+
+    lr: torch.Tensor
+    batch_size: int | None
+    beta: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+    trace: torch.Tensor
+    lam_max: torch.Tensor
+    record_steps: torch.Tensor
+    trace_history: torch.Tensor
+    lam_max_history: torch.Tensor
+    l1_history: torch.Tensor
+    loss_history: torch.Tensor
+    diverged: torch.Tensor
+    diverged_at: torch.Tensor
+    beta_history: torch.Tensor | None = None
+
+
+def train_diagonal_net(X, y, *, lr: float | Sequence[float] | Callable, steps: int, batch_size: int | None = None,
+                       init_scale: float = 0.5, generator: int | torch.Generator = 0, warmup_steps: int = 0,
+                       record_every: int = 500, blowup: float = 1e6) -> DiagonalNetRun:
+    """Train ``f(x) = <u*u - v*v, x>`` on the square loss with GD or SGD (eq-stab-diagonal-net).
+
+    The loss on a batch ``b`` is ``L_b = (1/2|b|) sum_{i in b} (f(x_i) - y_i)^2``; each step is
+    :func:`diagonal_net_step`, driven by :func:`lessons_lib.run.run`. ``batch_size=None`` is
+    full-batch GD; otherwise each step draws ``batch_size`` distinct samples uniformly (the same draws
+    for every learning rate of a batched call, so runs differ only through ``lr``). With
+    ``warmup_steps = w > 0`` the learning rate warms up linearly,
+    ``lr_t = lr * min(1, (t + 1) / w)`` (:func:`lessons_lib.schedules.warmup_schedule`).
+    Initialisation is ``u = v = init_scale`` (so ``beta = 0``). A run that leaves the blow-up ball is
+    frozen at its last finite state and flagged (:mod:`lessons_lib.run`), checked after every step.
+
+    Args:
+        X, y: training data, shapes ``(n, d)`` and ``(n,)``.
+        lr: learning rate; a sequence of them, trained side by side as a batch of runs; or a schedule
+            from :mod:`lessons_lib.schedules` (one run, then ``warmup_steps`` must be 0).
+        steps: number of updates, ``>= 1``.
+        batch_size: ``None`` for GD, else ``1 <= batch_size <= n``.
+        init_scale: ``alpha`` of the initialisation ``u = v = alpha 1``.
+        generator: seed or generator for the minibatch draws.
+        warmup_steps: length of the linear warm-up (0: constant ``lr`` from step 0).
+        record_every: record ``Tr G``, ``lambda_max(G)`` and the loss every this many steps.
+        blowup: divergence radius relative to ``max(1, ||(u_0, v_0)||)``, per run.
+
+    Returns:
+        A :class:`DiagonalNetRun`.
+
+    References:
+        Wu & Su (2023), The Implicit Regularization of Dynamical Stability in Stochastic Gradient
+        Descent, ICML, arXiv:2305.17490.
+    """
+    X = as_tensor(X, name="X")
+    y = as_tensor(y, name="y", dtype=X.dtype, device=X.device)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError(f"X: expected X of shape (n, d) and y of shape (n,), "
+                         f"got {tuple(X.shape)} and {tuple(y.shape)}")
+    n, d = X.shape
+    steps = check_count(steps, name="steps")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or not 1 <= batch_size <= n):
+        raise ValueError(f"batch_size: expected None (GD) or an int in [1, n={n}], got {batch_size!r}")
+    init_scale = check_positive(init_scale, name="init_scale")
+    warmup_steps = check_count(warmup_steps, name="warmup_steps", minimum=0)
+    record_every = check_count(record_every, name="record_every")
+    if callable(lr):
+        if warmup_steps:
+            raise ValueError("warmup_steps: must be 0 when lr is a schedule (put the warm-up in the schedule)")
+        lrs, many, rates = None, False, lr
+    else:
+        lrs, many = per_run_values(lr, name="lr", like=X)
+        rates = lrs
+        if warmup_steps:
+            ramp = schedules.warmup_schedule(1.0, warmup=warmup_steps)
+            rates = lambda t: lrs * ramp(t)[:, None]  # noqa: E731  (steps, R)
+    gen = as_generator(generator, X.device)
+    u0 = torch.full((1 if lrs is None else lrs.numel(), d), init_scale, dtype=X.dtype, device=X.device)
+
+    def step(state, t, eta):
+        if batch_size is None:
+            Xb, yb = X, y
+        else:
+            i = (torch.randint(n, (1,), generator=gen, device=X.device) if batch_size == 1
+                 else torch.randperm(n, generator=gen, device=X.device)[:batch_size])
+            Xb, yb = X[i], y[i]
+        return diagonal_net_step(*state, Xb, yb, lr=per_run(eta, state[0]))
+
+    def record(state, t):
+        u, v = state
+        beta = u**2 - v**2
+        gn = gauss_newton(diagonal_net_jacobian(u, v, X))
+        return {"beta": beta, "trace": gn.trace, "lam_max": gn.lam_max, "l1": weighted_l1(beta, X),
+                "loss": 0.5 * ((beta @ X.T - y) ** 2).mean(dim=-1)}
+
+    out = run(step, (u0, u0.clone()), steps=steps, lr=rates, record=record, record_every=record_every,
+              blowup=blowup, batched=True)
+    one = (lambda t: t) if many else (lambda t: t[0])  # drop the run dimension of a single run
+    hist = (lambda k: out.history[k]) if many else (lambda k: out.history[k][:, 0])
+    u, v = out.state
+    return DiagonalNetRun(
+        lr=out.lr if lrs is None else one(lrs), batch_size=batch_size, beta=one(u**2 - v**2), u=one(u), v=one(v),
+        trace=hist("trace")[-1], lam_max=hist("lam_max")[-1], record_steps=out.steps,
+        trace_history=hist("trace"), lam_max_history=hist("lam_max"), l1_history=hist("l1"),
+        loss_history=hist("loss"), diverged=one(out.diverged), diverged_at=one(out.diverged_at),
+        beta_history=hist("beta"),
+    )
+
+
 # --- two-layer linear network --------------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class LinearNetRun(Record):
+    """Result of :func:`train_linear_net`; histories are indexed by ``steps`` (shape ``(K,)``).
+
+    Attributes:
+        singular_values: singular values of ``W2 W1``, descending, shape ``(K, r)``, ``r = min(d_out, d_in)``.
+        loss: ``||W2 W1 - A||_F^2 / 2``, shape ``(K,)``.
+        target: singular values ``s`` of ``A``, shape ``(r,)``.
+        u0: effective initial strength of each target mode (eq-saddle-effective-init), shape ``(r,)``.
+        W1, W2: final weights. ``diverged`` / ``diverged_at``: the run left the blow-up ball at that step
+        (then the histories end there, at the frozen last finite state).
+    """
+
+    steps: torch.Tensor
+    singular_values: torch.Tensor
+    loss: torch.Tensor
+    target: torch.Tensor
+    u0: torch.Tensor
+    W1: torch.Tensor
+    W2: torch.Tensor
+    lr: float
+    init_scale: float
+    diverged: bool = False
+    diverged_at: int | None = None
+
+
+def effective_mode_strengths(W1: torch.Tensor, W2: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """Effective initial strength ``u0_i`` of each singular mode of ``A`` (eq-saddle-effective-init).
+
+    In the early, linear phase the hidden vectors ``p_i = W1 v_i`` and ``q_i = W2^T u_i`` of mode ``i``
+    grow along ``c_i = (p_i + q_i)/2``; a mode learned later must first shed its overlap with the
+    directions of the modes learned before it. So ``u0_i = R_ii^2`` where ``C = QR`` and the columns of
+    ``C`` are the ``c_i`` in order of decreasing ``s_i``. Modes beyond the width get ``0``.
+
+    Args:
+        W1: ``(h, d_in)``; W2: ``(d_out, h)``; A: target ``(d_out, d_in)``.
+
+    Returns:
+        Tensor of shape ``(min(d_out, d_in),)``.
+
+    References:
+        Our refinement of the small-start time of Saxe, McClelland & Ganguli (2014), arXiv:1312.6120.
+    """
+    U, _, Vh = torch.linalg.svd(A)
+    r = min(A.shape)
+    C = 0.5 * (W1 @ Vh[:r].T + W2.T @ U[:, :r])  # (h, r)
+    R = torch.linalg.qr(C, mode="r").R
+    u0 = torch.zeros(r, dtype=A.dtype, device=A.device)
+    k = min(R.shape)
+    u0[:k] = R.diagonal()[:k] ** 2
+    return u0
+
+
+def train_linear_net(A, *, width: int, init_scale: float, lr: float, steps: int,
+                     generator: int | torch.Generator = 0, init: Literal["random", "aligned"] = "random",
+                     record_every: int = 1, blowup: float = 1e6) -> LinearNetRun:
+    """Full-batch GD on ``L = ||W2 W1 - A||_F^2 / 2`` (eq-saddle-linear-loss), whitened inputs.
+
+    ``W2 <- W2 - lr (W2 W1 - A) W1^T`` and ``W1 <- W1 - lr W2^T (W2 W1 - A)``, driven by
+    :func:`lessons_lib.run.run`. ``init="random"`` draws every weight from ``init_scale * N(0, 1)``;
+    ``init="aligned"`` starts each mode of ``A`` at exactly ``u0 = init_scale^2`` (``W1 = eps E V^T``,
+    ``W2 = eps U E^T``), where the mode ODE (eq-saddle-mode-ode) is exact.
+
+    Args:
+        A: target map ``(d_out, d_in)``; its singular values are the mode strengths ``s_i``.
+        width: hidden units ``h``.
+        init_scale: ``eps > 0``.
+        lr: ``eta >= 0``.
+        steps: GD steps.
+        generator: seed or generator for the random start.
+        init: ``"random"`` or ``"aligned"``.
+        record_every: record the singular values and the loss every this many steps (and the last).
+        blowup: divergence radius relative to ``max(1, ||(W1_0, W2_0)||)``, checked every step; a
+            diverged run stops there (:mod:`lessons_lib.run`).
+
+    Returns:
+        A :class:`LinearNetRun`.
+
+    References:
+        Saxe, McClelland & Ganguli (2014), arXiv:1312.6120; Zhang, Saxe & Latham (2026), arXiv:2512.20607.
+    """
+    A = as_tensor(A, name="A")
+    if A.ndim != 2 or 0 in A.shape:
+        raise ValueError(f"A: expected a non-empty matrix (d_out, d_in), got shape {tuple(A.shape)}")
+    width = check_count(width, name="width")
+    eps = check_positive(init_scale, name="init_scale")
+    lr = check_positive(lr, name="lr", allow_zero=True)
+    if init not in ("random", "aligned"):
+        raise ValueError(f"init: expected 'random' or 'aligned', got {init!r}")
+    (d_out, d_in), kw = A.shape, dict(dtype=A.dtype, device=A.device)
+    if init == "random":
+        gen = as_generator(generator, A.device)
+        W1 = eps * torch.randn(width, d_in, generator=gen, **kw)
+        W2 = eps * torch.randn(d_out, width, generator=gen, **kw)
+    else:
+        U, _, Vh = torch.linalg.svd(A)
+        k = min(width, d_in, d_out)
+        E = torch.eye(width, k, **kw)
+        W1, W2 = eps * E @ Vh[:k], eps * U[:, :k] @ E.T
+
+    def step(state, t, eta):
+        W1, W2 = state
+        E = W2 @ W1 - A
+        return W1 - eta * W2.T @ E, W2 - eta * E @ W1.T
+
+    out = run(step, (W1, W2), steps=steps, lr=lr, record=lambda s, t: {"product": s[1] @ s[0]},
+              record_every=record_every, blowup=blowup)
+    P = out.history["product"]  # (K, d_out, d_in), on the host like every record
+    return LinearNetRun(out.steps, torch.linalg.svdvals(P), 0.5 * ((P - A.to(P.device)) ** 2).sum(dim=(1, 2)),
+                        torch.linalg.svdvals(A), effective_mode_strengths(W1, W2, A), *out.state, lr, eps,
+                        bool(out.diverged), out.diverged_step)
+
+
 # --- one-dimensional ReLU network ----------------------------------------------------------------
+
+
+def check_xy(x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate one-dimensional regression data: ``x`` and ``y`` of the same shape ``(n,)``, ``n >= 2``.
+
+    Returns:
+        ``(x, y)`` as float64 tensors, ``y`` on the device of ``x``.
+
+    Raises:
+        ValueError: naming ``x`` if the shapes are wrong (or a value is not finite).
+    """
+    x = as_tensor(x, name="x")
+    y = as_tensor(y, name="y", dtype=x.dtype, device=x.device)
+    if x.ndim != 1 or y.shape != x.shape or x.numel() < 2:
+        raise ValueError(f"x: expected x and y of the same shape (n,), n >= 2, "
+                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
+    return x, y
+
+
+def relu_network(x, a, w, b) -> torch.Tensor:
+    """The network ``f(x) = sum_j a_j relu(w_j x + b_j)`` of (eq-saddle-relu-net).
+
+    Args:
+        x: inputs ``(n,)``. a, w, b: weights ``(..., m)``; leading dimensions are runs.
+
+    Returns:
+        ``f`` at ``x``, shape ``(..., n)``.
+
+    References:
+        Zhang, Saxe & Latham (2026), arXiv:2512.20607.
+    """
+    return (torch.relu(x[:, None] * w[..., None, :] + b[..., None, :]) * a[..., None, :]).sum(-1)
+
+
+def _relu_residual(x, y, a, w, b):
+    """Hidden activations ``(..., n, m)``, their active sets, and the residuals ``f(x_i) - y_i`` ``(..., n)``."""
+    z = x[:, None] * w[..., None, :] + b[..., None, :]
+    on = (z > 0).to(z.dtype)
+    h = z * on
+    return h, on, (h @ a[..., None])[..., 0] - y
+
+
+def relu_loss(x, y, a, w, b) -> torch.Tensor:
+    """``L = mean_i (f(x_i) - y_i)^2 / 2`` for the network of (eq-saddle-relu-net), batched like the weights."""
+    r = _relu_residual(x, y, a, w, b)[2]
+    return 0.5 * (r**2).mean(-1)
+
+
+def relu_gradients(x, y, a, w, b) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Hand-written gradients of ``L = mean_i (f(x_i) - y_i)^2 / 2`` in ``(a, w, b)``, batched like the weights.
+
+    With residuals ``r_i`` and active sets ``1[w_j x_i + b_j > 0]``: ``dL/da_j = mean_i r_i relu(w_j x_i + b_j)``,
+    ``dL/dw_j = a_j mean_i r_i x_i 1[...]``, ``dL/db_j = a_j mean_i r_i 1[...]`` (eq-saddle-relu-net).
+
+    References:
+        Zhang, Saxe & Latham (2026), arXiv:2512.20607.
+    """
+    return _relu_backward(x, a, *_relu_residual(x, y, a, w, b))
+
+
+def _relu_backward(x, a, h, on, r):
+    n = x.shape[0]
+    ga = (r[..., None, :] @ h)[..., 0, :] / n
+    gb = (r[..., None, :] @ on)[..., 0, :] * a / n
+    gw = ((r * x)[..., None, :] @ on)[..., 0, :] * a / n
+    return ga, gw, gb
+
+
+def relu_kinks(a, w, b, *, x_range: tuple[float, float], min_slope: float = 0.05, merge: float = 0.05,
+               margin: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kinks of ``f`` inside ``x_range``: locations ``-b_j/w_j`` and slope changes ``a_j |w_j|``.
+
+    Units whose kinks lie within ``merge`` of each other form one kink (their slope changes add up: the
+    aligned units of a plateau act as one); kinks whose total slope change is below ``min_slope`` are
+    dropped, and so are kinks within ``margin * (hi - lo)`` of an end of the range (they bend the fit
+    at the last sample at most). Returns ``(locations, slope_changes)``, sorted by location.
+
+    References:
+        Kinks of (eq-saddle-relu-net), as counted by Zhang, Saxe & Latham (2026), arXiv:2512.20607.
+    """
+    lo, hi = x_range
+    pad = margin * (hi - lo)
+    ok = w != 0
+    c, slope = -b[ok] / w[ok], (a * w.abs())[ok]
+    keep = (c > lo + pad) & (c < hi - pad)
+    c, slope = c[keep], slope[keep]
+    order = torch.argsort(c)
+    c, slope = c[order], slope[order]
+    new = torch.cat([torch.zeros(1, dtype=torch.long, device=c.device), (c[1:] - c[:-1] > merge).long()])
+    groups = new[: c.numel()].cumsum(0)
+    m = int(groups.max()) + 1 if c.numel() else 0
+    zeros = lambda: torch.zeros(m, dtype=c.dtype, device=c.device)  # noqa: E731
+    total = zeros().index_add_(0, groups, slope)
+    weight = zeros().index_add_(0, groups, slope.abs()).clamp_min(1e-300)
+    where = zeros().index_add_(0, groups, c * slope.abs()) / weight
+    big = total.abs() >= min_slope
+    return where[big], total[big]
+
+
+@dataclass(frozen=True)
+class ReluRun(Record):
+    """Result of :func:`train_relu_1d`. ``R?`` is the run dimension (present when ``lr`` or
+    ``init_scale`` is a sequence). ``loss`` ``(steps + 1, R?)`` at every step; ``a, w, b``
+    ``(K, R?, width)`` at ``record_steps``; ``diverged`` ``(R?,)`` bool and ``diverged_at`` the step
+    at which a run left the blow-up ball (``-1`` if it did not). When every run diverged, the
+    histories end at the last divergence."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    loss: torch.Tensor
+    record_steps: torch.Tensor
+    a: torch.Tensor
+    w: torch.Tensor
+    b: torch.Tensor
+    lr: torch.Tensor
+    init_scale: torch.Tensor
+    diverged: torch.Tensor
+    diverged_at: torch.Tensor | None = None
+
+    def kinks(self, k: int, run: int | None = None, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`relu_kinks` of recorded row ``k`` (of ``run`` for a batched result)."""
+        pick = (lambda t: t[k]) if run is None else (lambda t: t[k, run])
+        return relu_kinks(pick(self.a), pick(self.w), pick(self.b), x_range=(float(self.x.min()), float(self.x.max())),
+                          **kwargs)
+
+
+def train_relu_1d(x, y, *, width: int, init_scale: float | Sequence[float], lr: float | Sequence[float],
+                  steps: int, generator: int | torch.Generator = 0, record_every: int = 100,
+                  blowup: float = 1e6) -> ReluRun:
+    """Full-batch GD on ``L = mean_i (f(x_i) - y_i)^2 / 2`` for the network of (eq-saddle-relu-net).
+
+    Every weight starts at ``init_scale * N(0, 1)``. Sequences of ``lr`` and ``init_scale`` (broadcast
+    against each other) train side by side from the *same* standard-normal draw, so runs differ only
+    through the parameters. The steps use :func:`relu_gradients`, driven by :func:`lessons_lib.run.run`.
+
+    Args:
+        x, y: data ``(n,)``. width: hidden units. steps: GD steps. generator: seed or generator.
+        record_every: record the weights every this many steps (and the last); the loss is recorded
+            at every step.
+        blowup: divergence radius relative to ``max(1, ||(a_0, w_0, b_0)||)``, per run, checked every
+            step; a diverged run is frozen at its last finite state and flagged.
+
+    Returns:
+        A :class:`ReluRun`; :meth:`ReluRun.kinks` gives the kink locations at each recorded step.
+
+    References:
+        Zhang, Saxe & Latham (2026), arXiv:2512.20607.
+    """
+    x, y = check_xy(x, y)
+    width = check_count(width, name="width")
+    record_every = check_count(record_every, name="record_every")
+    lrs, many_lr = per_run_values(lr, name="lr", like=x)
+    eps, many_eps = per_run_values(init_scale, name="init_scale", like=x, positive=True)
+    try:
+        lrs, eps = torch.broadcast_tensors(lrs, eps)
+    except RuntimeError:
+        raise ValueError(f"lr: {lrs.numel()} learning rates do not broadcast against "
+                         f"{eps.numel()} init scales") from None
+    gen = as_generator(generator, x.device)
+    z = torch.randn(3, width, generator=gen, dtype=x.dtype, device=x.device)
+
+    seen = {}  # the loss recorded at a state and the step from it share one forward pass
+
+    def forward(state):
+        if seen.get("state") is not state:
+            seen.update(state=state, terms=_relu_residual(x, y, *state))
+        return seen["terms"]
+
+    def step(state, t, eta):
+        eta = per_run(eta, state[0])
+        return tuple(p - eta * g for p, g in zip(state, _relu_backward(x, state[0], *forward(state))))
+
+    def record(state, t):
+        return {"loss": 0.5 * (forward(state)[2] ** 2).mean(-1), "a": state[0], "w": state[1], "b": state[2]}
+
+    out = run(step, tuple(eps[:, None] * z[i] for i in range(3)), steps=steps, lr=lrs, batched=True, record=record)
+    kept = (out.steps % record_every == 0) | (out.steps == out.steps[-1])
+    many = many_lr or many_eps  # else drop the run dimension of the single run
+    hist = (lambda t: t) if many else (lambda t: t[:, 0])
+    last = (lambda t: t) if many else (lambda t: t[0])
+    return ReluRun(x, y, hist(out.history["loss"]), out.steps[kept], *(hist(out.history[k][kept]) for k in "awb"),
+                   last(lrs), last(eps), last(out.diverged), last(out.diverged_at))
+
 
 # --- tiny MLP (flat parameter vector) ------------------------------------------------------------
 
@@ -158,7 +644,6 @@ def mlp_problem(
         w = torch.randn(d, generator=gen, dtype=dtype, device=device)
         y = torch.sin(2 * X @ w / math.sqrt(d))
     return MLPProblem(X, y, (d,) + (width,) * depth + (1,), activation, init_scale)
-
 
 
 # --- student-teacher network ---------------------------------------------------------------------

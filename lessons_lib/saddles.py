@@ -7,9 +7,12 @@
   (eq-saddle-effective-init).
 * **Diagonal linear network** ``beta = u*u - v*v`` with an orthogonal design: coordinate ``i`` switches
   on after about ``ln(1/alpha) / (2 |beta*_i|)`` time units (eq-saddle-diagonal-time). The model is
-  :func:`lessons_lib.stability.train_diagonal_net`; this module only chooses the data.
+  :func:`lessons_lib.models.train_diagonal_net`; this module only chooses the data.
 * **One-dimensional ReLU network** ``f(x) = sum_j a_j relu(w_j x + b_j)`` (eq-saddle-relu-net): its
   plateaus sit at the best function a narrower network can express, first the best single unit.
+
+The three networks and their trainers live in :mod:`lessons_lib.models` (their names work here too);
+this module holds the closed forms that predict the plateaus and the times between them.
 
 References:
     Zhang, Saxe & Latham (2026), Saddle-to-Saddle Dynamics Explains A Simplicity Bias Across Neural
@@ -24,41 +27,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 
-from . import measure, stability
-from .backend import as_generator, as_tensor, check_count, check_positive, to_host
+from . import measure, models
+from .backend import Record, as_generator, as_tensor, check_count, check_positive
 from .descent import check_lr
 
 # --- two-layer linear network ------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class LinearNetRun:
-    """Result of :func:`train_linear_net`; histories are indexed by ``steps`` (shape ``(K,)``).
-
-    Attributes:
-        singular_values: singular values of ``W2 W1``, descending, shape ``(K, r)``, ``r = min(d_out, d_in)``.
-        loss: ``||W2 W1 - A||_F^2 / 2``, shape ``(K,)``.
-        target: singular values ``s`` of ``A``, shape ``(r,)``.
-        u0: effective initial strength of each target mode (eq-saddle-effective-init), shape ``(r,)``.
-        W1, W2: final weights. ``diverged`` / ``diverged_at``: the run left the blow-up ball (then the
-        histories stop at that step).
-    """
-
-    steps: torch.Tensor
-    singular_values: torch.Tensor
-    loss: torch.Tensor
-    target: torch.Tensor
-    u0: torch.Tensor
-    W1: torch.Tensor
-    W2: torch.Tensor
-    lr: float
-    init_scale: float
-    diverged: bool = False
-    diverged_at: int | None = None
+#: The model and its trainer live in :mod:`lessons_lib.models`; the chapter's names still work.
+LinearNetRun = models.LinearNetRun
+train_linear_net = models.train_linear_net
+effective_mode_strengths = models.effective_mode_strengths
 
 
 def random_target(s, *, d_out: int, d_in: int, generator: int | torch.Generator = 0, device=None) -> torch.Tensor:
@@ -66,6 +48,7 @@ def random_target(s, *, d_out: int, d_in: int, generator: int | torch.Generator 
 
     Args:
         s: singular values ``>= 0``, at most ``min(d_out, d_in)`` of them. generator: seed or generator.
+        device: where ``A`` is made; by default :func:`lessons_lib.backend.default_device`.
 
     Returns:
         ``A`` of shape ``(d_out, d_in)``, float64: the target of (eq-saddle-linear-loss).
@@ -74,103 +57,13 @@ def random_target(s, *, d_out: int, d_in: int, generator: int | torch.Generator 
         Saxe, McClelland & Ganguli (2014), arXiv:1312.6120.
     """
     d_out, d_in = check_count(d_out, name="d_out"), check_count(d_in, name="d_in")
-    gen = as_generator(generator, device if device is not None else "cpu")
+    gen = as_generator(generator, device)  # default_device() unless a device or a generator says otherwise
     s = as_tensor(s, name="s", device=gen.device)
     if s.ndim != 1 or s.numel() > min(d_out, d_in) or bool((s < 0).any()):
         raise ValueError(f"s: expected at most min(d_out, d_in) = {min(d_out, d_in)} values >= 0, got {s.tolist()}")
     U = torch.linalg.qr(torch.randn(d_out, d_out, generator=gen, dtype=s.dtype, device=gen.device)).Q
     V = torch.linalg.qr(torch.randn(d_in, d_in, generator=gen, dtype=s.dtype, device=gen.device)).Q
     return U[:, : s.numel()] @ torch.diag(s) @ V[:, : s.numel()].T
-
-
-def effective_mode_strengths(W1: torch.Tensor, W2: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
-    """Effective initial strength ``u0_i`` of each singular mode of ``A`` (eq-saddle-effective-init).
-
-    In the early, linear phase the hidden vectors ``p_i = W1 v_i`` and ``q_i = W2^T u_i`` of mode ``i``
-    grow along ``c_i = (p_i + q_i)/2``; a mode learned later must first shed its overlap with the
-    directions of the modes learned before it. So ``u0_i = R_ii^2`` where ``C = QR`` and the columns of
-    ``C`` are the ``c_i`` in order of decreasing ``s_i``. Modes beyond the width get ``0``.
-
-    Args:
-        W1: ``(h, d_in)``; W2: ``(d_out, h)``; A: target ``(d_out, d_in)``.
-
-    Returns:
-        Tensor of shape ``(min(d_out, d_in),)``.
-
-    References:
-        Our refinement of the small-start time of Saxe, McClelland & Ganguli (2014), arXiv:1312.6120.
-    """
-    U, _, Vh = torch.linalg.svd(A)
-    r = min(A.shape)
-    C = 0.5 * (W1 @ Vh[:r].T + W2.T @ U[:, :r])  # (h, r)
-    R = torch.linalg.qr(C, mode="r").R
-    u0 = torch.zeros(r, dtype=A.dtype, device=A.device)
-    k = min(R.shape)
-    u0[:k] = R.diagonal()[:k] ** 2
-    return u0
-
-
-def train_linear_net(A, *, width: int, init_scale: float, lr: float, steps: int,
-                     generator: int | torch.Generator = 0, init: Literal["random", "aligned"] = "random",
-                     record_every: int = 1, blowup: float = 1e6) -> LinearNetRun:
-    """Full-batch GD on ``L = ||W2 W1 - A||_F^2 / 2`` (eq-saddle-linear-loss), whitened inputs.
-
-    ``W2 <- W2 - lr (W2 W1 - A) W1^T`` and ``W1 <- W1 - lr W2^T (W2 W1 - A)``. ``init="random"`` draws
-    every weight from ``init_scale * N(0, 1)``; ``init="aligned"`` starts each mode of ``A`` at exactly
-    ``u0 = init_scale^2`` (``W1 = eps E V^T``, ``W2 = eps U E^T``), where the mode ODE
-    (eq-saddle-mode-ode) is exact.
-
-    Args:
-        A: target map ``(d_out, d_in)``; its singular values are the mode strengths ``s_i``.
-        width: hidden units ``h``. init_scale: ``eps > 0``. lr: ``eta >= 0``. steps: GD steps.
-        generator: seed or generator for the random start.
-        record_every: record the singular values and the loss every this many steps (and the last).
-        blowup: the run diverged when a weight exceeds ``blowup * max(1, ||A||)``.
-
-    Returns:
-        A :class:`LinearNetRun`.
-
-    References:
-        Saxe, McClelland & Ganguli (2014), arXiv:1312.6120; Zhang, Saxe & Latham (2026), arXiv:2512.20607.
-    """
-    A = as_tensor(A, name="A")
-    if A.ndim != 2 or 0 in A.shape:
-        raise ValueError(f"A: expected a non-empty matrix (d_out, d_in), got shape {tuple(A.shape)}")
-    width = check_count(width, name="width")
-    eps = check_positive(init_scale, name="init_scale")
-    lr = check_lr(lr)
-    steps = check_count(steps, name="steps", minimum=0)
-    record_every = check_count(record_every, name="record_every")
-    if init not in ("random", "aligned"):
-        raise ValueError(f"init: expected 'random' or 'aligned', got {init!r}")
-    limit = check_positive(blowup, name="blowup") * max(1.0, float(A.norm()))
-    (d_out, d_in), kw = A.shape, dict(dtype=A.dtype, device=A.device)
-    if init == "random":
-        gen = as_generator(generator, A.device)
-        W1 = eps * torch.randn(width, d_in, generator=gen, **kw)
-        W2 = eps * torch.randn(d_out, width, generator=gen, **kw)
-    else:
-        U, _, Vh = torch.linalg.svd(A)
-        k = min(width, d_in, d_out)
-        E = torch.eye(width, k, **kw)
-        W1, W2 = eps * E @ Vh[:k], eps * U[:, :k] @ E.T
-    u0 = effective_mode_strengths(W1, W2, A)
-    rec, prods, at = [0], [W2 @ W1], None
-    for t in range(1, steps + 1):
-        E_ = W2 @ W1 - A
-        W1, W2 = W1 - lr * W2.T @ E_, W2 - lr * E_ @ W1.T
-        if t % record_every == 0 or t == steps:
-            bad = not (bool(torch.isfinite(W1).all()) and bool(torch.isfinite(W2).all())) or \
-                max(float(W1.abs().max()), float(W2.abs().max())) > limit
-            if bad:
-                at = t
-                break
-            rec.append(t)
-            prods.append(W2 @ W1)
-    P = torch.stack(prods)
-    loss = 0.5 * ((P - A) ** 2).sum(dim=(1, 2))
-    return LinearNetRun(torch.tensor(rec, device=A.device), torch.linalg.svdvals(P), loss,
-                        torch.linalg.svdvals(A), u0, W1, W2, lr, eps, at is not None, at)
 
 
 def _mode_inputs(s, u0, init_scale):
@@ -242,11 +135,41 @@ plateau_losses = measure.plateau_losses
 count_plateaus = measure.count_plateaus
 
 
-# --- diagonal linear network (the stability chapter's model) -------------------------------------
+def half_times(run, s) -> torch.Tensor:
+    """Measured half-learning steps of the first ``m = len(s)`` modes of a run (eq-saddle-half-time).
+
+    The first recorded step at which mode ``i`` reaches ``|s_i| / 2``
+    (:func:`lessons_lib.measure.first_crossing`): the singular values of ``W2 W1`` for a
+    :class:`LinearNetRun`, the coordinates of ``beta`` for a :class:`DiagonalSparseRun`
+    (eq-saddle-diagonal-time), against targets ``s``.
+
+    Args:
+        run: a :class:`LinearNetRun` or a :class:`DiagonalSparseRun`.
+        s: the targets of the first ``m`` modes (or coordinates), shape ``(m,)``.
+
+    Returns:
+        Long tensor of shape ``(m,)``: steps, ``-1`` for a mode not yet half learned.
+
+    References:
+        Saxe, McClelland & Ganguli (2014), arXiv:1312.6120; Pesme & Flammarion (2023), arXiv:2304.00488.
+    """
+    if isinstance(run, LinearNetRun):
+        history = run.singular_values
+    elif isinstance(run, DiagonalSparseRun):
+        history = run.beta
+    else:
+        raise ValueError(f"run: expected a LinearNetRun or a DiagonalSparseRun, got {type(run).__name__}")
+    s = as_tensor(s, name="s")
+    if s.ndim != 1 or not 0 < s.numel() <= history.shape[1]:
+        raise ValueError(f"s: expected between 1 and {history.shape[1]} targets, got shape {tuple(s.shape)}")
+    return measure.first_crossing(history[:, : s.numel()], s, steps=run.steps)
+
+
+# --- diagonal linear network (the stability chapter's model, in lessons_lib.models) ---------------
 
 
 @dataclass(frozen=True)
-class DiagonalSparseRun:
+class DiagonalSparseRun(Record):
     """Result of :func:`train_diagonal_net_sparse`: ``beta`` ``(K, d)`` and loss ``(K,)`` at ``steps``."""
 
     steps: torch.Tensor
@@ -257,15 +180,12 @@ class DiagonalSparseRun:
     lr: float
     diverged: bool
 
-    def __post_init__(self):
-        to_host(self)  # records are read on the host (see backend.to_host)
-
 
 def train_diagonal_net_sparse(beta_star, *, init_scale: float, lr: float, steps: int,
                               record_every: int = 1) -> DiagonalSparseRun:
     """GD on ``L = ||beta - beta*||^2 / 2`` with ``beta = u*u - v*v``, ``u = v = alpha`` at start.
 
-    The loss is that of :func:`lessons_lib.stability.train_diagonal_net` (eq-stab-diagonal-net) with
+    The loss is that of :func:`lessons_lib.models.train_diagonal_net` (eq-stab-diagonal-net) with
     the orthogonal design ``X = sqrt(d) I``, ``y = X beta*``; coordinates decouple and activate one at a
     time, after about ``ln(1/alpha) / (2 |beta*_i|)`` time units (eq-saddle-diagonal-time).
 
@@ -284,8 +204,8 @@ def train_diagonal_net_sparse(beta_star, *, init_scale: float, lr: float, steps:
         raise ValueError(f"beta_star: expected a non-empty vector, got shape {tuple(beta_star.shape)}")
     d = beta_star.numel()
     X = math.sqrt(d) * torch.eye(d, dtype=beta_star.dtype, device=beta_star.device)
-    run = stability.train_diagonal_net(X, X @ beta_star, lr=check_lr(lr), steps=steps, init_scale=init_scale,
-                                       record_every=record_every)
+    run = models.train_diagonal_net(X, X @ beta_star, lr=check_lr(lr), steps=steps, init_scale=init_scale,
+                                    record_every=record_every)
     return DiagonalSparseRun(run.record_steps, run.beta_history, run.loss_history, beta_star,
                              float(init_scale), float(lr), bool(run.diverged))
 
@@ -310,163 +230,12 @@ def diagonal_learning_time(beta_star, *, init_scale: float, lr: float) -> torch.
 # --- one-dimensional ReLU network -------------------------------------------------------------------
 
 
-def relu_network(x, a, w, b) -> torch.Tensor:
-    """The network ``f(x) = sum_j a_j relu(w_j x + b_j)`` of (eq-saddle-relu-net).
-
-    Args:
-        x: inputs ``(n,)``. a, w, b: weights ``(..., m)``; leading dimensions are runs.
-
-    Returns:
-        ``f`` at ``x``, shape ``(..., n)``.
-
-    References:
-        Zhang, Saxe & Latham (2026), arXiv:2512.20607.
-    """
-    return (torch.relu(x[:, None] * w[..., None, :] + b[..., None, :]) * a[..., None, :]).sum(-1)
-
-
-def _relu_terms(x, y, a, w, b):
-    z = x[:, None] * w[..., None, :] + b[..., None, :]  # (..., n, width)
-    on = (z > 0).to(z.dtype)
-    h = z * on
-    r = (h @ a[..., None])[..., 0] - y  # residual (..., n)
-    n = x.shape[0]
-    ga = (r[..., None, :] @ h)[..., 0, :] / n
-    gb = (r[..., None, :] @ on)[..., 0, :] * a / n
-    gw = ((r * x)[..., None, :] @ on)[..., 0, :] * a / n
-    return 0.5 * (r**2).mean(-1), ga, gw, gb
-
-
-def relu_gradients(x, y, a, w, b) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Hand-written gradients of ``L = mean_i (f(x_i) - y_i)^2 / 2`` in ``(a, w, b)``, batched like the weights.
-
-    With residuals ``r_i`` and active sets ``1[w_j x_i + b_j > 0]``: ``dL/da_j = mean_i r_i relu(w_j x_i + b_j)``,
-    ``dL/dw_j = a_j mean_i r_i x_i 1[...]``, ``dL/db_j = a_j mean_i r_i 1[...]`` (eq-saddle-relu-net).
-
-    References:
-        Zhang, Saxe & Latham (2026), arXiv:2512.20607.
-    """
-    return _relu_terms(x, y, a, w, b)[1:]
-
-
-@dataclass(frozen=True)
-class ReluRun:
-    """Result of :func:`train_relu_1d`. ``R?`` is the run dimension (present when ``lr`` or
-    ``init_scale`` is a sequence). ``loss`` ``(steps + 1, R?)`` at every step; ``a, w, b``
-    ``(K, R?, width)`` at ``record_steps``; ``diverged`` ``(R?,)`` bool."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    loss: torch.Tensor
-    record_steps: torch.Tensor
-    a: torch.Tensor
-    w: torch.Tensor
-    b: torch.Tensor
-    lr: torch.Tensor
-    init_scale: torch.Tensor
-    diverged: torch.Tensor
-
-    def kinks(self, k: int, run: int | None = None, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-        """:func:`relu_kinks` of recorded row ``k`` (of ``run`` for a batched result)."""
-        pick = (lambda t: t[k]) if run is None else (lambda t: t[k, run])
-        return relu_kinks(pick(self.a), pick(self.w), pick(self.b), x_range=(float(self.x.min()), float(self.x.max())),
-                          **kwargs)
-
-
-def train_relu_1d(x, y, *, width: int, init_scale: float | Sequence[float], lr: float | Sequence[float],
-                  steps: int, generator: int | torch.Generator = 0, record_every: int = 100,
-                  blowup: float = 1e6) -> ReluRun:
-    """Full-batch GD on ``L = mean_i (f(x_i) - y_i)^2 / 2`` for the network of (eq-saddle-relu-net).
-
-    Every weight starts at ``init_scale * N(0, 1)``. Sequences of ``lr`` and ``init_scale`` (broadcast
-    against each other) train side by side from the *same* standard-normal draw, so runs differ only
-    through the parameters.
-
-    Args:
-        x, y: data ``(n,)``. width: hidden units. steps: GD steps. generator: seed or generator.
-        record_every: record the weights every this many steps (and the last).
-        blowup: a run whose weights exceed this diverged; it is frozen and flagged.
-
-    Returns:
-        A :class:`ReluRun`; :meth:`ReluRun.kinks` gives the kink locations at each recorded step.
-
-    References:
-        Zhang, Saxe & Latham (2026), arXiv:2512.20607.
-    """
-    x = as_tensor(x, name="x")
-    y = as_tensor(y, name="y", dtype=x.dtype, device=x.device)
-    if x.ndim != 1 or y.shape != x.shape or x.numel() < 2:
-        raise ValueError(f"x: expected x and y of the same shape (n,), n >= 2, "
-                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
-    width = check_count(width, name="width")
-    steps = check_count(steps, name="steps", minimum=0)
-    record_every = check_count(record_every, name="record_every")
-    blowup = check_positive(blowup, name="blowup")
-    batched = not (isinstance(lr, (int, float)) and isinstance(init_scale, (int, float)))
-    lrs = torch.atleast_1d(torch.as_tensor(lr, dtype=x.dtype, device=x.device))
-    eps = torch.atleast_1d(torch.as_tensor(init_scale, dtype=x.dtype, device=x.device))
-    if lrs.numel() == 0 or lrs.ndim != 1 or not bool(torch.isfinite(lrs).all()) or bool((lrs < 0).any()):
-        raise ValueError(f"lr: expected finite learning rate(s) >= 0, got {lr!r}")
-    if eps.numel() == 0 or eps.ndim != 1 or not bool(torch.isfinite(eps).all()) or bool((eps <= 0).any()):
-        raise ValueError(f"init_scale: expected finite initial scale(s) > 0, got {init_scale!r}")
-    try:
-        lrs, eps = torch.broadcast_tensors(lrs, eps)
-    except RuntimeError:
-        raise ValueError(f"lr: {lrs.numel()} learning rates do not broadcast against "
-                         f"{eps.numel()} init scales") from None
-    gen = as_generator(generator, x.device)
-    z = torch.randn(3, width, generator=gen, dtype=x.dtype, device=x.device)
-    a, w, b = (eps[:, None] * z[i] for i in range(3))
-    live = torch.ones_like(lrs, dtype=torch.bool)
-    losses, rec, hist = [], [], []
-    for t in range(steps + 1):
-        if t % record_every == 0 or t == steps:
-            rec.append(t)
-            hist.append((a, w, b))
-        loss, ga, gw, gb = _relu_terms(x, y, a, w, b)
-        losses.append(loss)
-        if t == steps:
-            break
-        step = (lrs * live)[:, None]
-        a, w, b = a - step * ga, w - step * gw, b - step * gb
-        if t % 64 == 63:
-            big = torch.stack([a, w, b]).abs().amax(dim=(0, 2))
-            live = live & torch.isfinite(big) & (big < blowup)
-    sq = (lambda t: t) if batched else (lambda t: t[:, 0])
-    stack = lambda i: sq(torch.stack([h[i] for h in hist]))  # noqa: E731
-    return ReluRun(x, y, sq(torch.stack(losses)), torch.tensor(rec, device=x.device), stack(0), stack(1), stack(2),
-                   lrs if batched else lrs[0], eps if batched else eps[0], ~live if batched else ~live[0])
-
-
-def relu_kinks(a, w, b, *, x_range: tuple[float, float], min_slope: float = 0.05, merge: float = 0.05,
-               margin: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
-    """Kinks of ``f`` inside ``x_range``: locations ``-b_j/w_j`` and slope changes ``a_j |w_j|``.
-
-    Units whose kinks lie within ``merge`` of each other form one kink (their slope changes add up: the
-    aligned units of a plateau act as one); kinks whose total slope change is below ``min_slope`` are
-    dropped, and so are kinks within ``margin * (hi - lo)`` of an end of the range (they bend the fit
-    at the last sample at most). Returns ``(locations, slope_changes)``, sorted by location.
-
-    References:
-        Kinks of (eq-saddle-relu-net), as counted by Zhang, Saxe & Latham (2026), arXiv:2512.20607.
-    """
-    lo, hi = x_range
-    pad = margin * (hi - lo)
-    ok = w != 0
-    c, slope = -b[ok] / w[ok], (a * w.abs())[ok]
-    keep = (c > lo + pad) & (c < hi - pad)
-    c, slope = c[keep], slope[keep]
-    order = torch.argsort(c)
-    c, slope = c[order], slope[order]
-    new = torch.cat([torch.zeros(1, dtype=torch.long, device=c.device), (c[1:] - c[:-1] > merge).long()])
-    groups = new[: c.numel()].cumsum(0)
-    m = int(groups.max()) + 1 if c.numel() else 0
-    zeros = lambda: torch.zeros(m, dtype=c.dtype, device=c.device)  # noqa: E731
-    total = zeros().index_add_(0, groups, slope)
-    weight = zeros().index_add_(0, groups, slope.abs()).clamp_min(1e-300)
-    where = zeros().index_add_(0, groups, c * slope.abs()) / weight
-    big = total.abs() >= min_slope
-    return where[big], total[big]
+#: The network, its gradients and trainer live in :mod:`lessons_lib.models`; the chapter's names still work.
+relu_network = models.relu_network
+relu_gradients = models.relu_gradients
+relu_kinks = models.relu_kinks
+ReluRun = models.ReluRun
+train_relu_1d = models.train_relu_1d
 
 
 @dataclass(frozen=True)
@@ -491,11 +260,7 @@ def best_single_unit(x, y, *, grid: int = 4001) -> SingleUnit:
     References:
         Zhang, Saxe & Latham (2026), arXiv:2512.20607 (width-1 fixed points embedded in wide networks).
     """
-    x = as_tensor(x, name="x")
-    y = as_tensor(y, name="y", dtype=x.dtype, device=x.device)
-    if x.ndim != 1 or y.shape != x.shape or x.numel() < 2:
-        raise ValueError(f"x: expected x and y of the same shape (n,), n >= 2, "
-                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
+    x, y = models.check_xy(x, y)
     grid = check_count(grid, name="grid", minimum=16)
     base = 0.5 * float((y**2).mean())
     span = float(x.max() - x.min())

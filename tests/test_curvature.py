@@ -2,9 +2,10 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
-
 from conftest import random_spd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from lessons_lib import curvature
 
 
@@ -198,3 +199,56 @@ def test_sharpness_warm_start_and_bad_v0():
         curvature.sharpness(quad(H), x, v0=torch.zeros(30, dtype=torch.float64))
     with pytest.raises(ValueError, match="v0"):
         curvature.sharpness(quad(H), x, v0=torch.ones(3, dtype=torch.float64))
+
+
+def test_estimates_are_floats_of_their_value():
+    x = torch.zeros(4, dtype=torch.float64)
+    H = torch.diag(torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64))
+    assert float(curvature.sharpness(quad(H), x)) == pytest.approx(4.0, rel=1e-8)
+    assert float(curvature.hessian_trace(quad(H), x, n_probes=4)) == pytest.approx(10.0, rel=1e-12)
+
+
+# --- the Gauss-Newton matrix ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gauss_newton_matches_dense_matrix(seed):
+    J = torch.randn(7, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    G = J.T @ J / 7
+    gn = curvature.gauss_newton(J)
+    assert float(gn.trace) == pytest.approx(float(torch.trace(G)), rel=1e-12)
+    assert float(gn.lam_max) == pytest.approx(float(torch.linalg.eigvalsh(G)[-1]), rel=1e-10)
+    tall = curvature.gauss_newton(J.T.contiguous())  # n > p branch
+    assert float(tall.lam_max) == pytest.approx(float(torch.linalg.eigvalsh(J @ J.T / 12)[-1]), rel=1e-10)
+
+
+def test_gauss_newton_is_the_hessian_of_the_square_loss_at_an_interpolating_point():
+    g = torch.Generator().manual_seed(3)
+    X, w = torch.randn(5, 3, dtype=torch.float64, generator=g), torch.randn(3, dtype=torch.float64, generator=g)
+    f = lambda p: torch.tanh(X @ p)  # noqa: E731  (a nonlinear model)
+    y = f(w)  # w interpolates the data
+    H = curvature.hessian(lambda p: 0.5 * ((f(p) - y) ** 2).mean(), w)
+    gn = curvature.gauss_newton(torch.autograd.functional.jacobian(f, w))
+    assert float(gn.trace) == pytest.approx(float(torch.trace(H)), rel=1e-10)
+    assert float(gn.lam_max) == pytest.approx(float(torch.linalg.eigvalsh(H)[-1]), rel=1e-10)
+
+
+def test_gauss_newton_is_batched_over_leading_dimensions():
+    J = torch.randn(4, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    gn = curvature.gauss_newton(J)
+    assert gn.trace.shape == gn.lam_max.shape == (4,)
+    assert torch.allclose(gn.lam_max, torch.stack([curvature.gauss_newton(j).lam_max for j in J]), rtol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 6), p=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_gauss_newton_top_eigenvalue_lies_between_zero_and_the_trace(n, p, seed):
+    J = torch.randn(n, p, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    gn = curvature.gauss_newton(J)
+    assert -1e-12 <= float(gn.lam_max) <= float(gn.trace) * (1 + 1e-12) + 1e-12
+    assert float(gn.lam_max) >= float(gn.trace) / min(n, p) * (1 - 1e-12)  # the largest of at most min(n, p)
+
+
+def test_gauss_newton_bad_input_names_the_argument():
+    for bad in (torch.zeros(3), torch.zeros(0, 2), "J"):
+        with pytest.raises(ValueError, match="^J:"):
+            curvature.gauss_newton(bad)

@@ -5,13 +5,221 @@ import math
 import pytest
 import torch
 
-from lessons_lib import models
+from lessons_lib import models, schedules
+from lessons_lib.backend import Record
 
 # --- diagonal linear network
 
+
+def _sparse_data(n=12, d=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, dtype=torch.float64, generator=g)
+    beta = torch.zeros(d, dtype=torch.float64)
+    beta[:2] = 1.0
+    return X, X @ beta
+
+
+def _diagonal_by_hand(X, y, lrs, *, steps, batch_size, init_scale, generator, warmup_steps):
+    """The trainer's update written out as a plain loop: warm-up lr * min(1, (t + 1) / w), the same draws."""
+    n, d = X.shape
+    lrs = torch.tensor(lrs, dtype=X.dtype)
+    u = torch.full((len(lrs), d), init_scale, dtype=X.dtype)
+    v = u.clone()
+    gen = torch.Generator().manual_seed(generator)
+    for t in range(steps):
+        if batch_size is None:
+            i = torch.arange(n)
+        elif batch_size == 1:
+            i = torch.randint(n, (1,), generator=gen)
+        else:
+            i = torch.randperm(n, generator=gen)[:batch_size]
+        eta = lrs * min(1.0, (t + 1) / warmup_steps) if warmup_steps else lrs
+        g = ((u**2 - v**2) @ X[i].T - y[i]) @ X[i] / len(i)
+        s = (2 * eta)[:, None] * g
+        u, v = u - s * u, v + s * v
+    return u, v
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 4])
+def test_diagonal_net_is_the_hand_written_loop_bit_for_bit(batch_size):
+    X, y = _sparse_data()
+    kw = dict(steps=300, batch_size=batch_size, init_scale=0.7, generator=3, warmup_steps=100)
+    run = models.train_diagonal_net(X, y, lr=[0.01, 0.03], record_every=100, **kw)
+    u, v = _diagonal_by_hand(X, y, [0.01, 0.03], **kw)
+    assert torch.equal(run.u, u) and torch.equal(run.v, v)  # same warm-up values, same minibatch draws
+    assert torch.equal(run.beta, u**2 - v**2) and run.record_steps.tolist() == [0, 100, 200, 300]
+
+
+def test_diagonal_net_step_is_gd_on_the_square_loss():
+    X, y = _sparse_data()
+    g = torch.Generator().manual_seed(1)
+    u, v = (torch.rand(8, dtype=torch.float64, generator=g) for _ in range(2))
+    p = torch.cat([u, v]).requires_grad_()
+    (0.5 * ((X @ (p[:8] ** 2 - p[8:] ** 2) - y) ** 2).mean()).backward()
+    new_u, new_v = models.diagonal_net_step(u, v, X, y, lr=0.1)
+    assert torch.allclose(torch.cat([new_u, new_v]), torch.cat([u, v]) - 0.1 * p.grad, atol=1e-14)
+
+
+def test_warmup_steps_is_a_warmup_schedule_given_as_lr():
+    X, y = _sparse_data()
+    kw = dict(steps=400, batch_size=1, generator=2, record_every=100)
+    by_keyword = models.train_diagonal_net(X, y, lr=0.05, warmup_steps=150, **kw)
+    by_schedule = models.train_diagonal_net(X, y, lr=schedules.warmup_schedule(0.05, warmup=150), **kw)
+    assert torch.allclose(by_keyword.beta, by_schedule.beta, rtol=1e-12, atol=1e-15)
+    assert by_schedule.lr.shape == (400,) and float(by_schedule.lr[0]) == pytest.approx(0.05 / 150)
+    assert float(by_keyword.lr) == 0.05
+
+
+def test_a_diverged_diagonal_run_is_frozen_not_zeroed():
+    X, y = _sparse_data(n=40, d=100)
+    run = models.train_diagonal_net(X, y, lr=[0.01, 5.0], steps=600, batch_size=1, record_every=300)
+    assert run.diverged.tolist() == [False, True]
+    k = int(run.diverged_at[1])
+    assert 0 < k < 600
+    beta = run.beta[1]
+    assert bool(torch.isfinite(beta).all()) and float(beta.abs().max()) > 1e3  # where it blew up, not at 0
+    assert torch.equal(run.beta_history[-1, 1], beta) and torch.equal(run.beta_history[-2, 1], beta)  # frozen
+    assert bool(torch.isfinite(run.trace_history).all()) and bool(torch.isfinite(run.loss_history).all())
+    assert not torch.equal(run.beta_history[-1, 0], run.beta_history[-2, 0])  # the other run kept training
+
+
+def test_diagonal_divergence_is_checked_after_every_step():
+    X, y = _sparse_data(n=40, d=100)
+    kw = dict(lr=5.0, batch_size=1, init_scale=0.5, record_every=1, blowup=1e6)
+    k = int(models.train_diagonal_net(X, y, steps=600, **kw).diverged_at)
+    radius = 1e6 * 0.5 * math.sqrt(200)  # blowup * ||(u_0, v_0)||
+    before = models.train_diagonal_net(X, y, steps=k - 1, **kw)
+    at = models.train_diagonal_net(X, y, steps=k, **kw)
+    assert not bool(before.diverged) and float(torch.cat([before.u, before.v]).norm()) <= radius
+    assert bool(at.diverged) and int(at.diverged_at) == k and float(torch.cat([at.u, at.v]).norm()) > radius
+
+
+def test_diagonal_run_is_a_record_on_the_host():
+    X, y = _sparse_data()
+    run = models.train_diagonal_net(X, y, lr=[0.01, 0.02], steps=10, record_every=5)
+    assert isinstance(run, Record) and run.beta.device.type == "cpu"
+    assert run.trace_history.shape == (3, 2) and run.beta_history.shape == (3, 2, 8)
+    one = models.train_diagonal_net(X, y, lr=0.01, steps=10, record_every=5)
+    assert one.beta.shape == (8,) and one.trace_history.shape == (3,) and one.diverged.shape == ()
+    assert torch.equal(one.beta, run.beta[0])  # a single run is the first run of a batch
+
+
+def test_diagonal_net_bad_input_names_the_argument():
+    X, y = _sparse_data()
+    cases = [(dict(lr=schedules.warmup_schedule(0.1, warmup=5), warmup_steps=5), "warmup_steps"),
+             (dict(lr=lambda t: torch.ones(3)), "lr"), (dict(lr=[0.1, float("nan")]), "lr"),
+             (dict(lr="fast"), "lr"), (dict(lr=0.1, blowup=0.0), "blowup")]
+    for kwargs, name in cases:
+        with pytest.raises(ValueError, match=rf"^{name}:"):
+            models.train_diagonal_net(X, y, steps=10, **kwargs)
+    with pytest.raises(ValueError, match="^init_scale:"):
+        models.per_run_values([1.0, 0.0], name="init_scale", like=X, positive=True)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_networks_train_on_cuda_and_return_on_the_host():
+    X, y = (t.cuda() for t in _sparse_data())
+    cpu = models.train_diagonal_net(X.cpu(), y.cpu(), lr=[0.01, 0.02], steps=50, record_every=25)
+    gpu = models.train_diagonal_net(X, y, lr=[0.01, 0.02], steps=50, record_every=25)
+    assert gpu.beta.device.type == "cpu" and torch.allclose(gpu.beta, cpu.beta, rtol=1e-10)
+    lin = models.train_linear_net(torch.eye(3, dtype=torch.float64, device="cuda"), width=2, init_scale=0.1, lr=0.1,
+                                  steps=5, generator=torch.Generator("cuda").manual_seed(0))
+    assert lin.W1.device.type == lin.loss.device.type == "cpu"
+    relu = models.train_relu_1d(X[:, 0], y, width=4, init_scale=0.1, lr=[0.1, 0.2], steps=5)
+    assert relu.a.device.type == relu.diverged.device.type == "cpu"
+
+
 # --- two-layer linear network
 
+
+def _target(s=(3.0, 1.0), d=4, seed=0):
+    U = torch.linalg.qr(torch.randn(d, d, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))).Q
+    s = torch.tensor(s, dtype=torch.float64)
+    return U[:, : len(s)] @ torch.diag(s) @ U[:, : len(s)].T, s
+
+
+def test_aligned_linear_net_follows_the_scalar_gd_recursion_exactly():
+    # W1 = eps E V^T, W2 = eps U E^T: each mode u = p^2 obeys u <- u (1 + lr (s - u))^2, one GD step per step
+    A, s = _target()
+    eps, lr, steps = 0.1, 0.05, 120
+    run = models.train_linear_net(A, width=2, init_scale=eps, lr=lr, steps=steps, init="aligned", record_every=40)
+    u = torch.full_like(s, eps**2)
+    expected = [u]
+    for k in range(1, steps + 1):
+        u = u * (1 + lr * (s - u)) ** 2
+        if k % 40 == 0:
+            expected.append(u)
+    assert run.steps.tolist() == [0, 40, 80, 120]
+    assert torch.allclose(run.singular_values[:, :2], torch.stack(expected), rtol=1e-10, atol=1e-14)
+    assert torch.allclose(run.u0[:2], torch.full_like(s, eps**2), rtol=1e-12)
+    assert float(run.loss[0]) == pytest.approx(0.5 * float(((s - eps**2) ** 2).sum()), rel=1e-10)
+
+
+def test_a_diverged_linear_run_stops_at_its_last_finite_state():
+    A, _ = _target()
+    kw = dict(width=4, init_scale=0.5, lr=2.0, generator=0, blowup=1e3)
+    size = lambda r: float(torch.cat([r.W1.flatten(), r.W2.flatten()]).norm())  # noqa: E731
+    radius = 1e3 * max(1.0, size(models.train_linear_net(A, steps=0, **kw)))
+    run = models.train_linear_net(A, steps=200, **kw)
+    assert run.diverged and 0 < run.diverged_at < 200
+    assert int(run.steps[-1]) == run.diverged_at  # the history ends at the frozen state
+    assert bool(torch.isfinite(run.loss).all()) and bool(torch.isfinite(run.W1).all()) and size(run) > radius
+    before = models.train_linear_net(A, steps=run.diverged_at - 1, **kw)
+    assert not before.diverged and size(before) <= radius  # checked after every step
+
+
+def test_linear_run_is_a_record_on_the_host():
+    A, _ = _target()
+    run = models.train_linear_net(A, width=2, init_scale=0.1, lr=0.1, steps=5)
+    assert isinstance(run, Record) and run.W1.device.type == "cpu" and run.singular_values.shape == (6, 4)
+    assert run.diverged is False and run.diverged_at is None
+
+
 # --- one-dimensional ReLU network
+
+X1 = torch.linspace(-1, 1, 16, dtype=torch.float64)
+Y1 = torch.relu(X1 - 0.2) - 0.5 * torch.relu(-X1)
+
+
+def test_relu_loss_is_the_mean_squared_error_of_the_network():
+    g = torch.Generator().manual_seed(0)
+    a, w, b = (torch.randn(3, 5, dtype=torch.float64, generator=g) for _ in range(3))
+    expected = 0.5 * ((models.relu_network(X1, a, w, b) - Y1) ** 2).mean(-1)
+    assert torch.allclose(models.relu_loss(X1, Y1, a, w, b), expected, rtol=1e-13)
+
+
+def test_relu_trainer_records_the_loss_every_step_and_the_weights_every_record_step():
+    run = models.train_relu_1d(X1, Y1, width=6, init_scale=0.3, lr=0.1, steps=25, generator=1, record_every=10)
+    assert run.loss.shape == (26,) and run.record_steps.tolist() == [0, 10, 20, 25] and run.a.shape == (4, 6)
+    for row, k in enumerate(run.record_steps.tolist()):
+        assert float(run.loss[k]) == float(models.relu_loss(X1, Y1, run.a[row], run.w[row], run.b[row]))
+    a, w, b = run.a[0], run.w[0], run.b[0]  # one GD step by hand from the recorded start
+    ga, gw, gb = models.relu_gradients(X1, Y1, a, w, b)
+    step1 = models.train_relu_1d(X1, Y1, width=6, init_scale=0.3, lr=0.1, steps=1, generator=1)
+    for new, old, grad in zip((step1.a, step1.w, step1.b), (a, w, b), (ga, gw, gb)):
+        assert torch.allclose(new[-1], old - 0.1 * grad, atol=1e-15)
+
+
+def test_a_diverged_relu_run_is_frozen_and_the_others_train_on():
+    run = models.train_relu_1d(X1, Y1, width=10, init_scale=0.5, lr=[0.1, 200.0], steps=200, generator=0,
+                               record_every=50, blowup=1e3)
+    assert run.diverged.tolist() == [False, True] and 0 < int(run.diverged_at[1]) < 50
+    assert int(run.diverged_at[0]) == -1 and run.loss.shape == (201, 2)
+    frozen = run.loss[int(run.diverged_at[1]):, 1]
+    assert bool(torch.isfinite(run.loss).all()) and bool((frozen == frozen[0]).all())
+    assert torch.equal(run.a[1, 1], run.a[-1, 1]) and float(run.loss[-1, 0]) < float(run.loss[0, 0])
+
+
+def test_relu_run_is_a_record_on_the_host_and_data_are_checked_once():
+    run = models.train_relu_1d(X1, Y1, width=3, init_scale=0.1, lr=0.1, steps=3)
+    assert isinstance(run, Record) and run.a.device.type == "cpu" and run.diverged.shape == ()
+    for bad in ((X1, Y1[:-1]), (X1[:1], Y1[:1]), (X1[:, None], Y1[:, None])):
+        with pytest.raises(ValueError, match="^x:"):
+            models.check_xy(*bad)
+    x, y = models.check_xy([0.0, 1.0], [1, 2])
+    assert x.dtype == y.dtype == torch.float64
+
 
 # --- tiny MLP
 

@@ -1,16 +1,21 @@
 """Wu & Su (2023): linear stability of GD (lambda_max <= 2/lr) and SGD (Tr G <= 2/lr).
 
-Tolerances come from our own runs (see the chapter's "what did not reproduce" and the closing note):
-over data seeds 0-3, SGD's final Tr G / (2/lr) lay in [0.71, 0.90]; GD's final trace varied by
-< 0.1% across lr; GD's test MSE lay in [2.18, 3.51].
+Tolerances come from our own runs (see the chapter's "what did not reproduce"): over data seeds 0-3,
+SGD's final Tr G / (2/lr) lay in [0.71, 0.90]; GD's final trace varied by < 0.1% across lr; GD's test
+MSE lay in [2.18, 3.51]. At lr = 0.07 (20k SGD steps after a 5k warm-up) SGD's test MSE over seeds 0-3 was
+0.0071, 0.0030, 0.465, 0.0104 (SGD / GD at most 0.133). Over seeds 0-9 GD's test MSE lay in [1.96, 3.53],
+and SGD diverged on draws 4 and 6: lr = 0.07 is close to SGD's edge of stability.
 """
+
+import functools
 
 import pytest
 import torch
-
 from conftest import random_spd
+
+from lessons_lib import curvature, models, quadratic, schedules
 from lessons_lib import stability as S
-from lessons_lib import quadratic
+from lessons_lib.backend import default_device
 
 LRS = [0.01, 0.02, 0.05, 0.07]
 
@@ -48,15 +53,18 @@ def test_gd_quadratic_unbatched_is_the_foundation_runner():
     assert torch.allclose(S.contraction_factors(H, lr=0.2), torch.tensor([0.8, 0.4], dtype=torch.float64))
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_gauss_newton_matches_dense_matrix(seed):
-    J = torch.randn(7, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
-    G = J.T @ J / 7
-    gn = S.gauss_newton(J)
-    assert float(gn.trace) == pytest.approx(float(torch.trace(G)), rel=1e-12)
-    assert float(gn.lam_max) == pytest.approx(float(torch.linalg.eigvalsh(G)[-1]), rel=1e-10)
-    tall = S.gauss_newton(J.T.contiguous())  # n > p branch
-    assert float(tall.lam_max) == pytest.approx(float(torch.linalg.eigvalsh(J @ J.T / 12)[-1]), rel=1e-10)
+def test_the_chapters_names_are_the_shared_ones():
+    # Gauss-Newton is curvature (tested in test_curvature.py); the diagonal network is a shared model
+    assert S.gauss_newton is curvature.gauss_newton and S.GaussNewton is curvature.GaussNewton
+    assert S.train_diagonal_net is models.train_diagonal_net and S.DiagonalNetRun is models.DiagonalNetRun
+    assert S.diagonal_net_jacobian is models.diagonal_net_jacobian and S.weighted_l1 is models.weighted_l1
+
+
+def test_sparse_regression_is_made_on_the_default_device_and_is_reproducible():
+    a, b = S.sparse_regression(generator=4), S.sparse_regression(generator=4)
+    assert a.X.device.type == default_device().type and a.beta_star.device.type == default_device().type
+    assert torch.equal(a.X, b.X) and torch.equal(a.y_test, b.y_test)
+    assert torch.equal(a.y, a.X @ a.beta_star) and int((a.beta_star != 0).sum()) == 5
 
 
 def test_diagonal_net_jacobian_is_autograd(data):
@@ -94,18 +102,30 @@ def test_gd_final_trace_is_flat_in_lr_and_far_above_two_over_lr(data):
     assert bool((run.trace_history >= run.l1_history - 1e-10).all())
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_large_lr_sgd_generalises_where_gd_does_not(seed):
+@functools.lru_cache(maxsize=None)
+def large_lr_test_errors(seed: int) -> tuple[float, float, bool]:
+    """Test MSE of SGD (batch 1) and of GD at lr = 0.07 on data draw ``seed``, and whether SGD diverged."""
     d = S.sparse_regression(generator=seed)
     sgd = S.train_diagonal_net(d.X, d.y, lr=0.07, steps=20_000, batch_size=1, init_scale=0.5,
                                warmup_steps=5000, generator=seed, record_every=20_000)
     gd = S.train_diagonal_net(d.X, d.y, lr=0.07, steps=10_000, init_scale=0.5, warmup_steps=5000,
                               record_every=10_000)
-    sgd_mse, gd_mse = float(d.test_mse(sgd.beta)), float(d.test_mse(gd.beta))
-    assert gd_mse > 2.0  # measured 2.18-3.51 (the brief's single draw: 3.44)
-    assert sgd_mse < 0.2 * gd_mse  # measured ratio <= 0.13
-    if seed != 2:  # on draw 2 SGD has not found the sparse solution at lr = 0.07 (test MSE 0.47)
-        assert sgd_mse < 0.05  # measured 0.003-0.010
+    return float(d.test_mse(sgd.beta)), float(d.test_mse(gd.beta)), bool(sgd.diverged)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_large_lr_sgd_generalises_where_gd_does_not(seed):
+    sgd_mse, gd_mse, diverged = large_lr_test_errors(seed)
+    assert not diverged
+    assert gd_mse > 1.5  # measured 2.18-3.51 (1.96-3.53 over seeds 0-9)
+    assert sgd_mse < 0.3 * gd_mse  # measured ratio <= 0.133
+
+
+@pytest.mark.slow
+def test_large_lr_sgd_finds_the_sparse_solution_on_most_draws():
+    # one draw in four may stall on a non-sparse interpolator at lr = 0.07 (draw 2: test MSE 0.465)
+    sgd = sorted(large_lr_test_errors(seed)[0] for seed in range(4))
+    assert sgd[2] < 0.03  # three of four draws: measured 0.003-0.010
 
 
 def test_gd_at_constant_lr_ends_linearly_stable_and_warmup_trap(data):
@@ -131,10 +151,12 @@ def test_determinism(data):
     assert not torch.equal(a.beta, c.beta)
 
 
-def test_divergence_is_reported_per_run(data):
+def test_divergence_is_reported_per_run_and_frozen_not_zeroed(data):
     run = S.train_diagonal_net(data.X, data.y, lr=[0.01, 5.0], steps=600, batch_size=1, record_every=300)
     assert run.diverged.tolist() == [False, True] and int(run.diverged_at[1]) > 0
     assert bool(torch.isfinite(run.beta).all()) and bool(torch.isfinite(run.trace_history).all())
+    assert bool((run.beta[1] != 0).any())  # frozen where it blew up: a zeroed run would look like beta = 0
+    assert torch.equal(run.beta_history[-1, 1], run.beta[1]) and not bool(run.diverged[0])
 
 
 def test_minibatch_between_sgd_and_gd(data):
@@ -151,6 +173,7 @@ def test_bad_input_names_the_argument(data):
         (dict(lr=0.1, steps=10, batch_size=0), "batch_size"), (dict(lr=0.1, steps=10, batch_size=41), "batch_size"),
         (dict(lr=0.1, steps=10, init_scale=0), "init_scale"), (dict(lr=0.1, steps=10, warmup_steps=-1), "warmup_steps"),
         (dict(lr=0.1, steps=10, record_every=0), "record_every"),
+        (dict(lr=schedules.warmup_schedule(0.1, warmup=5), steps=10, warmup_steps=5), "warmup_steps"),
     ]
     for kwargs, name in cases:
         with pytest.raises(ValueError, match=name):
