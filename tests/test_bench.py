@@ -1,7 +1,7 @@
 """The benchmark harness keeps working: `make bench` on one chapter with a tiny grid, and the Jupyter-free
 notebook runner that benchmarks/gpu_check.sh relies on. The numbers themselves are not asserted (this is
-not a timed test); that every table is there and holds numbers is. Both tests start Python processes that
-import torch and run notebooks, so they are marked slow (make slow, part of make test, runs them)."""
+not a timed test); that every table is there and holds numbers is. The bench run takes 17-40 s, so it is
+marked slow (make slow, part of make test, runs it)."""
 
 import json
 import os
@@ -44,9 +44,7 @@ def row(body: str, first: str) -> list[str]:
     raise AssertionError(f"no table row starting with {first!r} in:\n{body}")
 
 
-pytestmark = pytest.mark.slow
-
-
+@pytest.mark.slow
 def test_make_bench_tiny_on_one_chapter(tmp_path):
     out = tmp_path / "results.md"
     args = f"--chapters {CHAPTER} --tiny --out {out}"
