@@ -180,7 +180,7 @@ def test_equation_labels_cited_in_the_library_exist_in_the_book():
         text = path.read_text() if path.suffix == ".md" else notebook_text(path, "markdown")
         defined.update(re.findall(r"\$\$\s*\((eq-[a-z0-9-]+)\)", text))
     cited = set()
-    for path in LIB.glob("*.py"):
+    for path in LIB.rglob("*.py"):
         cited.update(re.findall(r"\b(eq-[a-z0-9]+(?:-[a-z0-9]+)+)\b", path.read_text()))
     assert cited, "the library cites no equation labels"
     assert cited <= defined, f"labels cited in lessons_lib but not defined in book/: {sorted(cited - defined)}"
