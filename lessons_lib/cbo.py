@@ -358,17 +358,16 @@ def cbo_minimize(f: Objective, X0: torch.Tensor, *, alpha: float, lam: float = 1
 
     out = run(step, (X, _consensus(X, fX, alphas[0]), extent(X)), steps=steps, record=record,
               record_every=record_every, blowup=blowup, batched=True)
-    at = torch.tensor(sorted({*range(0, steps + 1, record_every), steps}))
-    rows = torch.searchsorted(out.steps, at, right=True) - 1  # after the loop stopped: the frozen records
-    consensus = out.history["consensus"][rows]
+    at, history = out.on_grid(steps, record_every)  # after the loop stopped: the frozen records
+    consensus = history["consensus"]
     return CBOResult(
         steps=at,
         consensus=consensus,
         f_consensus=f(consensus.to(X.device)),
         alpha=torch.tensor([alphas[k] for k in at.tolist()], dtype=X.dtype),
         final=out.state[1],
-        particles=out.history["particles"][rows] if keep_particles else out.state[0],
-        extent=out.history["extent"][rows],
+        particles=history["particles"] if keep_particles else out.state[0],
+        extent=history["extent"],
         diverged=out.diverged,
         diverged_at=out.diverged_at,
     )
@@ -451,8 +450,7 @@ def consensus_hopping(f: Objective, x0, *, alpha: float, sigma: float, n_samples
 
     batched = x.ndim > 1  # leading dimensions are runs: flattened into one for the loop
     out = run(hop, x.reshape(-1, x.shape[-1]) if batched else x, steps=steps, batched=batched)
-    xs = out.history["params"]
-    xs = torch.cat([xs, xs[-1:].expand(steps + 1 - len(xs), *xs.shape[1:])])  # frozen after the loop stopped
+    xs = out.on_grid(steps)[1]["params"]  # frozen after the loop stopped
     return xs.reshape(steps + 1, *x.shape)
 
 

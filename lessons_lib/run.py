@@ -62,6 +62,19 @@ class Run(Record):
     diverged_at: torch.Tensor = None  # type: ignore[assignment]
     lr: torch.Tensor = None  # type: ignore[assignment]
 
+    def on_grid(self, steps: int, record_every: int = 1) -> tuple[torch.Tensor, dict]:
+        """The histories at every step of the grid ``0, record_every, ..., steps`` (and ``steps``).
+
+        After the loop stopped early (every run diverged) the frozen state's last record is repeated,
+        so a caller can return histories of a fixed length whatever happened.
+
+        Returns:
+            ``(grid, history)``: the grid's steps, shape ``(K,)``, and each history at those steps.
+        """
+        grid = torch.tensor(sorted({*range(0, steps + 1, record_every), steps}), dtype=torch.long)
+        rows = (torch.searchsorted(self.steps, grid, right=True) - 1).clamp(min=0)
+        return grid, {name: h[rows] for name, h in self.history.items()}
+
     @property
     def diverged_step(self) -> int | None:
         """For an unbatched run: the step at which it diverged, or ``None``."""

@@ -35,7 +35,7 @@ import torch
 
 from .backend import Record, as_generator, check_count, check_positive, default_device
 from .landscapes import RiverValley
-from .run import Run, learning_rates, run
+from .run import learning_rates, run
 from .schedules import constant_schedule, wsd_branch_plan, wsd_s_plan, wsd_s_schedule, wsd_schedule
 
 Schedule = Callable[[torch.Tensor], torch.Tensor]
@@ -61,14 +61,6 @@ def _rates(schedule: Schedule, steps: int) -> torch.Tensor:
         return learning_rates(schedule, steps)
     except ValueError as exc:
         raise ValueError(f"schedule: {str(exc).removeprefix('lr: ')}") from None
-
-
-def _every_record(out: Run, steps: int, record_every: int) -> tuple[torch.Tensor, dict]:
-    """Recorded steps ``0, record_every, ..., steps`` and the histories there; where the loop stopped
-    early (every run diverged) the frozen state's last record is repeated."""
-    want = torch.tensor(sorted({*range(0, steps + 1, record_every), steps}))
-    rows = torch.searchsorted(out.steps, want, right=True) - 1
-    return want, {name: h[rows] for name, h in out.history.items()}
 
 
 @dataclass(frozen=True)
@@ -138,7 +130,7 @@ def sgd_valley(valley: RiverValley, start, *, schedule: Schedule, steps: int, si
         return theta - lr * g
 
     out = run(step, theta.expand(replicas, 2).clone(), steps=steps, lr=schedule, blowup=blowup, batched=True)
-    params = _every_record(out, steps, 1)[1]["params"]
+    params = out.on_grid(steps)[1]["params"]
     return ValleyRun(river=valley.river(params), hill=valley.hill(params), params=params, lr=out.lr,
                      diverged=out.diverged, diverged_at=out.diverged_at)
 
@@ -263,7 +255,7 @@ def train_bigram(task: BigramTask, schedule: Schedule, *, steps: int, batch: int
 
     out = run(step, W, steps=steps, lr=schedule, record=record, record_every=record_every, blowup=blowup,
               batched=True)
-    at, history = _every_record(out, steps, record_every)
+    at, history = out.on_grid(steps, record_every)
     return BigramRun(river=history["river"], hill=history["hill"], steps=at, lr=out.lr, logits=out.state,
                      diverged=out.diverged, diverged_at=out.diverged_at)
 

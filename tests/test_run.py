@@ -297,3 +297,13 @@ def test_determinism_the_step_draws_from_the_callers_generator():
                      torch.ones(4, dtype=F64), steps=20, lr=0.3).history["params"]
 
     assert torch.equal(noisy(3), noisy(3)) and not torch.equal(noisy(3), noisy(4))
+
+
+def test_on_grid_repeats_the_frozen_record_after_an_early_stop():
+    # x_k = (-2)^k leaves the ball of radius 10 * max(1, |x0|) at step 4 (|x_3| = 8 < 10 < 16 = |x_4|)
+    out = R.run(lambda x, t, lr: x - lr * x, torch.tensor([1.0], dtype=torch.float64), steps=8, lr=3.0,
+                  blowup=10.0)
+    assert out.steps.tolist() == [0, 1, 2, 3, 4]  # the loop stopped at the divergence step
+    grid, history = out.on_grid(8, record_every=3)
+    assert grid.tolist() == [0, 3, 6, 8]
+    assert history["params"][:, 0].tolist() == [1.0, -8.0, 16.0, 16.0]
