@@ -244,3 +244,37 @@ def test_the_import_rule_sees_a_foreign_chapter(tmp_path):
     bad = tmp_path / "stability.py"
     bad.write_text("from .. import quadratic, wsd\nfrom .core import compare\nfrom lessons_lib import cbo\n")
     assert _lib_imports(bad) == {"quadratic", "wsd", "check.core", "cbo"}
+
+
+# --- answers that are not numbers, and functions that never return ---------------------------------
+
+@pytest.mark.parametrize("answer", [True, False, np.bool_(True), torch.tensor(True), np.array([True, False]),
+                                    torch.tensor([True])])
+def test_true_or_false_is_never_a_correct_number(answer):
+    # True == 1.0 and 2.0 * True == 2.0: without the bool rule these were "correct"
+    for res in (check.compare(answer, 1.0), check.compare(answer, [1.0, 0.0]), check.critical_lr(answer, a=2.0)):
+        assert res.status == "wrong" and "True or False" in res.message
+    assert check.principal_coefficient(answer, lr=0.1, lam=1.0).status == "wrong"
+    assert check.compare(1, 1.0).status == "correct" and check.compare(np.int64(1), 1.0).status == "correct"
+
+
+def test_a_function_that_never_returns_is_stopped_with_a_verdict():
+    import signal
+    import time
+
+    def forever(x):
+        while True:
+            try:
+                x = x + 1
+            except Exception:  # a learner's broad except does not swallow the stop
+                pass
+
+    before = signal.getsignal(signal.SIGALRM)
+    start = time.perf_counter()
+    res = check.check_function(forever, lambda x: x, [dict(x=1.0)], time_limit=0.3)
+    assert time.perf_counter() - start < 3
+    assert res.status == "wrong" and "took longer than 0.3 s" in res.message and "x" in res.message
+    assert signal.getsignal(signal.SIGALRM) == before and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    # a quick function is not affected, and the timer is gone afterwards
+    assert check.check_function(lambda x: x, lambda x: x, [dict(x=1.0)], time_limit=0.3).status == "correct"
+    time.sleep(0.4)

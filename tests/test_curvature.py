@@ -252,3 +252,48 @@ def test_gauss_newton_bad_input_names_the_argument():
     for bad in (torch.zeros(3), torch.zeros(0, 2), "J"):
         with pytest.raises(ValueError, match="^J:"):
             curvature.gauss_newton(bad)
+
+
+def _float32_mlp():
+    """The edge chapter's MLP in float32 (705 parameters), where the Lanczos residual estimate
+    falls to 8e-13 while the residual itself stays near 6e-7."""
+    import dataclasses
+
+    from lessons_lib import edge
+
+    problem = edge.mlp_problem(device="cpu")
+    problem32 = dataclasses.replace(problem, X=problem.X.float(), y=problem.y.float())
+    return problem32.loss, problem.init(0).float()
+
+
+def test_a_tolerance_below_the_dtype_resolution_is_refused():
+    loss, theta = _float32_mlp()
+    for tol in (1e-9, 5e-7):  # below 8 float32 epsilons (9.5e-7)
+        with pytest.raises(ValueError, match="^tol:.*float32"):
+            curvature.sharpness(loss, theta, tol=tol, max_iter=300)
+    with pytest.raises(ValueError, match="^tol:"):
+        curvature.sharpness(quad(torch.eye(2, dtype=torch.float64)), torch.ones(2, dtype=torch.float64), tol=1e-16)
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+@pytest.mark.parametrize("tol", [1e-6, 3e-6])
+def test_the_reported_residual_is_the_true_one_in_float32(method, tol):
+    loss, theta = _float32_mlp()
+    res = curvature.sharpness(loss, theta, method=method, tol=tol, max_iter=300)
+    true = float((curvature.hvp(loss, theta, res.vector) - res.value * res.vector).norm())
+    # the Lanczos estimate was 30 % below the true residual at tol=1e-6; recomputing agrees to rounding
+    assert res.residual == pytest.approx(true, rel=1e-3)
+    assert res.converged == (res.residual <= tol * max(1.0, abs(res.value)))
+    assert res.vector.dtype == torch.float32
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_the_reported_residual_is_the_true_one_in_float64(method):
+    loss, p = mlp_problem(5)
+    res = curvature.sharpness(loss, p, method=method, tol=1e-10, max_iter=2000)
+    true = float((curvature.hvp(loss, p, res.vector) - res.value * res.vector).norm())
+    assert res.converged and res.residual == pytest.approx(true, rel=1e-6)
+    short = curvature.sharpness(loss, p, method=method, tol=1e-12, max_iter=2)
+    assert not short.converged
+    assert short.residual == pytest.approx(
+        float((curvature.hvp(loss, p, short.vector) - short.value * short.vector).norm()), rel=1e-6)

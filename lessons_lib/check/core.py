@@ -3,7 +3,11 @@
 A check compares the learner's value (or function) with the library's reference. The displayed
 text is built only from the learner's own value and the verdict, so the expected answer never
 appears in the output (tests check the repr and the HTML). Missing work (``None``, a function that
-raises ``NotImplementedError``), NaN and wrong shapes get a friendly message, not a traceback.
+raises ``NotImplementedError``), NaN, wrong shapes and True/False where a number is asked for get a
+friendly message, not a traceback. A learner's function that runs longer than ``time_limit`` seconds
+(a loop that never ends) is stopped with a "took longer than" verdict: on Unix, from the main thread
+(where Jupyter runs cells), by a ``SIGALRM`` timer that is removed again afterwards; elsewhere the
+call is not timed.
 
 This module imports no chapter module: the chapters' checks live in ``check/<topic>.py`` and build
 on :func:`compare` or :func:`check_function`.
@@ -11,8 +15,11 @@ on :func:`compare` or :func:`check_function`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import html
+import signal
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Sequence, Union
 
@@ -48,12 +55,18 @@ class CheckResult:
                 f"{html.escape(self.message)}</div>")
 
 
+def _is_bool(value) -> bool:
+    """True/False, a NumPy bool or a boolean tensor or array: an answer that is not a number."""
+    return isinstance(value, bool) or type(value).__name__ == "bool_" or str(getattr(value, "dtype", "")) in (
+        "bool", "torch.bool")
+
+
 def _as_array(value) -> torch.Tensor | None:
     """The learner's value as a float64 CPU tensor, or ``None`` if it is not numbers at all."""
     try:
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu()
-        if isinstance(value, (str, bytes, complex)):
+        if isinstance(value, (str, bytes, complex)) or _is_bool(value):
             return None
         return torch.as_tensor(value, dtype=torch.float64)
     except Exception:  # ragged lists, objects, complex arrays ...: all mean "not an array of reals"
@@ -69,7 +82,7 @@ def _is_number(value) -> bool:
     """A real number (a Python or numpy float or int, a one-element tensor), not a string or a bool."""
     try:
         float(value)
-        return not isinstance(value, (str, bytes, bool))
+        return not isinstance(value, (str, bytes)) and not _is_bool(value)
     except Exception:
         return False
 
@@ -106,6 +119,8 @@ def compare(value, expected, *, rtol: float = 1e-6, close_rtol: float = 0.05,
         return missing
     got = _as_array(value)
     want = torch.as_tensor(expected, dtype=torch.float64)
+    if got is None and _is_bool(value):
+        return CheckResult("wrong", "expected a number or an array of numbers, not True or False")
     if got is None:
         return CheckResult("wrong", f"expected a number or an array of numbers, got a {type(value).__name__}")
     if got.shape != want.shape and got.numel() == want.numel() == 1:
@@ -131,10 +146,40 @@ def _call(fn: Callable, inputs: Inputs):
     return fn(**inputs) if isinstance(inputs, Mapping) else fn(*inputs)
 
 
+class _TookTooLong(BaseException):
+    """Raised into a learner's function by :func:`_time_limit` (a BaseException, so ``except Exception`` in
+    the learner's code does not swallow it)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """Raise :class:`_TookTooLong` inside the block after ``seconds`` of wall time.
+
+    Uses a ``SIGALRM`` interval timer, so only on Unix and in the main thread, and only if no other
+    timer is running (pytest-timeout, an enclosing check): otherwise the block runs untimed. The
+    previous handler is put back afterwards.
+    """
+    if (not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread()
+            or signal.getitimer(signal.ITIMER_REAL)[0] > 0):
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _TookTooLong
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+
+
 def check_function(fn: Callable, reference: Callable, cases: Sequence[Inputs] | Mapping[str, Inputs], *,
                    rtol: float = 1e-6, close_rtol: float = 0.05,
                    hint: Callable[[Inputs, Any], str] | None = None, close_note: str = CLOSE_NOTE,
-                   nonfinite: str = NONFINITE, praise: str = "") -> CheckResult:
+                   nonfinite: str = NONFINITE, praise: str = "", time_limit: float = 10.0) -> CheckResult:
     """Call the learner's ``fn`` on each case's inputs and compare with ``reference`` on the same inputs.
 
     A case is a dict of keyword arguments (``fn(**case)``) or a tuple of positional ones
@@ -145,7 +190,8 @@ def check_function(fn: Callable, reference: Callable, cases: Sequence[Inputs] | 
     The first failing case decides the verdict; ``hint(case, value)`` explains it from the learner's
     own output, with ``close_note`` and ``nonfinite`` as in :func:`compare`. The cases shown in a
     message are inputs, never outputs. When every case agrees, the message says so, followed by
-    ``praise`` if given.
+    ``praise`` if given. A call that takes longer than ``time_limit`` seconds is stopped (see the
+    module docstring) and the verdict is "wrong": it took longer than that.
     """
     if _missing(fn):
         return CheckResult("not attempted", "define the function first, then run this check")
@@ -156,7 +202,11 @@ def check_function(fn: Callable, reference: Callable, cases: Sequence[Inputs] | 
     worst = CheckResult("correct", agree)
     for name, case in named:
         try:
-            value = _call(fn, case)
+            with _time_limit(time_limit):
+                value = _call(fn, case)
+        except _TookTooLong:
+            return CheckResult("wrong", f"{name}: your function took longer than {time_limit:g} s and was stopped; "
+                                        "does a loop never end?")
         except NotImplementedError:
             return CheckResult("not attempted", "the function still raises NotImplementedError: fill it in")
         except Exception as exc:  # a learner's bug is feedback, not a traceback

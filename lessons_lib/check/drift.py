@@ -6,7 +6,7 @@ import cmath
 
 import torch
 
-from .core import CheckResult, compare, not_attempted
+from .core import CheckResult, _is_bool, compare, not_attempted
 
 
 def principal_coefficient(answer, *, lr: float, lam: float) -> CheckResult:
@@ -14,7 +14,7 @@ def principal_coefficient(answer, *, lr: float, lam: float) -> CheckResult:
     if (missing := not_attempted(answer)) is not None:
         return missing
     try:
-        if isinstance(answer, (str, bytes)):
+        if isinstance(answer, (str, bytes)) or _is_bool(answer):
             raise TypeError
         z = complex(answer)
     except Exception:
