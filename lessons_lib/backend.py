@@ -78,7 +78,11 @@ def as_generator(
         )
     if seed_or_generator < 0:
         raise ValueError(f"seed_or_generator: a seed must be >= 0, got {seed_or_generator}")
-    gen = torch.Generator(device=torch.device(device) if device is not None else default_device())
+    try:
+        device = torch.device(device) if device is not None else default_device()
+        gen = torch.Generator(device=device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device: cannot make a generator on {device!r} ({exc})") from None
     gen.manual_seed(seed_or_generator)
     return gen
 
@@ -112,7 +116,7 @@ def as_tensor(x, *, name: str, dtype: torch.dtype | None = DTYPE, device=None) -
     Raises:
         ValueError: naming ``name`` if ``x`` cannot be converted, is complex, or holds NaN/inf.
     """
-    if isinstance(x, (str, bytes)) or x is None:
+    if isinstance(x, (str, bytes, bool, np.bool_)) or x is None:
         raise ValueError(f"{name}: cannot be converted to a tensor (expected numbers, got {type(x).__name__})")
     if isinstance(x, torch.Tensor):
         if x.is_complex():
@@ -134,6 +138,19 @@ def as_tensor(x, *, name: str, dtype: torch.dtype | None = DTYPE, device=None) -
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name}: contains NaN or infinite values")
     return t
+
+
+def as_tensors(*, dtype: torch.dtype | None = DTYPE, **named) -> tuple[torch.Tensor, ...]:
+    """:func:`as_tensor` on each keyword argument, in order: ``u, v = as_tensors(u=u, v=v)``.
+
+    Every result has ``dtype`` (float64 by default, so float32 or int64 inputs mixed with float64 ones are
+    promoted) and the device of the first tensor among the inputs (else :func:`default_device`).
+
+    Raises:
+        ValueError: naming the argument that cannot be converted, is complex, or holds NaN/inf.
+    """
+    device = next((x.device for x in named.values() if isinstance(x, torch.Tensor)), None)
+    return tuple(as_tensor(x, name=name, dtype=dtype, device=device) for name, x in named.items())
 
 
 def check_real(value, *, name: str) -> float:
@@ -179,6 +196,16 @@ def check_count(value: int, *, name: str, minimum: int = 1) -> int:
     return value
 
 
+def check_flag(value, *, name: str) -> bool:
+    """Return ``value`` as a bool if it is one (Python or NumPy); else raise a ValueError naming ``name``.
+
+    ``1``, ``"yes"`` or ``None`` are not flags: a switch is ``True`` or ``False``.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
 def check_choice(value, choices, *, name: str):
     """Return ``value`` if it is one of ``choices``; else raise a ValueError naming ``name`` and the choices."""
     if not isinstance(value, str) or value not in choices:
@@ -197,9 +224,14 @@ def static_build() -> bool:
     """True while the notebooks are executed for the static website (``LESSONS_STATIC=1``).
 
     ``make book`` and ``make test`` set it. Explorers then precompute their frames, and progress
-    bars stay silent; in a live kernel (the default) explorers show ipywidgets instead.
+    bars stay silent; in a live kernel (the default) explorers show ipywidgets instead. ``on``/``off``
+    and ``0``/``false``/``no`` are understood too; any other value is refused (ValueError), so a typo
+    never silently builds live explorers.
     """
-    return os.environ.get("LESSONS_STATIC", "").strip().lower() in ("1", "true", "yes")
+    value = os.environ.get("LESSONS_STATIC", "").strip().lower()
+    if value not in ("", "0", "false", "no", "off", "1", "true", "yes", "on"):
+        raise ValueError(f"LESSONS_STATIC={value!r}: expected 1/true/yes/on or 0/false/no/off (or unset)")
+    return value in ("1", "true", "yes", "on")
 
 
 def progress(iterable, **kwargs):

@@ -35,7 +35,19 @@ from typing import Callable, Literal
 
 import torch
 
-from .backend import DTYPE, Record, as_generator, check_count, check_positive, default_device, progress
+from .backend import (
+    DTYPE,
+    Record,
+    as_generator,
+    as_tensor,
+    check_callable,
+    check_count,
+    check_flag,
+    check_positive,
+    check_real,
+    default_device,
+    progress,
+)
 from .run import run
 
 NoiseType = Literal["anisotropic", "isotropic"]
@@ -58,6 +70,9 @@ def _check_particles(X, *, name: str = "X") -> torch.Tensor:
 
 
 def _check_alpha(alpha, like: torch.Tensor) -> torch.Tensor | float:
+    if not isinstance(like, torch.Tensor) or not like.is_floating_point():
+        raise ValueError(f"fX: expected a real floating-point tensor of objective values, got {type(like).__name__}"
+                         f"{'' if not isinstance(like, torch.Tensor) else ' of dtype ' + str(like.dtype)}")
     if isinstance(alpha, torch.Tensor):
         if not bool(torch.isfinite(alpha).all()) or bool((alpha < 0).any()):
             raise ValueError("alpha: must be finite and >= 0")
@@ -208,6 +223,7 @@ def cbo_step(X: torch.Tensor, f: Objective, *, alpha: float | torch.Tensor, lam:
         arXiv:1909.09249 (anisotropic).
     """
     X = _check_particles(X)
+    check_callable(f, name="f")
     lam = check_positive(lam, name="lam", allow_zero=True)
     sigma = check_positive(sigma, name="sigma", allow_zero=True)
     dt = check_positive(dt, name="dt")
@@ -226,7 +242,7 @@ def alpha_schedule(alpha: float, *, steps: int, growth: float = 1.0, alpha_max: 
     step up to 1e5 in exactly this way (``growth = 1`` keeps ``alpha`` fixed).
     """
     a = check_positive(alpha, name="alpha", allow_zero=True)
-    growth = check_positive(growth, name="alpha_growth")
+    growth = check_positive(growth, name="growth")
     alpha_max = check_positive(alpha_max, name="alpha_max")
     out = [a]
     for _ in range(check_count(steps, name="steps", minimum=0)):
@@ -266,7 +282,8 @@ class CBOResult(Record):
 
     def error(self, x_star=0.0) -> torch.Tensor:
         """``|c_K - x*|_inf`` per run, shape ``(M,)`` (diverged runs give their frozen, large error)."""
-        return (self.final - torch.as_tensor(x_star, dtype=self.final.dtype, device=self.final.device)).abs().amax(-1)
+        x_star = as_tensor(x_star, name="x_star", dtype=self.final.dtype, device=self.final.device)
+        return (self.final - x_star).abs().amax(-1)
 
     def success(self, x_star=0.0, *, tol: float = 0.25) -> torch.Tensor:
         """Runs whose final consensus point lies within ``tol`` of ``x_star`` in the max norm and did not diverge."""
@@ -315,6 +332,7 @@ def cbo_minimize(f: Objective, X0: torch.Tensor, *, alpha: float, lam: float = 1
         Pinnau et al. (2017), arXiv:1604.05648; Carrillo et al. (2021), arXiv:1909.09249;
         Riedl et al. (2023), arXiv:2306.09778.
     """
+    check_callable(f, name="f")
     X = _check_particles(X0, name="X0")
     if X.ndim == 2:
         X = X.unsqueeze(0)
@@ -327,6 +345,8 @@ def cbo_minimize(f: Objective, X0: torch.Tensor, *, alpha: float, lam: float = 1
     dt = check_positive(dt, name="dt")
     check_noise_type(noise_type)
     record_every = check_count(record_every, name="record_every")
+    keep_particles = check_flag(keep_particles, name="keep_particles")
+    alpha_growth = check_positive(alpha_growth, name="alpha_growth")
     alphas = alpha_schedule(alpha, steps=steps, growth=alpha_growth, alpha_max=alpha_max)
     gen = _generator(generator, X.device) if sigma > 0 else None
     fX = _values(f, X)
@@ -377,8 +397,9 @@ def init_particles(runs: int, n: int, d: int, *, low: float = -3.0, high: float 
                    generator: int | torch.Generator | None = None, device=None,
                    dtype: torch.dtype = DTYPE) -> torch.Tensor:
     """Particles drawn uniformly from the cube ``[low, high]^d``, shape ``(runs, n, d)``."""
-    runs, n, d = (check_count(v, name=k) for v, k in ((runs, "runs"), (n, "N"), (d, "d")))
-    if not float(high) > float(low):
+    runs, n, d = (check_count(v, name=k) for v, k in ((runs, "runs"), (n, "n"), (d, "d")))
+    low, high = check_real(low, name="low"), check_real(high, name="high")
+    if not high > low:
         raise ValueError(f"high: must exceed low ({low}), got {high}")
     device = torch.device(device) if device is not None else default_device()
     gen = _generator(generator, device)
@@ -398,7 +419,7 @@ def prox_quadratic(x, *, tau: float, a: float) -> torch.Tensor:
     """
     tau = check_positive(tau, name="tau", allow_zero=True)
     a = check_positive(a, name="a", allow_zero=True)
-    return torch.as_tensor(x, dtype=DTYPE) / (1 + tau * a)
+    return as_tensor(x, name="x") / (1 + tau * a)
 
 
 def hopping_tau(*, alpha: float, sigma: float) -> float:
@@ -433,8 +454,8 @@ def consensus_hopping(f: Objective, x0, *, alpha: float, sigma: float, n_samples
     References:
         Riedl, Klock, Geldhauser & Fornasier (2023), arXiv:2306.09778.
     """
-    x = torch.as_tensor(x0, dtype=x0.dtype if isinstance(x0, torch.Tensor) and x0.is_floating_point() else DTYPE,
-                        device=x0.device if isinstance(x0, torch.Tensor) else default_device())
+    check_callable(f, name="f")
+    x = as_tensor(x0, name="x0", dtype=x0.dtype if isinstance(x0, torch.Tensor) and x0.is_floating_point() else DTYPE)
     if x.ndim < 1 or not bool(torch.isfinite(x).all()):
         raise ValueError(f"x0: expected finite points of shape (..., d), got {tuple(x.shape)}")
     alpha = check_positive(alpha, name="alpha", allow_zero=True)

@@ -18,7 +18,6 @@ References:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -26,7 +25,18 @@ import torch
 from torch.func import jacrev
 
 from . import models
-from .backend import Record, as_generator, as_tensor, check_count, check_positive, progress
+from .backend import (
+    Record,
+    as_generator,
+    as_tensor,
+    as_tensors,
+    check_callable,
+    check_count,
+    check_flag,
+    check_positive,
+    check_real,
+    progress,
+)
 from .descent import Trajectory, check_lr, iterate
 from .run import run
 
@@ -52,9 +62,8 @@ def scalar_chain(w0, *, a: float, lr: float, steps: int, flipped: bool = True, b
         A :class:`~lessons_lib.descent.Trajectory` of ``(w1, w2)`` with ``loss = e^2 / 2``.
     """
     lr = check_lr(lr)
-    a = float(a)
-    if not math.isfinite(a):
-        raise ValueError(f"a: the target must be finite, got {a}")
+    a = check_real(a, name="a")
+    flipped = check_flag(flipped, name="flipped")
     w0 = as_tensor(w0, name="w0")
     if w0.shape != (2,):
         raise ValueError(f"w0: expected (w1, w2), got shape {tuple(w0.shape)}")
@@ -64,12 +73,14 @@ def scalar_chain(w0, *, a: float, lr: float, steps: int, flipped: bool = True, b
 
 def learning_field_jacobian(field: Callable[[torch.Tensor], torch.Tensor], w) -> torch.Tensor:
     """Jacobian ``d field / d w`` at ``w`` (torch.func.jacrev); symmetric iff the field is locally a gradient."""
+    check_callable(field, name="field")
     return jacrev(field)(as_tensor(w, name="w"))
 
 
 def curl_fraction(J: torch.Tensor) -> float:
     """``||J - J^T|| / (2 ||J||)``: the relative size of the antisymmetric (curl) part of ``J``."""
-    if not isinstance(J, torch.Tensor) or J.ndim != 2 or J.shape[0] != J.shape[1]:
+    J = as_tensor(J, name="J")
+    if J.ndim != 2 or J.shape[0] != J.shape[1]:
         raise ValueError("J: expected a square matrix")
     n = float(J.norm())
     return 0.0 if n == 0 else float((J - J.T).norm()) / (2 * n)
@@ -86,6 +97,7 @@ def stability_matrix(W1: torch.Tensor, w2: torch.Tensor, D1: torch.Tensor, D2: t
     Returns:
         ``K`` of shape ``(..., M, M)``; the solution manifold is stable iff its smallest eigenvalue is > 0.
     """
+    W1, w2, D1, D2 = as_tensors(W1=W1, w2=w2, D1=D1, D2=D2)
     if W1.ndim < 2 or w2.shape[-1] != W1.shape[-2] or D1.shape[-1] != W1.shape[-1] or D2.shape[-1] != W1.shape[-2]:
         raise ValueError("W1: shapes must be W1 (..., N, M), w2 (..., N), D1 (..., M), D2 (..., N)")
     eye = torch.diag_embed(D1.to(W1))
@@ -113,6 +125,7 @@ class StudentTeacherRun(Record):
 
     def learned(self, tol: float = 1e-6) -> torch.Tensor:
         """Bool ``(S,)``: the final training loss is below ``tol``."""
+        tol = check_positive(tol, name="tol")
         return (self.loss[-1] < tol) & ~self.diverged
 
 
@@ -149,6 +162,9 @@ def train_student_teacher(*, n_inputs: int, n_hidden: int, flipped_inputs: int =
             ``blowup * max(1, ||(W1, w2)_0||)`` (:mod:`lessons_lib.run`).
     """
     M, N = check_count(n_inputs, name="n_inputs"), check_count(n_hidden, name="n_hidden")
+    flipped_inputs = check_count(flipped_inputs, name="flipped_inputs", minimum=0)
+    flipped_hidden = check_count(flipped_hidden, name="flipped_hidden", minimum=0)
+    renormalize = check_flag(renormalize, name="renormalize")
     if not 0 <= flipped_inputs <= M:
         raise ValueError(f"flipped_inputs: must lie in [0, n_inputs = {M}], got {flipped_inputs}")
     if not 0 <= flipped_hidden <= N:
@@ -251,8 +267,21 @@ def network_field(params: torch.Tensor, *, X: torch.Tensor, y: torch.Tensor, D1:
     """The full-batch learning field of one linear two-layer net, flat ``params = (W1, w2)`` (eq-curl-field).
 
     ``W1`` is ``(N, M)`` row-major, then ``w2`` ``(N,)``. With ``D1 = D2 = 1`` it is ``-grad L``.
+    ``params`` is not checked for NaN: the field is differentiated with torch.func (see
+    :func:`learning_field_jacobian`), where a data-dependent check cannot run.
     """
+    if not isinstance(params, torch.Tensor):
+        params = as_tensor(params, name="params")
+    if not params.is_floating_point():
+        raise ValueError(f"params: expected a real floating-point tensor, got {params.dtype}")
+    X, y, D1, D2 = as_tensors(X=X, y=y, D1=D1, D2=D2, dtype=params.dtype)
+    X, y, D1, D2 = (z.to(params.device) for z in (X, y, D1, D2))
+    if X.ndim != 2 or y.shape != X.shape[:1] or D1.shape != X.shape[1:] or D2.ndim != 1:
+        raise ValueError(f"X: expected X (n, M), y (n,), D1 (M,), D2 (N,), got {tuple(X.shape)}, {tuple(y.shape)}, "
+                         f"{tuple(D1.shape)}, {tuple(D2.shape)}")
     M, N = X.shape[1], D2.shape[0]
+    if params.shape != (N * M + N,):
+        raise ValueError(f"params: expected the flat (W1, w2) of shape ({N * M + N},), got {tuple(params.shape)}")
     W1, w2 = params[: N * M].view(N, M), params[N * M:]
     e = X @ W1.T @ w2 - y
     g2 = (X @ W1.T).T @ e / len(y)

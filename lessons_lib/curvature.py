@@ -42,6 +42,8 @@ def _check(loss_fn: LossFn, params: torch.Tensor) -> None:
         raise ValueError(f"params: expected a non-empty flat tensor of shape (n,), got {tuple(params.shape)}")
     if not params.is_floating_point():
         raise ValueError(f"params: expected a floating dtype, got {params.dtype}")
+    if not bool(torch.isfinite(params).all()):
+        raise ValueError("params: contains NaN or infinite values")
 
 
 def hvp(loss_fn: LossFn, params: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -65,6 +67,8 @@ def hvp(loss_fn: LossFn, params: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     if not isinstance(v, torch.Tensor) or v.shape != params.shape:
         got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
         raise ValueError(f"v: expected a tensor of shape {tuple(params.shape)}, got {got}")
+    if v.is_complex() or not bool(torch.isfinite(v).all()):
+        raise ValueError("v: expected finite real values")
     _, pullback = vjp(grad(loss_fn), params)
     return pullback(v.to(params))[0]
 

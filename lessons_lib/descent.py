@@ -7,13 +7,14 @@ the ball of radius ``blowup * max(1, ||x0||)`` (or stops being finite) and says 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch.func import grad
 
-from .backend import Record, as_tensor, check_positive
+from .backend import Record, as_tensor, check_callable, check_positive
 from .run import run
 
 
@@ -49,7 +50,13 @@ def check_lr(lr: float) -> float:
 def iterate(step: Callable[[torch.Tensor], torch.Tensor], loss_fn: Callable[[torch.Tensor], torch.Tensor],
             x0: torch.Tensor, *, lr: float, steps: int, blowup: float = 1e6) -> Trajectory:
     """Run ``x <- step(x)`` for ``steps`` steps with :func:`lessons_lib.run.run`, recording every
-    iterate and its loss; the trajectory ends at divergence (``diverged_at`` is its last index)."""
+    iterate and its loss; the trajectory ends at divergence (``diverged_at`` is its last index).
+    ``lr`` is the label stored in the trajectory: a rate ``>= 0``, or NaN when the rate varies."""
+    check_callable(step, name="step")
+    check_callable(loss_fn, name="loss_fn")
+    x0 = as_tensor(x0, name="x0", dtype=None)
+    if not (isinstance(lr, float) and math.isnan(lr)):
+        lr = check_lr(lr)
     out = run(lambda x, t, eta: step(x), x0, steps=steps, blowup=blowup,
               record=lambda x, t: {"params": x, "loss": loss_fn(x)})
     return Trajectory(out.history["params"], out.history["loss"], lr, bool(out.diverged), out.diverged_step)

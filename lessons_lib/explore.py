@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .backend import static_build
+from .backend import check_count, check_positive, check_real, static_build
 
 Kind = Literal["linear", "log", "choice", "toggle"]
 
@@ -62,7 +62,7 @@ class Control:
 def _grid_control(kind: Kind, values: list[float], value, label) -> Control:
     if value is None:
         value = values[(len(values) - 1) // 2]
-    value = float(value)
+    value = check_real(value, name="value")
     lo, hi = min(values), max(values)
     if not lo <= value <= hi:
         raise ValueError(f"value: default {value:g} lies outside the range [{lo:g}, {hi:g}]")
@@ -75,9 +75,8 @@ def _grid_control(kind: Kind, values: list[float], value, label) -> Control:
 
 
 def _check_range(start, stop, num) -> tuple[float, float]:
-    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-        raise ValueError(f"num: expected an integer >= 1, got {num!r}")
-    start, stop = float(start), float(stop)
+    num = check_count(num, name="num")
+    start, stop = check_real(start, name="start"), check_real(stop, name="stop")
     if not stop > start and num > 1:
         raise ValueError(f"stop: must exceed start ({start:g}), got {stop:g}")
     return start, stop
@@ -94,7 +93,7 @@ def linear(start: float, stop: float, num: int = 9, *, value: float | None = Non
 def log(start: float, stop: float, num: int = 9, *, value: float | None = None,
         label: str | None = None) -> Control:
     """A log-scale slider from ``start`` to ``stop`` (both > 0), ``num`` geometric stops."""
-    if not (float(start) > 0 and float(stop) > 0):
+    if not (check_real(start, name="start") > 0 and check_real(stop, name="stop") > 0):
         raise ValueError(f"start: a log slider needs start > 0 and stop > 0, got {start!r}, {stop!r}")
     a, b = (math.log10(v) for v in _check_range(start, stop, num))
     values = [10 ** (a + (b - a) * i / max(num - 1, 1)) for i in range(num)]
@@ -103,6 +102,8 @@ def log(start: float, stop: float, num: int = 9, *, value: float | None = None,
 
 def choice(options: Sequence, *, value=None, label: str | None = None) -> Control:
     """A dropdown over ``options`` (shown with ``str``)."""
+    if isinstance(options, (str, bytes)) or not hasattr(options, "__iter__"):
+        raise ValueError(f"options: expected a sequence of options, got {type(options).__name__}")
     options = tuple(options)
     if not options:
         raise ValueError("options: a choice needs at least one option")
@@ -155,6 +156,10 @@ def figure_png(fig: Figure, *, dpi: float, palette: int | None = None,
     matplotlib's per-renderer cache of text metrics, which halves the cost of redrawing tick labels.
     """
     from PIL import Image
+
+    if not isinstance(fig, Figure):
+        raise ValueError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}")
+    dpi = check_positive(dpi, name="dpi")
 
     plt.close(fig)
     fig.dpi = dpi
@@ -252,7 +257,7 @@ class Explorer:
         Sliders are thinned first, the one with most stops first; choices and toggles are kept whole
         unless they alone exceed the cap.
         """
-        cap = self.max_frames if max_frames is None else max_frames
+        cap = self.max_frames if max_frames is None else check_count(max_frames, name="max_frames")
         grid = {k: c.values for k, c in self.controls.items()}
         counts = {k: len(v) for k, v in grid.items()}
         while math.prod(counts.values()) > cap:
@@ -471,9 +476,7 @@ def explore(draw: Callable[..., Figure], *, max_frames: int = 64, max_bytes: int
         raise ValueError("controls: an explorer needs at least one control (the control grid is empty)")
     if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
         raise ValueError(f"max_frames: expected an integer >= 1, got {max_frames!r}")
-    if not max_bytes > 0:
-        raise ValueError(f"max_bytes: must be > 0, got {max_bytes!r}")
-    if not dpi > 0:
-        raise ValueError(f"dpi: must be > 0, got {dpi!r}")
+    max_bytes = check_count(max_bytes, name="max_bytes")
+    dpi = check_positive(dpi, name="dpi")
     parsed = {k: _as_control(k, v) for k, v in controls.items()}
     return Explorer(draw, parsed, max_frames=max_frames, max_bytes=int(max_bytes), dpi=dpi)

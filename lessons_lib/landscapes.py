@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .backend import check_positive
+from .backend import check_positive, check_real
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,9 @@ def river_valley(*, mu: float = 0.01, a: float = 10.0, amplitude: float = 0.0, k
     """Build a :class:`RiverValley`; ``mu`` and ``a`` must be > 0 (a river needs ``mu << a``)."""
     mu = check_positive(mu, name="mu")
     a = check_positive(a, name="a")
-    if not math.isfinite(float(amplitude)):
-        raise ValueError(f"amplitude: must be finite, got {amplitude}")
+    amplitude = check_real(amplitude, name="amplitude")
     k = check_positive(k, name="k")
-    return RiverValley(mu, a, float(amplitude), k)
+    return RiverValley(mu, a, amplitude, k)
 
 
 # --- landscapes for consensus-based optimization (eq-cbo-rastrigin, eq-cbo-canyon) ----------------

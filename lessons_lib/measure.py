@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .backend import as_tensor, check_positive
+from .backend import as_tensor, check_positive, check_real
 
 
 def _steps_of(history: torch.Tensor, steps) -> torch.Tensor:
@@ -53,6 +53,7 @@ def first_crossing(history, targets, *, steps=None, fraction: float = 0.5) -> to
     targets = as_tensor(targets, name="targets", dtype=history.dtype, device=history.device)
     if history.ndim != 2 or targets.shape != history.shape[1:]:
         raise ValueError(f"history: expected (K, m) with m = len(targets), got {tuple(history.shape)}")
+    fraction = check_real(fraction, name="fraction")
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction: must lie in (0, 1], got {fraction}")
     return _first(history.abs() >= fraction * targets.abs(), _steps_of(history, steps))
@@ -111,7 +112,10 @@ def plateau_losses(loss, times) -> torch.Tensor:
         Neural Network Architectures, ICLR, arXiv:2512.20607.
     """
     loss = as_tensor(loss, name="loss")
-    times = [int(t) for t in times]
+    times = as_tensor(times, name="times", dtype=None, device="cpu")
+    if times.is_floating_point() and not bool((times == times.round()).all()):
+        raise ValueError(f"times: expected integer steps, got {times.tolist()}")
+    times = [int(t) for t in times.reshape(-1).tolist()]
     if any(b - a < 3 for a, b in zip(times, times[1:])) or not all(0 <= t < len(loss) for t in times):
         raise ValueError(f"times: expected increasing steps at least 3 apart within the loss, got {times}")
     out = []
@@ -133,6 +137,9 @@ def count_plateaus(loss, *, lr: float, max_rate: float = 0.1, min_duration: floa
     """
     loss = as_tensor(loss, name="loss")
     lr = check_positive(lr, name="lr")
+    max_rate = check_positive(max_rate, name="max_rate")
+    min_duration = check_positive(min_duration, name="min_duration")
+    floor = check_positive(floor, name="floor", allow_zero=True)
     rate = -(torch.log(loss[1:]) - torch.log(loss[:-1])) / lr
     flat = ((rate < max_rate) & (loss[1:] > floor * loss[0])).tolist() + [False]
     count, length = 0, 0
@@ -154,7 +161,7 @@ def loglog_slope(x, y) -> float:
         ValueError: naming ``x`` or ``y`` if they differ in length, hold fewer than two points, or
             hold values that are not finite and positive.
     """
-    lx, ly = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    lx, ly = (as_tensor(v, name=name, device="cpu").numpy() for name, v in (("x", x), ("y", y)))
     for name, v in (("x", lx), ("y", ly)):
         if v.ndim != 1 or v.size < 2 or not np.all(np.isfinite(v)) or not np.all(v > 0):
             raise ValueError(f"{name}: expected at least two finite positive values")

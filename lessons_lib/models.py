@@ -15,7 +15,17 @@ from typing import Callable, Literal, Sequence
 import torch
 
 from . import schedules
-from .backend import DTYPE, Record, as_generator, as_tensor, check_count, check_positive, default_device
+from .backend import (
+    DTYPE,
+    Record,
+    as_generator,
+    as_tensor,
+    as_tensors,
+    check_count,
+    check_positive,
+    check_real,
+    default_device,
+)
 from .curvature import gauss_newton
 from .run import per_run, run
 
@@ -39,6 +49,9 @@ def per_run_values(values, *, name: str, like: torch.Tensor, positive: bool = Fa
     """
     many = not isinstance(values, (int, float)) or isinstance(values, bool)
     bound = "> 0" if positive else ">= 0"
+    if isinstance(values, (bool, str, bytes, complex)) or (isinstance(values, torch.Tensor) and (
+            values.dtype == torch.bool or values.is_complex())):
+        raise ValueError(f"{name}: expected a number or a sequence of numbers {bound}, got {values!r}")
     try:
         t = torch.atleast_1d(torch.as_tensor(values, dtype=like.dtype, device=like.device))
     except (TypeError, ValueError, RuntimeError):
@@ -49,17 +62,38 @@ def per_run_values(values, *, name: str, like: torch.Tensor, positive: bool = Fa
     return t, many
 
 
+def check_diagonal_net(u, v, X) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validate the weights ``u, v`` ``(..., d)`` and the inputs ``X`` ``(n, d)`` of the diagonal network.
+
+    Returns:
+        ``(u, v, X)`` as float64 tensors on the device of the first tensor.
+
+    Raises:
+        ValueError: naming the argument that is not finite real numbers or has the wrong shape.
+    """
+    u, v, X = as_tensors(u=u, v=v, X=X)
+    if u.ndim < 1 or v.shape != u.shape:
+        raise ValueError(f"v: expected u and v of the same shape (..., d), got {tuple(u.shape)} and {tuple(v.shape)}")
+    if X.ndim != 2 or X.shape[1] != u.shape[-1]:
+        raise ValueError(f"X: expected shape (n, d) with d = {u.shape[-1]}, got {tuple(X.shape)}")
+    return u, v, X
+
+
 def diagonal_net_jacobian(u: torch.Tensor, v: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """Per-sample gradients of ``f(x) = <u*u - v*v, x>``: rows ``[2 u*x_i, -2 v*x_i]``, shape ``(..., n, 2d)``.
 
     Feed them to :func:`lessons_lib.curvature.gauss_newton` for ``Tr G`` and ``lambda_max(G)``
     (eq-stab-gauss-newton) of the diagonal network (eq-stab-diagonal-net).
     """
+    u, v, X = check_diagonal_net(u, v, X)
     return torch.cat([2 * u[..., None, :] * X, -2 * v[..., None, :] * X], dim=-1)
 
 
 def weighted_l1(beta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """``4 sum_j sigma_j^2 |beta_j|`` with ``sigma_j^2 = mean_i x_ij^2``: the lower bound of eq-stab-trace-l1."""
+    beta, X = as_tensors(beta=beta, X=X)
+    if X.ndim != 2 or beta.ndim < 1 or beta.shape[-1] != X.shape[1]:
+        raise ValueError(f"beta: expected beta (..., d) and X (n, d), got {tuple(beta.shape)} and {tuple(X.shape)}")
     return 4 * (beta.abs() * (X**2).mean(dim=0)).sum(dim=-1)
 
 
@@ -253,6 +287,11 @@ def effective_mode_strengths(W1: torch.Tensor, W2: torch.Tensor, A: torch.Tensor
     References:
         Our refinement of the small-start time of Saxe, McClelland & Ganguli (2014), arXiv:1312.6120.
     """
+    W1, W2, A = as_tensors(W1=W1, W2=W2, A=A)
+    if A.ndim != 2 or W1.ndim != 2 or W2.ndim != 2 or W1.shape[1] != A.shape[1] or W2.shape != (A.shape[0],
+                                                                                             W1.shape[0]):
+        raise ValueError(f"W1: expected W1 (h, d_in), W2 (d_out, h), A (d_out, d_in), got {tuple(W1.shape)}, "
+                         f"{tuple(W2.shape)}, {tuple(A.shape)}")
     U, _, Vh = torch.linalg.svd(A)
     r = min(A.shape)
     C = 0.5 * (W1 @ Vh[:r].T + W2.T @ U[:, :r])  # (h, r)
@@ -355,7 +394,26 @@ def relu_network(x, a, w, b) -> torch.Tensor:
     References:
         Zhang, Saxe & Latham (2026), arXiv:2512.20607.
     """
+    x, = as_tensors(x=x)
+    if x.ndim != 1:
+        raise ValueError(f"x: expected inputs of shape (n,), got {tuple(x.shape)}")
+    a, w, b = check_relu_weights(a, w, b, like=x)
     return (torch.relu(x[:, None] * w[..., None, :] + b[..., None, :]) * a[..., None, :]).sum(-1)
+
+
+def check_relu_weights(a, w, b, *, like: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """Validate the weights ``a, w, b`` of the ReLU network: finite real tensors of one shape ``(..., m)``.
+
+    Returns them as float64 tensors (on the device of ``like`` when given). Raises a ValueError naming the
+    argument that is wrong.
+    """
+    a, w, b = as_tensors(a=a, w=w, b=b)
+    if like is not None:
+        a, w, b = (z.to(like.device) for z in (a, w, b))
+    if a.ndim < 1 or w.shape != a.shape or b.shape != a.shape:
+        raise ValueError(f"w: expected a, w, b of one shape (..., m), got {tuple(a.shape)}, {tuple(w.shape)}, "
+                         f"{tuple(b.shape)}")
+    return a, w, b
 
 
 def _relu_residual(x, y, a, w, b):
@@ -368,7 +426,8 @@ def _relu_residual(x, y, a, w, b):
 
 def relu_loss(x, y, a, w, b) -> torch.Tensor:
     """``L = mean_i (f(x_i) - y_i)^2 / 2`` for the network of (eq-saddle-relu-net), batched like the weights."""
-    r = _relu_residual(x, y, a, w, b)[2]
+    x, y = check_xy(x, y)
+    r = _relu_residual(x, y, *check_relu_weights(a, w, b, like=x))[2]
     return 0.5 * (r**2).mean(-1)
 
 
@@ -381,6 +440,8 @@ def relu_gradients(x, y, a, w, b) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     References:
         Zhang, Saxe & Latham (2026), arXiv:2512.20607.
     """
+    x, y = check_xy(x, y)
+    a, w, b = check_relu_weights(a, w, b, like=x)
     return _relu_backward(x, a, *_relu_residual(x, y, a, w, b))
 
 
@@ -404,7 +465,17 @@ def relu_kinks(a, w, b, *, x_range: tuple[float, float], min_slope: float = 0.05
     References:
         Kinks of (eq-saddle-relu-net), as counted by Zhang, Saxe & Latham (2026), arXiv:2512.20607.
     """
-    lo, hi = x_range
+    a, w, b = check_relu_weights(a, w, b)
+    if a.ndim != 1:
+        raise ValueError(f"a: expected the weights of one network, shape (m,), got {tuple(a.shape)}")
+    if not isinstance(x_range, (tuple, list)) or len(x_range) != 2:
+        raise ValueError(f"x_range: expected (lo, hi), got {x_range!r}")
+    lo, hi = (check_real(v, name="x_range") for v in x_range)
+    if not lo < hi:
+        raise ValueError(f"x_range: expected lo < hi, got {x_range!r}")
+    min_slope = check_positive(min_slope, name="min_slope", allow_zero=True)
+    merge = check_positive(merge, name="merge", allow_zero=True)
+    margin = check_positive(margin, name="margin", allow_zero=True)
     pad = margin * (hi - lo)
     ok = w != 0
     c, slope = -b[ok] / w[ok], (a * w.abs())[ok]
@@ -445,6 +516,11 @@ class ReluRun(Record):
 
     def kinks(self, k: int, run: int | None = None, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
         """:func:`relu_kinks` of recorded row ``k`` (of ``run`` for a batched result)."""
+        k = check_count(k, name="k", minimum=-len(self.record_steps))
+        if run is not None:
+            run = check_count(run, name="run", minimum=-self.a.shape[1] if self.a.ndim == 3 else 0)
+        if k >= len(self.record_steps) or (run is not None and (self.a.ndim != 3 or run >= self.a.shape[1])):
+            raise ValueError(f"k: no recorded row k = {k} (run = {run}) in a result of shape {tuple(self.a.shape)}")
         pick = (lambda t: t[k]) if run is None else (lambda t: t[k, run])
         return relu_kinks(pick(self.a), pick(self.w), pick(self.b), x_range=(float(self.x.min()), float(self.x.max())),
                           **kwargs)
@@ -499,7 +575,8 @@ def train_relu_1d(x, y, *, width: int, init_scale: float | Sequence[float], lr: 
     def record(state, t):
         return {"loss": 0.5 * (forward(state)[2] ** 2).mean(-1), "a": state[0], "w": state[1], "b": state[2]}
 
-    out = run(step, tuple(eps[:, None] * z[i] for i in range(3)), steps=steps, lr=lrs, batched=True, record=record)
+    out = run(step, tuple(eps[:, None] * z[i] for i in range(3)), steps=steps, lr=lrs, batched=True, record=record,
+              blowup=blowup)
     kept = (out.steps % record_every == 0) | (out.steps == out.steps[-1])
     many = many_lr or many_eps  # else drop the run dimension of the single run
     hist = (lambda t: t) if many else (lambda t: t[:, 0])
@@ -727,11 +804,27 @@ def _student_activation(activation: str):
     return _STUDENT_ACTIVATIONS[activation]
 
 
+def check_student(W1, w2, X, y) -> tuple[torch.Tensor, ...]:
+    """Validate a student and its data: ``W1`` ``(S, N, M)``, ``w2`` ``(S, N)``, ``X`` ``(S, n, M)``, ``y`` ``(S, n)``.
+
+    Returns them as float64 tensors on the device of the first tensor; raises a ValueError naming the
+    argument that is not finite real numbers or has the wrong shape.
+    """
+    W1, w2, X, y = as_tensors(W1=W1, w2=w2, X=X, y=y)
+    if W1.ndim != 3 or w2.shape != W1.shape[:2]:
+        raise ValueError(f"w2: expected W1 (S, N, M) and w2 (S, N), got {tuple(W1.shape)} and {tuple(w2.shape)}")
+    if X.ndim != 3 or X.shape[0] != W1.shape[0] or X.shape[2] != W1.shape[2] or y.shape != X.shape[:2]:
+        raise ValueError(f"X: expected X (S, n, M) and y (S, n) with S, M = {W1.shape[0]}, {W1.shape[2]}, got "
+                         f"{tuple(X.shape)} and {tuple(y.shape)}")
+    return W1, w2, X, y
+
+
 def student_loss(W1: torch.Tensor, w2: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *,
                  activation: StudentActivation = "linear") -> torch.Tensor:
     """``L = 1/(2n) sum_i (w2 . phi(W1 x_i) - y_i)^2`` per seed, for ``W1`` ``(S, N, M)``, ``w2`` ``(S, N)``,
     ``X`` ``(S, n, M)``, ``y`` ``(S, n)``; shape ``(S,)``."""
     phi, _ = _student_activation(activation)
+    W1, w2, X, y = check_student(W1, w2, X, y)
     return 0.5 * (((phi(X @ W1.mT) * w2[:, None, :]).sum(-1) - y) ** 2).mean(-1)
 
 
@@ -771,5 +864,6 @@ def student_update(W1: torch.Tensor, w2: torch.Tensor, X: torch.Tensor, y: torch
 def student_grad(W1: torch.Tensor, w2: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *,
                  activation: StudentActivation = "linear") -> tuple[torch.Tensor, torch.Tensor]:
     """The gradient ``(dL/dW1, dL/dw2)`` of :func:`student_loss`, written out (see :func:`student_update`)."""
-    dW1, dw2 = student_update(W1, w2, X, y, lr=1.0, activation=activation)
+    _student_activation(activation)
+    dW1, dw2 = student_update(*check_student(W1, w2, X, y), lr=1.0, activation=activation)
     return -dW1, -dw2

@@ -17,6 +17,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .backend import check_count, check_flag, check_positive
+
 #: One colour per method, fixed across the book (colour-blind-safe Okabe-Ito palette).
 COLORS: dict[str, str] = {
     "gd": "#0072B2",  # blue
@@ -61,6 +63,8 @@ def use_style() -> None:
 
 def color(method: str) -> str:
     """The book-wide colour of ``method`` (case-insensitive), e.g. ``color("GD")``."""
+    if not isinstance(method, str):
+        raise ValueError(f"method: expected a method name (str), got {type(method).__name__}")
     key = method.lower()
     if key not in COLORS:
         raise ValueError(f"method: no house colour for {method!r}; known: {sorted(COLORS)}")
@@ -70,6 +74,8 @@ def color(method: str) -> str:
 def figure(ncols: int = 1, nrows: int = 1, *, width: float = 7.0, height: float = 3.4,
            title: str | None = None, **kwargs) -> tuple[Figure, np.ndarray | Axes]:
     """A house-style figure: ``plt.subplots`` with the style applied and a takeaway ``title``."""
+    ncols, nrows = check_count(ncols, name="ncols"), check_count(nrows, name="nrows")
+    width, height = check_positive(width, name="width"), check_positive(height, name="height")
     use_style()
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
     if title:
@@ -84,8 +90,15 @@ def mark_divergence(ax: Axes, x: Sequence[float], y: Sequence[float], *, limit: 
     Draw the curve first; this adds an upward (or downward) triangle at the exit point, so a
     divergent run is shown as such rather than as an empty or auto-scaled plot.
     """
-    y = np.asarray(y, dtype=float)
-    x = np.asarray(x, dtype=float)
+    if not isinstance(ax, Axes):
+        raise ValueError(f"ax: expected matplotlib Axes, got {type(ax).__name__}")
+    limit = check_positive(limit, name="limit")
+    try:
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y: expected sequences of numbers x and y ({exc})") from None
+    if x.ndim != 1 or y.shape != x.shape:
+        raise ValueError(f"y: expected x and y of one shape (n,), got {x.shape} and {y.shape}")
     out = np.flatnonzero(~np.isfinite(y) | (np.abs(y) > limit))
     ax.set_ylim(-limit if np.nanmin(np.where(np.isfinite(y), y, 0)) < 0 else ax.get_ylim()[0], limit)
     if out.size:
@@ -122,6 +135,7 @@ def loss_grid(loss, xlim: tuple[float, float], ylim: tuple[float, float], *, n: 
 
     if not callable(loss):
         raise ValueError(f"loss: expected a callable, got {type(loss).__name__}")
+    batched = check_flag(batched, name="batched")
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n: expected an integer >= 2, got {n!r}")
     for name, lim in (("xlim", xlim), ("ylim", ylim)):

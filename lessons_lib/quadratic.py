@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import numpy as np
 import torch
 
 from .backend import as_tensor, check_positive, check_real
@@ -84,8 +85,10 @@ def contraction_factor(lr, a):
 
     Works elementwise on floats, numpy arrays and tensors; ``|q| < 1`` means convergence.
     """
-    if isinstance(lr, (int, float)):
+    if not isinstance(lr, (np.ndarray, torch.Tensor)):
         check_lr(lr)
+    if not isinstance(a, (np.ndarray, torch.Tensor)):
+        check_real(a, name="a")
     return 1 - lr * a
 
 

@@ -35,7 +35,7 @@ from typing import Callable, Union
 
 import torch
 
-from .backend import Record, check_count, check_positive
+from .backend import Record, check_count, check_flag, check_positive
 
 State = Union[torch.Tensor, tuple]
 StepFn = Callable[[State, int, Union[float, torch.Tensor]], State]
@@ -71,6 +71,8 @@ class Run(Record):
         Returns:
             ``(grid, history)``: the grid's steps, shape ``(K,)``, and each history at those steps.
         """
+        steps = check_count(steps, name="steps", minimum=0)
+        record_every = check_count(record_every, name="record_every")
         grid = torch.tensor(sorted({*range(0, steps + 1, record_every), steps}), dtype=torch.long)
         rows = (torch.searchsorted(self.steps, grid, right=True) - 1).clamp(min=0)
         return grid, {name: h[rows] for name, h in self.history.items()}
@@ -178,6 +180,7 @@ def run(step: StepFn, state0: State, *, steps: int, lr=0.0, record: RecordFn | N
     steps = check_count(steps, name="steps", minimum=0)
     record_every = check_count(record_every, name="record_every")
     blowup = check_positive(blowup, name="blowup")
+    batched = check_flag(batched, name="batched")
     parts = _tensors(state0)
     if record is not None and not callable(record):
         raise ValueError(f"record: expected a callable (state, t) -> dict of tensors, got {type(record).__name__}")

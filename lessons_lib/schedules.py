@@ -31,7 +31,7 @@ from typing import Callable, Literal, Sequence, Union
 
 import torch
 
-from .backend import DTYPE, check_count, check_positive, default_device
+from .backend import DTYPE, check_callable, check_count, check_positive, default_device
 
 Steps = Union[int, torch.Tensor]
 Schedule = Callable[[Steps], torch.Tensor]
@@ -157,6 +157,9 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
     Raises:
         ValueError: naming ``schedules`` or ``boundaries``.
     """
+    for name, value in (("schedules", schedules), ("boundaries", boundaries)):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ValueError(f"{name}: expected a sequence, got {type(value).__name__}")
     schedules, boundaries = list(schedules), list(boundaries)
     if not schedules or not all(callable(f) for f in schedules):
         raise ValueError("schedules: expected a non-empty sequence of callables")
@@ -267,6 +270,8 @@ def wsd_schedule(peak: float, *, total: int, warmup: int, decay_frac: float,
 
 
 def _check_checkpoints(checkpoints: Sequence[int]) -> list[int]:
+    if isinstance(checkpoints, (str, bytes)) or not hasattr(checkpoints, "__iter__"):
+        raise ValueError(f"checkpoints: expected a sequence of steps, got {type(checkpoints).__name__}")
     cps = list(checkpoints)
     if not cps:
         raise ValueError("checkpoints: expected at least one checkpoint")
@@ -383,6 +388,7 @@ def wsd_s_schedule(peak: float, *, checkpoints: Sequence[int], warmup: int, deca
 
 def schedule_values(schedule: Schedule, total: int) -> torch.Tensor:
     """Return ``schedule`` at steps ``0 .. total - 1`` as a float64 tensor of shape ``(total,)``."""
+    check_callable(schedule, name="schedule")
     total = check_count(total, name="total")
     steps = torch.arange(total, dtype=torch.int64, device=default_device())
     return torch.as_tensor(schedule(steps), dtype=DTYPE)

@@ -148,3 +148,24 @@ def test_to_host_moves_record_tensors_in_place():
     assert r.x.device.type == r.parts[0].device.type == r.info["y"].device.type == "cpu"
     traj = Trajectory(torch.zeros(3, 2, device="cuda"), torch.zeros(3, device="cuda"), 0.1)
     assert traj.params.device.type == traj.loss.device.type == "cpu"
+
+
+@pytest.mark.parametrize("value, expected", [("on", True), ("1", True), ("off", False), ("0", False), ("", False)])
+def test_static_build_understands_on_and_off(monkeypatch, value, expected):
+    monkeypatch.setenv("LESSONS_STATIC", value)
+    assert backend.static_build() is expected
+
+
+def test_static_build_refuses_an_unknown_value(monkeypatch):
+    monkeypatch.setenv("LESSONS_STATIC", "sure")  # used to mean "live explorers" silently
+    with pytest.raises(ValueError, match="LESSONS_STATIC"):
+        backend.static_build()
+
+
+def test_as_tensors_promotes_mixed_dtypes_and_refuses_bools():
+    u, v = backend.as_tensors(u=torch.ones(2, dtype=torch.float32), v=torch.ones(2, dtype=torch.int64))
+    assert u.dtype == v.dtype == torch.float64
+    with pytest.raises(ValueError, match="^v:"):
+        backend.as_tensors(u=torch.ones(2), v=True)
+    with pytest.raises(ValueError, match="^flag:"):
+        backend.check_flag("yes", name="flag")

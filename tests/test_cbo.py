@@ -432,3 +432,19 @@ CHECK_CASES = {
         inputs=[6, 2, 1, 3, 40, 100, 1e4, -500, 10], function=True,
         nan=lambda X, fX, alpha: torch.full((X.shape[1],), float("nan"))),
 }
+
+
+@pytest.mark.parametrize("bounds", [dict(high=math.inf), dict(low=-math.inf), dict(low=True), dict(high="3")])
+def test_init_particles_refuses_infinite_or_non_numeric_bounds(bounds):
+    name = next(iter(bounds))
+    with pytest.raises(ValueError, match=f"^{name}:"):
+        cbo.init_particles(1, 3, 2, generator=0, **bounds)  # high=inf used to give infinite particles
+
+
+def test_cbo_errors_name_the_argument():
+    with pytest.raises(ValueError, match="^n:"):
+        cbo.init_particles(1, 2.5, 2, generator=0)  # used to say "N:"
+    with pytest.raises(ValueError, match="^growth:"):
+        cbo.alpha_schedule(1.0, steps=3, growth=0.0)  # used to say "alpha_growth:"
+    with pytest.raises(ValueError, match="^f:"):
+        cbo.cbo_step(torch.zeros(1, 4, 2, dtype=torch.float64), 3, alpha=1.0, lam=1.0, sigma=0.0, dt=0.1)

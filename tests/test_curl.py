@@ -186,3 +186,22 @@ _K_ARGS, _K_EIGS = _stability_example()
 CHECK_CASES = {
     "curl_lambda_min": Case(_K_EIGS[0], _K_EIGS[0] * 1.01, (_K_EIGS[-1], 1.0), expected=[_K_EIGS[0]], args=_K_ARGS),
 }
+
+
+def test_network_field_promotes_mixed_dtypes_and_checks_shapes():
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(10, 3, generator=g, dtype=torch.float64), torch.randn(10, generator=g, dtype=torch.float64)
+    p = torch.randn(8, generator=g, dtype=torch.float64)
+    D1, D2 = torch.tensor([1.0, -1.0, 1.0]), torch.tensor([1, 1])  # float32 and int64 signs
+    field = C.network_field(p, X=X.float(), y=y, D1=D1, D2=D2)  # used to raise a dtype RuntimeError
+    assert torch.allclose(field, C.network_field(p, X=X.float().double(), y=y, D1=D1.double(), D2=D2.double()))
+    with pytest.raises(ValueError, match="^params:"):
+        C.network_field(p[:-1], X=X, y=y, D1=D1, D2=D2)
+
+
+def test_flip_counts_are_named_and_integral():
+    for name in ("flipped_inputs", "flipped_hidden"):
+        with pytest.raises(ValueError, match=f"^{name}:"):  # 2.5 used to be refused as "flipped:"
+            C.train_student_teacher(n_inputs=3, n_hidden=3, steps=2, record_every=1, **{name: 2.5})
+    with pytest.raises(ValueError, match="^renormalize:"):
+        C.train_student_teacher(n_inputs=3, n_hidden=3, steps=2, record_every=1, renormalize="yes")

@@ -297,3 +297,16 @@ def test_the_reported_residual_is_the_true_one_in_float64(method):
     assert not short.converged
     assert short.residual == pytest.approx(
         float((curvature.hvp(loss, p, short.vector) - short.value * short.vector).norm()), rel=1e-6)
+
+
+@pytest.mark.parametrize("fn", ["hessian", "sharpness", "hessian_trace"])
+def test_nan_params_are_refused(fn):
+    params = torch.tensor([math.nan, 1.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="^params:"):
+        getattr(curvature, fn)(lambda p: (p**2).sum(), params)  # used to return NaN curvature
+
+
+def test_hvp_refuses_a_nan_direction():
+    with pytest.raises(ValueError, match="^v:"):
+        curvature.hvp(lambda p: (p**2).sum(), torch.ones(2, dtype=torch.float64),
+                      torch.tensor([math.nan, 0.0], dtype=torch.float64))

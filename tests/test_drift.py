@@ -230,3 +230,18 @@ CHECK_CASES = {
                                   expected=[_PRINCIPAL.real, _PRINCIPAL.imag], inputs=[0.5, 3.0],
                                   args=dict(lr=0.5, lam=3.0)),
 }
+
+
+def test_factorisation_gd_refuses_a_negative_tolerance():
+    with pytest.raises(ValueError, match="^tol:"):
+        D.factorisation_gd(1.0, 0.5, lr=0.1, steps=5, tol=-1.0)  # used to report "not converged" silently
+
+
+def test_drift_errors_names_its_bad_arguments():
+    loss = lambda p: (p**2).sum()  # noqa: E731
+    with pytest.raises(ValueError, match="^loss:"):
+        D.drift_errors(3, torch.ones(2, dtype=torch.float64), lrs=[0.1])  # used to be "'int' object is not callable"
+    with pytest.raises(ValueError, match="^T:"):
+        D.drift_errors(loss, torch.ones(2, dtype=torch.float64), lrs=[0.1], T=True)
+    with pytest.raises(ValueError, match="^order:"):
+        D.drift_errors(loss, torch.ones(2, dtype=torch.float64), lrs=[0.1], order=1.0)

@@ -113,3 +113,15 @@ def test_loglog_slope_recovers_a_power_law():
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=rf"^{name}:"):
         call()
+
+
+def test_count_plateaus_refuses_negative_thresholds():
+    loss = torch.tensor([1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.1], dtype=torch.float64)
+    for name in ("min_duration", "max_rate", "floor"):
+        with pytest.raises(ValueError, match=f"^{name}:"):
+            measure.count_plateaus(loss, lr=0.1, **{name: -1.0})  # min_duration=-1 used to count every step
+
+
+def test_plateau_losses_names_bad_times():
+    with pytest.raises(ValueError, match="^times:"):
+        measure.plateau_losses(torch.ones(8, dtype=torch.float64), [0, math.nan, 6])

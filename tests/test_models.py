@@ -350,3 +350,45 @@ def test_bad_student_input_names_the_argument(kwargs, name):
         models.student_loss(W1, w2, data.X, data.y, **kwargs)
     with pytest.raises(ValueError, match="^n_inputs:"):
         models.teacher_data(n_inputs=0)
+
+
+def test_relu_kinks_refuses_a_reversed_range_and_negative_thresholds():
+    a, w, b = torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64), -torch.tensor([-0.5, 0.0, 0.5])
+    assert models.relu_kinks(a, w, b, x_range=(-1.0, 1.0))[0].numel() == 3
+    with pytest.raises(ValueError, match="^x_range:"):
+        models.relu_kinks(a, w, b, x_range=(1.0, -1.0))  # used to return no kinks at all
+    with pytest.raises(ValueError, match="^min_slope:"):
+        models.relu_kinks(a, w, b, x_range=(-1.0, 1.0), min_slope=-1.0)
+
+
+def test_relu_functions_promote_mixed_dtypes_and_name_bad_weights():
+    x = torch.linspace(-1, 1, 6, dtype=torch.float64)
+    a, w, b = torch.ones(4), torch.ones(4, dtype=torch.float64), torch.zeros(4, dtype=torch.int64)  # float32/int64
+    out = models.relu_gradients(x, x**2, a, w, b)
+    assert all(g.dtype == torch.float64 and bool(torch.isfinite(g).all()) for g in out)
+    with pytest.raises(ValueError, match="^w:"):
+        models.relu_network(x, a, torch.ones(3), b)  # used to be a RuntimeError from deep inside torch
+    with pytest.raises(ValueError, match="^a:"):
+        models.relu_loss(x, x, torch.full((4,), math.nan), w, b)
+
+
+def test_effective_mode_strengths_promotes_float32_weights():
+    g = torch.Generator().manual_seed(0)
+    W1, W2, A = (torch.randn(*s, generator=g, dtype=torch.float64) for s in ((3, 2), (2, 3), (2, 2)))
+    mixed = models.effective_mode_strengths(W1.float(), W2, A)  # used to raise "expected m1 and m2 ... same dtype"
+    assert torch.allclose(mixed, models.effective_mode_strengths(W1.float().double(), W2, A), rtol=1e-12)
+    with pytest.raises(ValueError, match="^W1:"):
+        models.effective_mode_strengths(W1, W2.T, A)
+
+
+def test_train_relu_1d_uses_its_blowup():
+    x = torch.linspace(-1, 1, 8, dtype=torch.float64)
+    with pytest.raises(ValueError, match="^blowup:"):
+        models.train_relu_1d(x, x**2, width=4, init_scale=0.5, lr=0.05, steps=4, blowup=-1.0)  # used to be ignored
+    run = models.train_relu_1d(x, x**2, width=4, init_scale=0.5, lr=50.0, steps=50, record_every=10, blowup=2.0)
+    assert bool(run.diverged.all())
+
+
+def test_per_run_values_refuses_bools():
+    with pytest.raises(ValueError, match="^lr:"):
+        models.per_run_values(True, name="lr", like=torch.zeros(2))

@@ -71,3 +71,18 @@ def test_loss_grid_bad_input_names_the_argument(kwargs, name):
     args = dict(loss=lambda P: P.sum(1), xlim=(0.0, 1.0), ylim=(0.0, 1.0), n=5) | kwargs
     with pytest.raises(ValueError, match=rf"^{name}:"):
         plotting.loss_grid(args.pop("loss"), args.pop("xlim"), args.pop("ylim"), **args)
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(ncols=2.5), "ncols"), (dict(nrows=True), "nrows"),
+                                          (dict(width=0.0), "width"), (dict(height="3"), "height")])
+def test_figure_names_a_bad_size(kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name}:"):  # used to be matplotlib's message, or a 0-wide figure
+        plotting.figure(**kwargs)
+
+
+def test_mark_divergence_names_bad_arguments():
+    _, ax = plotting.figure()
+    with pytest.raises(ValueError, match="^limit:"):
+        plotting.mark_divergence(ax, [0.0, 1.0], [1.0, 2.0], limit=True)
+    with pytest.raises(ValueError, match="^ax:"):
+        plotting.mark_divergence(None, [0.0, 1.0], [1.0, 2.0], limit=10.0)
