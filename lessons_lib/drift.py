@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
+from scipy.integrate import DOP853
 from torch.func import grad, vjp
 
 from . import curvature, measure, quadratic
@@ -50,33 +50,79 @@ def _check_times(times) -> np.ndarray:
     return t
 
 
+@dataclass(frozen=True)
+class Flow(Trajectory):
+    """A :class:`~lessons_lib.descent.Trajectory` of an integrated flow, with why the integration ended.
+
+    Attributes:
+        status: ``"completed"`` (every time reached), ``"left the ball"`` (``||theta||`` exceeded the
+            blow-up radius: ``diverged``), ``"not finite"`` (the field stopped being finite, or the
+            integrator's step size collapsed: ``diverged``), or ``"budget"`` (``max_evals``
+            evaluations of the field were spent first, as on a very stiff flow; not ``diverged``).
+        t_end: the last time the integrator reached.
+    """
+
+    status: str = "completed"
+    t_end: float = 0.0
+
+
+class _Budget(Exception):
+    pass
+
+
 def _integrate(field: Callable[[torch.Tensor], torch.Tensor], loss: LossFn, theta0, times, lr: float,
-               blowup: float, rtol: float) -> Trajectory:
+               blowup: float, rtol: float, max_evals: int) -> Flow:
     x0 = as_tensor(theta0, name="theta0")
     if x0.ndim != 1:
         raise ValueError(f"theta0: expected a flat tensor of shape (n,), got {tuple(x0.shape)}")
     t = _check_times(times)
+    rtol = check_positive(rtol, name="rtol")
+    max_evals = check_count(max_evals, name="max_evals")
     radius = blowup * max(1.0, float(x0.norm()))
+    evals = [0]
 
     def rhs(_, y):
+        evals[0] += 1
+        if evals[0] > max_evals:
+            raise _Budget
         return field(torch.from_numpy(y)).detach().numpy()
 
-    def escape(_, y):  # stop integrating once the flow leaves the ball (a diverging flow)
-        return np.linalg.norm(y) - radius
+    def inside(y):
+        return bool(np.all(np.isfinite(y))) and float(np.linalg.norm(y)) <= radius
 
-    escape.terminal = True
     y0 = x0.detach().cpu().numpy()
     if not np.all(np.isfinite(rhs(0.0, y0))):  # the integrator's first step would be NaN and never end
         raise ValueError("theta0: the flow's vector field is not finite there")
-    sol = solve_ivp(rhs, (0.0, float(t[-1])), y0, method="DOP853", t_eval=t,
-                    rtol=check_positive(rtol, name="rtol"), atol=1e-12, events=escape)
-    params = torch.from_numpy(sol.y.T.copy()).to(x0)
+    rows, status, t_end = [y0] * int(np.sum(t <= 0)), "completed", 0.0
+    solver = None
+    while len(rows) < len(t) and status == "completed":
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported in the record
+                solver = solver or DOP853(rhs, 0.0, y0, float(t[-1]), rtol=rtol, atol=1e-12)
+                solver.step()
+                if solver.status == "failed":  # the step size collapsed: the field stopped being finite
+                    status = "not finite"
+                    break
+                dense = solver.dense_output()
+        except _Budget:
+            status = "budget"
+            break
+        t_end, y = solver.t, solver.y
+        while len(rows) < len(t) and t[len(rows)] <= t_end:
+            y = dense(t[len(rows)])
+            if not inside(y):
+                break
+            rows.append(y)
+        if not (inside(y) and inside(solver.y)):
+            status = "left the ball" if np.all(np.isfinite(y)) and np.all(np.isfinite(solver.y)) else "not finite"
+    params = torch.from_numpy(np.array(rows).reshape(len(rows), len(y0))).to(x0)
     losses = torch.stack([loss(p) for p in params]) if len(params) else params.new_zeros(0)
-    diverged = sol.status != 0  # 1: left the ball; -1: the step size collapsed (the field stopped being finite)
-    return Trajectory(params, losses, lr, diverged, len(params) if diverged else None)
+    diverged = status in ("left the ball", "not finite")
+    return Flow(params, losses, lr, diverged, len(params) if diverged else None, status, float(t_end))
 
 
-def gradient_flow(loss: LossFn, theta0, *, times, blowup: float = 1e6, rtol: float = 1e-10) -> Trajectory:
+def gradient_flow(loss: LossFn, theta0, *, times, blowup: float = 1e6, rtol: float = 1e-10,
+                  max_evals: int = 5000) -> Flow:
     """The negative gradient flow ``theta' = -grad E(theta)`` (eq-drift-ngf) at the given ``times``.
 
     Args:
@@ -88,15 +134,19 @@ def gradient_flow(loss: LossFn, theta0, *, times, blowup: float = 1e6, rtol: flo
             finite); the rows then end at the last time reached and ``diverged_at`` is their count.
         rtol: relative tolerance of the integrator (1e-10 keeps its error far below the drift; a
             figure can use 1e-7).
+        max_evals: budget of evaluations of the vector field (the chapter's flows use at most about
+            600). A flow too stiff to finish within it, such as a modified flow at a huge ``lr``,
+            stops with ``status="budget"``; its rows end at the last time reached.
 
     Returns:
-        A :class:`~lessons_lib.descent.Trajectory` with one row per time (``lr`` is 0).
+        A :class:`Flow` with one row per time reached (``lr`` is 0); ``status`` says why it ended.
 
     Raises:
         ValueError: naming ``theta0`` if the vector field is not finite there.
     """
     g = grad(loss)
-    return _integrate(lambda x: -g(x), loss, theta0, times, 0.0, check_positive(blowup, name="blowup"), rtol)
+    return _integrate(lambda x: -g(x), loss, theta0, times, 0.0, check_positive(blowup, name="blowup"), rtol,
+                      max_evals)
 
 
 def modified_flow_field(loss: LossFn, theta: torch.Tensor, *, lr: float, order: int = 1) -> torch.Tensor:
@@ -121,7 +171,7 @@ def modified_flow_field(loss: LossFn, theta: torch.Tensor, *, lr: float, order: 
 
 
 def modified_flow(loss: LossFn, theta0, *, lr: float, times, order: int = 1, blowup: float = 1e6,
-                  rtol: float = 1e-10) -> Trajectory:
+                  rtol: float = 1e-10, max_evals: int = 5000) -> Flow:
     """Integrate the modified flow of GD (eq-drift-igr for ``order=1``, eq-drift-third for ``order=2``).
 
     Order 1 is the gradient flow of the modified loss ``E + (h/4) ||grad E||^2`` (implicit gradient
@@ -136,12 +186,14 @@ def modified_flow(loss: LossFn, theta0, *, lr: float, times, order: int = 1, blo
         order: 1 or 2.
         blowup: divergence radius (see :func:`gradient_flow`).
         rtol: integrator tolerance (see :func:`gradient_flow`).
+        max_evals: budget of field evaluations (see :func:`gradient_flow`): the flow's stiffness grows
+            with ``h``, so a huge ``h`` ends with ``status="budget"`` instead of running for minutes.
     """
     lr = check_lr(lr)
     if order not in (1, 2):
         raise ValueError(f"order: expected 1 or 2, got {order!r}")
     return _integrate(lambda x: modified_flow_field(loss, x, lr=lr, order=order), loss, theta0, times, lr,
-                      check_positive(blowup, name="blowup"), rtol)
+                      check_positive(blowup, name="blowup"), rtol, max_evals)
 
 
 def principal_flow_coefficients(H, *, lr: float) -> torch.Tensor:
@@ -156,18 +208,23 @@ def principal_flow_coefficients(H, *, lr: float) -> torch.Tensor:
     return torch.log(1 - h * lam) / h
 
 
-def principal_flow_quadratic(H, theta0, *, lr: float, times) -> Trajectory:
+def principal_flow_quadratic(H, theta0, *, lr: float, times, blowup: float = 1e6) -> Flow:
     """The principal flow of GD on ``E = 1/2 theta^T H theta`` (eq-drift-principal), complex-valued.
 
     ``theta(t) = sum_i exp(t log(1 - h lambda_i) / h) (u_i^T theta0) u_i``, so
     ``theta(n h) = (I - h H)^n theta0``: GD exactly at integer times ``n = t / h``, and a smooth
     (complex) interpolation in between.
 
+    Past ``h lambda_max = 2`` the flow grows like GD; as in :func:`gradient_flow`, the rows end
+    before the first time at which ``|theta|`` leaves the ball of radius ``blowup * max(1, |theta0|)``
+    or stops being finite (``diverged``, ``diverged_at`` = the rows kept).
+
     Returns:
-        A :class:`Trajectory` whose ``params`` (shape ``(len(times), n)``) and ``loss`` are complex128.
+        A :class:`Flow` whose ``params`` (shape ``(len(times), n)``) and ``loss`` are complex128.
     """
     H = quadratic.check_hessian(H)
     h = check_positive(lr, name="lr")
+    blowup = check_positive(blowup, name="blowup")
     theta0 = as_tensor(theta0, name="theta0", dtype=H.dtype, device=H.device)
     if theta0.shape != (H.shape[0],):
         raise ValueError(f"theta0: expected shape ({H.shape[0]},), got {tuple(theta0.shape)}")
@@ -178,8 +235,14 @@ def principal_flow_quadratic(H, theta0, *, lr: float, times) -> Trajectory:
     steps = (t / h)[:, None].to(torch.complex128)
     coeffs = torch.exp(steps * logq[None, :]) * c0  # (T, n) in the eigenbasis
     params = coeffs @ U.T.to(torch.complex128)
+    size = params.abs().double().pow(2).sum(dim=1).sqrt()  # inf where the square overflows
+    out = ~(size <= blowup * max(1.0, float(theta0.norm())))  # NaN sizes are outside too
+    kept = int(out.to(torch.long).argmax()) if bool(out.any()) else len(t)
+    params = params[:kept]
     loss = 0.5 * torch.einsum("ti,ij,tj->t", params, H.to(torch.complex128), params)
-    return Trajectory(params, loss, h)
+    status = "completed" if kept == len(t) else ("left the ball" if bool(size[kept].isfinite()) else "not finite")
+    return Flow(params, loss, h, kept < len(t), kept if kept < len(t) else None, status,
+                float(t[max(kept - 1, 0)]))
 
 
 def drift_adjusted_lr(loss: LossFn, theta, *, power: float = 1.0, scale: float = 1.0, cap: float = 5.0) -> float:
@@ -244,13 +307,15 @@ def factorisation_loss(theta: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class FactorisationRun(Record):
-    """GD on :func:`factorisation_loss`: the trajectory, the start's and the end's sharpness."""
+    """GD on :func:`factorisation_loss`: the trajectory, the start's and the end's sharpness
+    (``diverged_at``: the trajectory's, ``None`` if it did not diverge)."""
 
     trajectory: Trajectory
     initial_sharpness: float
     final_sharpness: float
     converged: bool
     diverged: bool
+    diverged_at: int | None = None
 
 
 def factorisation_gd(u0: float, v0: float, *, lr: float, steps: int = 2000, tol: float = 1e-10) -> FactorisationRun:
@@ -271,7 +336,8 @@ def factorisation_gd(u0: float, v0: float, *, lr: float, steps: int = 2000, tol:
         return float(torch.linalg.eigvalsh(curvature.hessian(factorisation_loss, p))[-1])
 
     converged = (not traj.diverged) and float(traj.loss[-1]) < tol
-    return FactorisationRun(traj, sharp(traj.params[0]), sharp(traj.params[-1]), converged, traj.diverged)
+    return FactorisationRun(traj, sharp(traj.params[0]), sharp(traj.params[-1]), converged, traj.diverged,
+                            traj.diverged_at)
 
 
 def quartic_loss(theta: torch.Tensor, nonlinearity: float = 1.0, a: float = 4.0) -> torch.Tensor:
@@ -291,24 +357,33 @@ def quartic_loss(theta: torch.Tensor, nonlinearity: float = 1.0, a: float = 4.0)
     return 0.5 * (x**2 + a * y**2) + nonlinearity * (x**4 / 4 + x * y**2 / 2)
 
 
-def drift_errors(loss: LossFn, theta0, *, lrs, T: float = 1.0, order: int = 1) -> dict[str, torch.Tensor]:
+def drift_errors(loss: LossFn, theta0, *, lrs, T: float = 1.0, order: int = 1,
+                 max_evals: int = 5000) -> dict[str, torch.Tensor]:
     """Global errors at time ``T`` of the gradient flow and of the modified flow against GD.
 
     For each ``h`` in ``lrs`` (``T / h`` must be an integer) returns ``||GD_{T/h} - NGF(T)||`` and
     ``||GD_{T/h} - MF_h(T)||``; their log-log slopes in ``h`` are 1 and ``order + 1``.
+
+    Also returns, per ``h``, ``"diverged"`` (GD or a flow diverged) and ``"completed"`` (both flows
+    reached ``T``, see :class:`Flow`); where a run did not finish, its errors are measured from the
+    last state it reached (finite, but not an error at ``T``). ``max_evals`` is each flow's budget
+    (:func:`gradient_flow`).
     """
     lrs = [check_positive(h, name="lrs") for h in lrs]
-    ngf = gradient_flow(loss, theta0, times=[T]).params[-1]
-    out = {"lr": torch.tensor(lrs, dtype=torch.float64), "ngf": [], "modified": []}
+    ngf = gradient_flow(loss, theta0, times=[0.0, T], max_evals=max_evals)
+    out = {"lr": torch.tensor(lrs, dtype=torch.float64), "ngf": [], "modified": [], "diverged": [], "completed": []}
     for h in lrs:
         n = round(T / h)
         if not math.isclose(n * h, T, rel_tol=1e-9):
             raise ValueError(f"lrs: T / h must be an integer, got T = {T}, h = {h}")
-        end = gd(loss, theta0, lr=h, steps=n).params[-1]
-        mf = modified_flow(loss, theta0, lr=h, times=[T], order=order).params[-1]
-        out["ngf"].append(float((end - ngf).norm()))
-        out["modified"].append(float((end - mf).norm()))
-    return {k: torch.as_tensor(v, dtype=torch.float64) for k, v in out.items()}
+        run = gd(loss, theta0, lr=h, steps=n)
+        mf = modified_flow(loss, theta0, lr=h, times=[0.0, T], order=order, max_evals=max_evals)
+        out["ngf"].append(float((run.params[-1] - ngf.params[-1]).norm()))
+        out["modified"].append(float((run.params[-1] - mf.params[-1]).norm()))
+        out["diverged"].append(run.diverged or ngf.diverged or mf.diverged)
+        out["completed"].append(ngf.status == mf.status == "completed")
+    return {k: torch.as_tensor(v, dtype=torch.bool if k in ("diverged", "completed") else torch.float64)
+            for k, v in out.items()}
 
 
 #: Moved to :mod:`lessons_lib.measure`.

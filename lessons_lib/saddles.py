@@ -170,7 +170,8 @@ def half_times(run, s) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class DiagonalSparseRun(Record):
-    """Result of :func:`train_diagonal_net_sparse`: ``beta`` ``(K, d)`` and loss ``(K,)`` at ``steps``."""
+    """Result of :func:`train_diagonal_net_sparse`: ``beta`` ``(K, d)`` and loss ``(K,)`` at ``steps``;
+    ``diverged_at`` is the step at which the run left the blow-up ball (``None`` if it did not)."""
 
     steps: torch.Tensor
     beta: torch.Tensor
@@ -179,6 +180,7 @@ class DiagonalSparseRun(Record):
     init_scale: float
     lr: float
     diverged: bool
+    diverged_at: int | None = None
 
 
 def train_diagonal_net_sparse(beta_star, *, init_scale: float, lr: float, steps: int,
@@ -207,7 +209,8 @@ def train_diagonal_net_sparse(beta_star, *, init_scale: float, lr: float, steps:
     run = models.train_diagonal_net(X, X @ beta_star, lr=check_lr(lr), steps=steps, init_scale=init_scale,
                                     record_every=record_every)
     return DiagonalSparseRun(run.record_steps, run.beta_history, run.loss_history, beta_star,
-                             float(init_scale), float(lr), bool(run.diverged))
+                             float(init_scale), float(lr), bool(run.diverged),
+                             int(run.diverged_at) if bool(run.diverged) else None)
 
 
 def diagonal_learning_time(beta_star, *, init_scale: float, lr: float) -> torch.Tensor:

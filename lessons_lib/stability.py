@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from . import curvature, models, quadratic
-from .backend import as_generator, check_count, check_positive
+from .backend import Record, as_generator, check_count, check_positive
 from .descent import check_lr
 from .run import run
 
@@ -90,12 +90,32 @@ def top_direction(u: torch.Tensor, v: torch.Tensor, X: torch.Tensor) -> torch.Te
     return w / w.norm()
 
 
-def perturbation_growth(u, v, X, y, *, lr: float, eps: float = 1e-8, steps: int = 200) -> torch.Tensor:
+@dataclass(frozen=True)
+class PerturbationGrowth(Record):
+    """What :func:`perturbation_growth` returns (on the host).
+
+    Attributes:
+        distance: ``||(u_k, v_k) - (u, v)||`` for ``k = 0..steps``, shape ``(steps + 1,)``. After a
+            divergence the distance of the frozen state is repeated (:meth:`lessons_lib.run.Run.on_grid`).
+        diverged: whether the perturbed run left the blow-up ball (:mod:`lessons_lib.run`).
+        diverged_at: the step at which it did, ``None`` if it did not.
+    """
+
+    distance: torch.Tensor
+    diverged: bool = False
+    diverged_at: int | None = None
+
+
+def perturbation_growth(u, v, X, y, *, lr: float, eps: float = 1e-8, steps: int = 200,
+                        blowup: float = 1e6) -> PerturbationGrowth:
     """Distance from the minimum after perturbing ``(u, v)`` by ``eps`` along G's top eigenvector
     and running ``steps`` steps of constant-``lr`` GD (eq-stab-gd): grows iff ``lr lambda_max > 2``.
 
+    ``blowup`` is the divergence radius of :func:`lessons_lib.run.run`, relative to
+    ``max(1, ||(u, v)||)``: far past ``2 / lambda_max`` the run diverges and is frozen, and flagged.
+
     Returns:
-        ``||(u_k, v_k) - (u, v)||`` for ``k = 0..steps``, shape ``(steps + 1,)``, on the host.
+        A :class:`PerturbationGrowth`: the distance at every step, and whether the run diverged.
     """
     lr = check_lr(lr)
     eps = check_positive(eps, name="eps")
@@ -105,5 +125,6 @@ def perturbation_growth(u, v, X, y, *, lr: float, eps: float = 1e-8, steps: int 
     push = eps * top_direction(u, v, X)
     d = u.shape[-1]
     out = run(lambda s, t, eta: models.diagonal_net_step(*s, X, y, lr=lr), (u + push[:d], v + push[d:]),
-              steps=steps, record=lambda s, t: {"dist": torch.cat([s[0] - start[0], s[1] - start[1]]).norm()})
-    return out.history["dist"]
+              steps=steps, blowup=blowup,
+              record=lambda s, t: {"dist": torch.cat([s[0] - start[0], s[1] - start[1]]).norm()})
+    return PerturbationGrowth(out.on_grid(steps)[1]["dist"], bool(out.diverged), out.diverged_step)

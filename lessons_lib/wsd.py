@@ -318,20 +318,52 @@ def compare_wsd_s(task: BigramTask, *, peak: float, checkpoints: list[int], deca
                                 branches[-1].total_steps, wsd_s_steps)
 
 
+@dataclass(frozen=True)
+class ValleyLoss(Record):
+    """What :func:`expected_valley_loss` returns; it unpacks as ``river, hill = ...`` (and sums).
+
+    Attributes:
+        river, hill: the expected final losses ``mu x_T^2 / 2`` and ``a v_T / 2``.
+        diverged: whether the expected state left the blow-up ball; the losses are then those of the
+            state it was frozen at (:mod:`lessons_lib.run`), finite but not the losses at ``T``.
+        diverged_at: the step at which it did, ``None`` if it did not.
+    """
+
+    river: float
+    hill: float
+    diverged: bool = False
+    diverged_at: int | None = None
+
+    def __iter__(self):
+        return iter((self.river, self.hill))
+
+
 def expected_valley_loss(valley: RiverValley, x0: float, *, schedule: Schedule, steps: int,
-                         sigma: float) -> tuple[float, float]:
+                         sigma: float, blowup: float = 1e6) -> ValleyLoss:
     """Exact expected final (river, hill) loss of SGD on the straight valley (eq-wsd-hill, eq-wsd-river).
 
     With ``y_0 = 0``: ``x_{t+1} = (1 - eta_t mu) x_t`` and the hill variance
     ``v_{t+1} = (1 - eta_t a)^2 v_t + eta_t^2 sigma^2``; the losses are ``mu x_T^2 / 2`` and
     ``a v_T / 2``. No sampling, so it is the reference for "which decay fraction is best".
+
+    Divergence has the meaning of :mod:`lessons_lib.run`, applied to the root-mean-square state
+    ``(x_t, sqrt(v_t))``: once it leaves ``blowup * max(1, |x0|)`` (or stops being finite, as a
+    variance beyond float64 does at rates past ``2 / a``) the recursion stops and is frozen.
     """
     if valley.amplitude != 0:
         raise ValueError("valley: the closed form holds for the straight valley (amplitude 0) only")
     lrs = _rates(schedule, check_count(steps, name="steps"))
     sigma = check_positive(sigma, name="sigma", allow_zero=True)
     x, v = float(x0), 0.0
-    for eta in lrs.tolist():
-        x *= 1 - eta * valley.mu
-        v = (1 - eta * valley.a) ** 2 * v + eta**2 * sigma**2
-    return 0.5 * valley.mu * x**2, 0.5 * valley.a * v
+    radius, at = check_positive(blowup, name="blowup") * max(1.0, abs(x)), None
+    for t, eta in enumerate(lrs.tolist()):
+        q, kick = 1 - eta * valley.a, eta * sigma
+        nx, nv = x * (1 - eta * valley.mu), q * q * v + kick * kick  # products overflow to inf, not an error
+        size = math.sqrt(nx * nx + nv) if math.isfinite(nx * nx + nv) else math.inf
+        if not size <= radius:
+            at = t + 1
+            if math.isfinite(size):
+                x, v = nx, nv
+            break
+        x, v = nx, nv
+    return ValleyLoss(0.5 * valley.mu * x * x, 0.5 * valley.a * v, at is not None, at)
