@@ -18,7 +18,20 @@ from dataclasses import dataclass
 
 import torch
 
-from .backend import check_positive, check_real
+from .backend import DTYPE, as_tensor, check_positive, check_real
+
+
+def _points(x, name: str) -> torch.Tensor:
+    """``x`` as a real floating tensor (integers promoted to float64), refusing strings, None and complex.
+
+    No NaN check: landscapes are evaluated on whole swarms every step and under torch.func, where an
+    overflowing point is data and a data-dependent check cannot run; NaN in gives NaN out.
+    """
+    if not isinstance(x, torch.Tensor):
+        return as_tensor(x, name=name)
+    if x.is_complex():
+        raise ValueError(f"{name}: expected real points, got a complex tensor")
+    return x if x.is_floating_point() else x.to(DTYPE)
 
 
 @dataclass(frozen=True)
@@ -32,22 +45,27 @@ class RiverValley:
 
     def bed(self, x: torch.Tensor) -> torch.Tensor:
         """The river bed ``g(x) = A sin(k x)``."""
+        x = _points(x, "x")
         return self.amplitude * torch.sin(self.k * x)
 
     def river(self, theta: torch.Tensor) -> torch.Tensor:
         """River part ``(mu/2) x^2``, shape ``(...)``."""
+        theta = _points(theta, "theta")
         return 0.5 * self.mu * theta[..., 0] ** 2
 
     def hill(self, theta: torch.Tensor) -> torch.Tensor:
         """Hill part ``(a/2) (y - g(x))^2``, shape ``(...)``."""
+        theta = _points(theta, "theta")
         return 0.5 * self.a * (theta[..., 1] - self.bed(theta[..., 0])) ** 2
 
     def loss(self, theta: torch.Tensor) -> torch.Tensor:
         """``river + hill``, shape ``(...)``."""
+        theta = _points(theta, "theta")
         return self.river(theta) + self.hill(theta)
 
     def grad(self, theta: torch.Tensor) -> torch.Tensor:
         """Closed-form gradient, shape ``(..., 2)`` (batched; no autograd needed)."""
+        theta = _points(theta, "theta")
         x, y = theta[..., 0], theta[..., 1]
         r = y - self.bed(x)
         dx = self.mu * x - self.a * r * self.amplitude * self.k * torch.cos(self.k * x)
@@ -84,6 +102,7 @@ def rastrigin(x: torch.Tensor, *, amplitude: float = 10.0) -> torch.Tensor:
         Martin (2017), arXiv:1604.05648.
     """
     A = check_positive(amplitude, name="amplitude", allow_zero=True)
+    x = _points(x, "x")
     return A * x.shape[-1] + (x * x - A * torch.cos(2 * math.pi * x)).sum(dim=-1)
 
 
@@ -107,6 +126,7 @@ def grand_canyon(x: torch.Tensor) -> torch.Tensor:
         Riedl, Klock, Geldhauser & Fornasier (2023), Gradient is All You Need? How Consensus-Based
         Optimization can be Interpreted as a Stochastic Relaxation of Gradient Descent, arXiv:2306.09778.
     """
+    x = _points(x, "x")
     if x.shape[-1] != 2:
         raise ValueError(f"x: the canyon is two-dimensional, got points of dimension {x.shape[-1]}")
     x1, x2 = x[..., 0], x[..., 1]

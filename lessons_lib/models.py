@@ -629,7 +629,13 @@ class MLPProblem:
         return sum(math.prod(s) for s in self.shapes)
 
     def predict(self, params: torch.Tensor) -> torch.Tensor:
-        """Network outputs on ``X`` for flat ``params`` of shape ``(n_params,)``; shape ``(n,)``."""
+        """Network outputs on ``X`` for flat ``params`` of shape ``(n_params,)``; shape ``(n,)``.
+
+        ``params`` is not checked for NaN: the sharpness estimate differentiates this with torch.func.
+        """
+        if not isinstance(params, torch.Tensor) or not params.is_floating_point():
+            got = params.dtype if isinstance(params, torch.Tensor) else type(params).__name__
+            raise ValueError(f"params: expected a real floating-point tensor, got {got}")
         if params.shape != (self.n_params,):
             raise ValueError(f"params: expected shape ({self.n_params},), got {tuple(params.shape)}")
         act = _MLP_ACTIVATIONS[self.activation]
