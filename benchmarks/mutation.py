@@ -3,14 +3,14 @@
 Not part of ``make test`` (it runs a module's tests once per mutant). Usage::
 
     .venv/bin/python benchmarks/mutation.py                      # every module, into benchmarks/results.md
-    .venv/bin/python benchmarks/mutation.py --modules run descent --per-module 20 --no-write
+    .venv/bin/python benchmarks/mutation.py --modules run descent check.core --per-module 20 --no-write
 
 For each module ``lessons_lib/<m>.py`` (or ``lessons_lib/<pkg>/<m>.py``) the script lists mutation sites in
 the code that computes, leaving out docstrings and the argument checks that end in ``raise``:
 
 * arithmetic operators swapped (``+`` <-> ``-``, ``*`` <-> ``/``, ``**`` -> ``*``);
 * comparisons moved by one (``<`` <-> ``<=``, ``>`` <-> ``>=``, ``==`` <-> ``!=``);
-* float constants scaled by 1.01 and int constants moved by one;
+* float constants scaled by 1.01 (``0.0`` left out) and int constants moved by one;
 * a unary minus dropped;
 * ``and`` <-> ``or``.
 
@@ -84,6 +84,8 @@ def mutation_sites(source: str) -> list[Mutant]:
             op = type(node.ops[0])
             sites.append(Mutant(line, node.col_offset, "compare", f"{SYMBOL[op]} -> {SYMBOL[SWAP_CMP[op]]}"))
         elif isinstance(node, ast.Constant) and type(node.value) in (int, float) and not isinstance(node.value, bool):
+            if node.value == 0.0 and type(node.value) is float:
+                continue  # 0.0 * 1.01 is 0.0: the same program
             if type(node.value) is float:
                 sites.append(Mutant(line, node.col_offset, "const", f"{node.value!r} -> {node.value * 1.01!r}"))
             else:
@@ -93,7 +95,8 @@ def mutation_sites(source: str) -> list[Mutant]:
         elif isinstance(node, ast.BoolOp):
             new = "or" if isinstance(node.op, ast.And) else "and"
             sites.append(Mutant(line, node.col_offset, "boolop", f"{'and' if new == 'or' else 'or'} -> {new}"))
-    return sorted(set(sites), key=lambda m: (m.line, m.col, m.kind))
+    # sorted on every field: a set's order depends on the string hash seed, and a seeded sample must not
+    return sorted(set(sites), key=lambda m: (m.line, m.col, m.kind, m.description))
 
 
 class _Apply(ast.NodeTransformer):
@@ -101,24 +104,27 @@ class _Apply(ast.NodeTransformer):
         self.m = mutant
         self.done = False
 
-    def _here(self, node, kind):
+    def _here(self, node, kind, symbol=None):
+        # nested operations can start at the same column (``a * b + c``): the operator tells them apart
         return (not self.done and getattr(node, "lineno", None) == self.m.line
-                and node.col_offset == self.m.col and self.m.kind == kind)
+                and node.col_offset == self.m.col and self.m.kind == kind
+                and (symbol is None or self.m.description.startswith(f"{symbol} ->")))
 
     def visit_BinOp(self, node):
         self.generic_visit(node)
-        if self._here(node, "binop"):
+        if type(node.op) in SWAP_BIN and self._here(node, "binop", SYMBOL[type(node.op)]):
             node.op, self.done = SWAP_BIN[type(node.op)](), True
         return node
 
     def visit_Compare(self, node):
         self.generic_visit(node)
-        if self._here(node, "compare"):
+        if len(node.ops) == 1 and type(node.ops[0]) in SWAP_CMP and self._here(node, "compare",
+                                                                              SYMBOL[type(node.ops[0])]):
             node.ops, self.done = [SWAP_CMP[type(node.ops[0])]()], True
         return node
 
     def visit_Constant(self, node):
-        if self._here(node, "const"):
+        if self._here(node, "const", repr(node.value)):
             self.done = True
             return ast.copy_location(ast.Constant(node.value * 1.01 if type(node.value) is float else node.value + 1),
                                      node)
@@ -158,9 +164,17 @@ def module_name(path: Path) -> str:
 
 
 def test_files(path: Path, cap: int) -> list[Path]:
-    """``tests/test_<m>.py`` first, then test files that import the module by name (at most ``cap``)."""
+    """``tests/test_<m>.py`` first, then test files that import the module by name (at most ``cap``).
+
+    The self-checks are the exception: ``check/core.py`` is tested by ``tests/test_check.py`` and each
+    ``check/<topic>.py`` by the ``CHECK_CASES`` that ``tests/test_course.py`` runs (its unmarked part).
+    """
     name = path.stem
-    own = ROOT / "tests" / f"test_{name}.py"
+    tests = ROOT / "tests"
+    if path.parent.name == "check":
+        pair = ["test_check.py", "test_course.py"]
+        return [tests / f for f in (pair if name == "core" else pair[::-1])][:cap]
+    own = tests / f"test_{name}.py"
     files = [own] if own.exists() else []
     pattern = re.compile(rf"\b(import|from)\b[^\n]*\b{re.escape(name)}\b")
     for p in sorted((ROOT / "tests").glob("test_*.py")):
@@ -207,6 +221,7 @@ def score_module(path: Path, *, per_module: int, max_test_files: int, seed: int,
             result["tried"] += 1
             if passed:
                 result["survivors"].append(f"line {m.line}: {m.description}  `{lines[m.line - 1].strip()[:70]}`")
+                print(f"  survived: {result['module']} {result['survivors'][-1]}", flush=True)
             else:
                 result["killed"] += 1
     finally:
@@ -215,16 +230,27 @@ def score_module(path: Path, *, per_module: int, max_test_files: int, seed: int,
     return result
 
 
+def read_before(path: Path) -> dict[str, str]:
+    """``module -> "killed/tried"`` from an earlier run's output (its table rows), to show next to this run."""
+    before = {}
+    for m in re.finditer(r"^\| `([\w.]+)` \| \d+ \| (\d+) \| (\d+) \|", path.read_text(), re.M):
+        before[m.group(1)] = f"{m.group(3)}/{m.group(2)}"
+    for m in re.finditer(r"^([\w.]+)\s+(\d+/\d+)\s+\(", path.read_text(), re.M):  # the progress lines
+        before.setdefault(m.group(1), m.group(2))
+    return before
+
+
 def markdown(results: list[dict], args) -> str:
+    before = read_before(Path(args.before)) if args.before else {}
     rows = ["## Mutation score", "",
-            f"`benchmarks/mutation.py --per-module {args.per_module}` (seed {args.seed}): one-line bugs planted in "
-            "each module's computing code (docstrings and `raise` checks left out); a mutant is killed when the "
-            "module's tests fail. Not part of `make test`.", "",
-            "| module | sites | tried | killed | score | tests run |", "|---|---|---|---|---|---|"]
+            f"`benchmarks/mutation.py --per-module {args.per_module} --max-test-files {args.max_test_files}` "
+            f"(seed {args.seed}): one-line bugs planted in each module's computing code (docstrings and `raise` "
+            "checks left out); a mutant is killed when the module's tests fail. Not part of `make test`.", "",
+            "| module | sites | tried | killed | score | before | tests run |", "|---|---|---|---|---|---|---|"]
     for r in results:
         score = f"{r['killed'] / r['tried']:.0%}" if r["tried"] else r.get("error", "no tests")
         rows.append(f"| `{r['module']}` | {r['sites']} | {r['tried']} | {r['killed']} | {score} | "
-                    f"{', '.join(r['tests'])} |")
+                    f"{before.get(r['module'], '')} | {', '.join(r['tests'])} |")
     tried = sum(r["tried"] for r in results)
     killed = sum(r["killed"] for r in results)
     if tried:
@@ -246,13 +272,14 @@ def write_section(text: str, path: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--modules", nargs="*", help="module stems (default: every computing module)")
+    ap.add_argument("--modules", nargs="*", help="modules under lessons_lib, e.g. wsd check.core (default: all)")
     ap.add_argument("--per-module", type=int, default=25)
     ap.add_argument("--max-test-files", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-write", action="store_true", help="print the table instead of updating results.md")
+    ap.add_argument("--before", help="an earlier run's output (its table or progress lines): shown as 'before'")
     args = ap.parse_args(argv)
-    paths = [p for p in modules() if not args.modules or p.stem in args.modules]
+    paths = [p for p in modules() if not args.modules or module_name(p).removeprefix("lessons_lib.") in args.modules]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / "repo"

@@ -128,7 +128,7 @@ def test_plateau_losses_are_half_the_unlearned_energy(staircase, eps, seed):
     run = staircase[(eps, seed)]
     levels = S.plateau_losses(run.loss, half_times(run).long())
     expected = measure.plateau_levels(S_TARGET)  # 1/2 sum_{j >= i} s_j^2: (10.5, 2.5, 0.5, 0)
-    assert torch.allclose(levels, expected[1:3], rtol=0.05)  # measured <= 1.1%
+    assert torch.allclose(levels, expected[1:3], rtol=0.025)  # measured <= 1.1%
     assert float(run.loss[0]) == pytest.approx(float(expected[0]), rel=1e-3)  # the first plateau
 
 
@@ -136,7 +136,7 @@ def test_plateau_losses_are_half_the_unlearned_energy(staircase, eps, seed):
 def test_plateau_length_is_linear_in_log_one_over_eps(staircase, seed):
     t = {eps: half_times(staircase[(eps, seed)]) for eps in (1e-2, 1e-4, 1e-6)}
     ratio = (t[1e-6] - t[1e-4]) / (t[1e-4] - t[1e-2])
-    assert torch.allclose(ratio, torch.ones(3, dtype=torch.float64), atol=0.10)  # measured 0.9915-1.0169
+    assert torch.allclose(ratio, torch.ones(3, dtype=torch.float64), atol=0.035)  # measured 0.9915-1.0169
 
 
 def test_halving_the_learning_rate_doubles_every_time(A):
@@ -222,7 +222,7 @@ def test_unlearned_coordinates_stay_tiny_while_one_is_learned(diagonal):
         start = int(S.half_learning_steps(col, BETA[i:i + 1], fraction=0.01))
         end = int(S.half_learning_steps(col, BETA[i:i + 1], fraction=0.99))
         assert 0 <= start < end
-        assert float(diagonal.beta[start:end + 1, i + 1:].abs().max()) < 1e-3  # measured 2e-7
+        assert float(diagonal.beta[start:end + 1, i + 1:].abs().max()) < 1e-6  # measured 2e-7
 
 
 def test_negative_targets_activate_by_magnitude():
@@ -275,7 +275,7 @@ def test_relu_plateau_is_the_best_single_unit_with_one_kink(seed):
     best = S.best_single_unit(X, Y)
     plateau = run.loss[1000:2001]
     assert float((plateau.max() - plateau.min()) / plateau[0]) < 0.01  # flat: measured <= 2.4e-4
-    assert float(run.loss[1500]) == pytest.approx(best.loss, rel=0.01)  # measured 3e-5
+    assert float(run.loss[1500]) == pytest.approx(best.loss, rel=1e-4)  # measured 3e-5
     assert float(run.loss[0]) > 5 * best.loss  # a genuine drop
     for k in range(4, 9):  # steps 1000 .. 2000
         loc, slope = run.kinks(k)
@@ -461,3 +461,17 @@ CHECK_CASES = {
                       inputs=[3.0, 1.5, 0.5, 1e-3, 0.02, 3],
                       args=dict(spectrum=[3.0, 1.5, 0.5], mode=3, init_scale=1e-3, lr=0.02)),
 }
+
+
+def test_diagonal_learning_time_is_the_half_time_of_the_discrete_logistic():
+    # beta_{k+1} = beta_k + 4 lr beta_k (beta* - beta_k) from alpha^2: the steps to beta*/2 against
+    # ln(beta*/alpha^2 - 1) / (4 beta* lr), at ratios beta*/alpha^2 of 3.3, 11 and 33 where the -1 matters
+    bstar, alpha, lr = torch.tensor([0.3, 1.0, 3.0], dtype=torch.float64), 0.3, 1e-4
+    beta, steps = torch.full_like(bstar, alpha**2), torch.zeros_like(bstar)
+    for k in range(1, 20_000):
+        beta = beta + 4 * lr * beta * (bstar - beta)
+        steps[(steps == 0) & (beta >= bstar / 2)] = k
+    predicted = S.diagonal_learning_time(bstar, init_scale=alpha, lr=lr)
+    assert bool((steps > 0).all())
+    assert torch.allclose(steps, predicted, rtol=1e-3)  # measured <= 4.3e-4 (Euler steps, integer k)
+
