@@ -37,7 +37,7 @@ from scipy.integrate import DOP853
 from torch.func import grad, vjp
 
 from . import curvature, measure, quadratic
-from .backend import Record, as_tensor, check_count, check_positive, check_real
+from .backend import Record, as_tensor, check_callable, check_count, check_positive, check_real
 from .descent import Trajectory, check_lr, gd, iterate
 
 LossFn = Callable[[torch.Tensor], torch.Tensor]
@@ -256,14 +256,13 @@ def drift_adjusted_lr(loss: LossFn, theta, *, power: float = 1.0, scale: float =
     ``scale = 1`` puts GD exactly at the stability limit of the gradient's direction (a two-cycle if
     the gradient is an eigenvector); ``scale < 1`` keeps a margin.
     """
+    check_callable(loss, name="loss")
     return _dal_step(loss, as_tensor(theta, name="theta"), *_check_dal(power, scale, cap))[0]
 
 
 def _check_dal(power, scale, cap) -> tuple[float, float, float]:
-    power = float(power)
-    if not math.isfinite(power) or power < 0:
-        raise ValueError(f"power: expected a finite number >= 0, got {power}")
-    return power, check_positive(scale, name="scale"), check_positive(cap, name="cap")
+    return (check_positive(power, name="power", allow_zero=True), check_positive(scale, name="scale"),
+            check_positive(cap, name="cap"))
 
 
 def _dal_step(loss: LossFn, theta: torch.Tensor, power: float, scale: float, cap: float) -> tuple[float, torch.Tensor]:
@@ -285,6 +284,7 @@ def dal_descent(loss: LossFn, theta0, *, steps: int, power: float = 1.0, scale: 
         The trajectory (its ``lr`` is NaN: the rate changes every step) and the rate of every step
         taken, shape ``(steps_taken,)``: ``rates[n]`` moved ``params[n]`` to ``params[n + 1]``.
     """
+    check_callable(loss, name="loss")
     rates: list[float] = []
     checked = _check_dal(power, scale, cap)
 
@@ -325,6 +325,7 @@ def factorisation_gd(u0: float, v0: float, *, lr: float, steps: int = 2000, tol:
     2x2 Hessian (``u^2 + v^2`` at a minimum).
     """
     lr = check_lr(lr)
+    tol = check_positive(tol, name="tol")
 
     def step(p):  # the gradient in closed form, (uv - 1) (v, u): 20x faster than autodiff here
         return p - lr * (p[0] * p[1] - 1) * p.flip(0)
@@ -369,7 +370,11 @@ def drift_errors(loss: LossFn, theta0, *, lrs, T: float = 1.0, order: int = 1,
     last state it reached (finite, but not an error at ``T``). ``max_evals`` is each flow's budget
     (:func:`gradient_flow`).
     """
+    check_callable(loss, name="loss")
+    if isinstance(lrs, (str, bytes)) or not hasattr(lrs, "__iter__"):
+        raise ValueError(f"lrs: expected a sequence of learning rates, got {type(lrs).__name__}")
     lrs = [check_positive(h, name="lrs") for h in lrs]
+    T, order = check_positive(T, name="T"), check_count(order, name="order")
     ngf = gradient_flow(loss, theta0, times=[0.0, T], max_evals=max_evals)
     out = {"lr": torch.tensor(lrs, dtype=torch.float64), "ngf": [], "modified": [], "diverged": [], "completed": []}
     for h in lrs:

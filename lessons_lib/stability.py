@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from . import curvature, models, quadratic
-from .backend import Record, as_generator, check_count, check_positive
+from .backend import Record, as_generator, as_tensor, check_count, check_positive
 from .descent import check_lr
 from .run import run
 
@@ -59,7 +59,9 @@ class SparseRegression:
 
     def test_mse(self, beta: torch.Tensor) -> torch.Tensor:
         """Mean squared test error of the linear predictor ``beta`` (batched over leading dims)."""
-        beta = beta.to(self.X_test.device)
+        beta = as_tensor(beta, name="beta", device=self.X_test.device)
+        if beta.ndim < 1 or beta.shape[-1] != self.X_test.shape[1]:
+            raise ValueError(f"beta: expected shape (..., {self.X_test.shape[1]}), got {tuple(beta.shape)}")
         return ((beta @ self.X_test.T - self.y_test) ** 2).mean(dim=-1)
 
 
@@ -84,6 +86,9 @@ def sparse_regression(*, n: int = 40, d: int = 100, support: int = 5, n_test: in
 
 def top_direction(u: torch.Tensor, v: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """Unit top eigenvector of ``G`` in ``(u, v)`` coordinates, shape ``(2d,)`` (for one run)."""
+    u, v, X = models.check_diagonal_net(u, v, X)
+    if u.ndim != 1:
+        raise ValueError(f"u: expected the weights of one run, shape (d,), got {tuple(u.shape)}")
     J = diagonal_net_jacobian(u, v, X)
     _, evecs = torch.linalg.eigh(J @ J.T)
     w = J.T @ evecs[:, -1]
@@ -120,7 +125,10 @@ def perturbation_growth(u, v, X, y, *, lr: float, eps: float = 1e-8, steps: int 
     lr = check_lr(lr)
     eps = check_positive(eps, name="eps")
     steps = check_count(steps, name="steps")
-    X, y = X.to(u.device), y.to(u.device)
+    u, v, X = models.check_diagonal_net(u, v, X)
+    y = as_tensor(y, name="y", device=u.device)
+    if y.shape != X.shape[:1]:
+        raise ValueError(f"y: expected shape ({X.shape[0]},), got {tuple(y.shape)}")
     start = (u, v)
     push = eps * top_direction(u, v, X)
     d = u.shape[-1]

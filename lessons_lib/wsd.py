@@ -33,7 +33,7 @@ from typing import Callable
 
 import torch
 
-from .backend import Record, as_generator, check_count, check_positive, default_device
+from .backend import Record, as_generator, as_tensor, check_count, check_positive, check_real, default_device
 from .landscapes import RiverValley
 from .run import learning_rates, run
 from .schedules import constant_schedule, wsd_branch_plan, wsd_s_plan, wsd_s_schedule, wsd_schedule
@@ -50,7 +50,25 @@ def stationary_hill_loss(lr: float, a: float, sigma: float) -> float:
 
 def river_progress(x0: float, mu: float, lrs: torch.Tensor) -> float:
     """``x0 exp(-mu sum_t lr_t)`` (eq-wsd-river) for the learning rates ``lrs`` of a run."""
-    return float(x0) * math.exp(-check_positive(mu, name="mu") * float(torch.as_tensor(lrs).sum()))
+    x0, mu = check_real(x0, name="x0"), check_positive(mu, name="mu")
+    lrs = as_tensor(lrs, name="lrs")
+    if bool((lrs < 0).any()):
+        raise ValueError(f"lrs: learning rates must be >= 0, got a minimum of {float(lrs.min())}")
+    return x0 * math.exp(-mu * float(lrs.sum()))
+
+
+def check_valley(valley) -> RiverValley:
+    """Return ``valley`` if it is a :class:`~lessons_lib.landscapes.RiverValley`; else raise a ValueError naming it."""
+    if not isinstance(valley, RiverValley):
+        raise ValueError(f"valley: expected a RiverValley (landscapes.river_valley), got {type(valley).__name__}")
+    return valley
+
+
+def check_task(task) -> BigramTask:
+    """Return ``task`` if it is a :class:`BigramTask`; else raise a ValueError naming it."""
+    if not isinstance(task, BigramTask):
+        raise ValueError(f"task: expected a BigramTask (wsd.bigram_task), got {type(task).__name__}")
+    return task
 
 
 def _rates(schedule: Schedule, steps: int) -> torch.Tensor:
@@ -117,8 +135,9 @@ def sgd_valley(valley: RiverValley, start, *, schedule: Schedule, steps: int, si
     replicas = check_count(replicas, name="replicas")
     sigma = check_positive(sigma, name="sigma", allow_zero=True)
     _rates(schedule, steps)
+    check_valley(valley)
     device = start.device if isinstance(start, torch.Tensor) else default_device()
-    theta = torch.as_tensor(start, dtype=torch.float64, device=device)
+    theta = as_tensor(start, name="start", device=device)
     if theta.shape not in ((2,), (replicas, 2)):
         raise ValueError(f"start: expected (x0, y0) or shape ({replicas}, 2), got shape {tuple(theta.shape)}")
     gen = as_generator(generator, device)
@@ -165,6 +184,10 @@ class BigramTask:
         Each part is the contribution of its tokens to the mean over all ``V`` previous tokens, so
         ``river + hill`` is the total excess cross-entropy. ``logits`` has shape ``(..., V, V)``.
         """
+        logits = as_tensor(logits, name="logits", device=self.P.device)
+        if logits.shape[-2:] != self.P.shape:
+            raise ValueError(f"logits: expected shape (..., {self.P.shape[0]}, {self.P.shape[1]}), "
+                             f"got {tuple(logits.shape)}")
         logq = torch.log_softmax(logits, dim=-1)
         logp = torch.where(self.P > 0, self.P.log(), torch.zeros_like(self.P))
         kl = (self.P * (logp - logq)).sum(dim=-1)  # (..., V)
@@ -181,7 +204,7 @@ def bigram_task(vocab: int = 40, *, deterministic_frac: float = 0.5, branching: 
     branching = check_count(branching, name="branching", minimum=2)
     if branching > V:
         raise ValueError(f"branching: must be <= vocab = {V}, got {branching}")
-    if not 0 <= deterministic_frac <= 1:
+    if not 0 <= check_real(deterministic_frac, name="deterministic_frac") <= 1:
         raise ValueError(f"deterministic_frac: must lie in [0, 1], got {deterministic_frac}")
     device = default_device()
     gen = as_generator(generator, device)
@@ -223,6 +246,7 @@ def train_bigram(task: BigramTask, schedule: Schedule, *, steps: int, batch: int
     whose logits leave ``blowup * max(1, |W_0|)`` diverges: it is frozen and flagged
     (:mod:`lessons_lib.run`).
     """
+    check_task(task)
     steps = check_count(steps, name="steps")
     batch = check_count(batch, name="batch")
     seeds = check_count(seeds, name="seeds")
@@ -286,6 +310,7 @@ def compare_wsd_s(task: BigramTask, *, peak: float, checkpoints: list[int], deca
     ``s`` uses ``seed + 1000 + s``, the decay ending at ``e`` uses ``seed + 2000 + e``, WSD-S uses
     ``seed``); a ``torch.Generator`` is drawn from by all segments in that order, then by WSD-S.
     """
+    check_task(task)
     peak = check_positive(peak, name="peak")
     if isinstance(generator, bool) or not isinstance(generator, (int, torch.Generator)) or (
             isinstance(generator, int) and generator < 0):
@@ -350,6 +375,8 @@ def expected_valley_loss(valley: RiverValley, x0: float, *, schedule: Schedule, 
     ``(x_t, sqrt(v_t))``: once it leaves ``blowup * max(1, |x0|)`` (or stops being finite, as a
     variance beyond float64 does at rates past ``2 / a``) the recursion stops and is frozen.
     """
+    check_valley(valley)
+    x0 = check_real(x0, name="x0")
     if valley.amplitude != 0:
         raise ValueError("valley: the closed form holds for the straight valley (amplitude 0) only")
     lrs = _rates(schedule, check_count(steps, name="steps"))
