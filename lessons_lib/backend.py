@@ -153,6 +153,19 @@ def as_tensors(*, dtype: torch.dtype | None = DTYPE, **named) -> tuple[torch.Ten
     return tuple(as_tensor(x, name=name, dtype=dtype, device=device) for name, x in named.items())
 
 
+def check_float_tensor(x, *, name: str) -> torch.Tensor:
+    """Return ``x`` if it is a real floating-point tensor; else raise a ValueError naming ``name``.
+
+    No NaN check: for losses and fields evaluated under torch.func or every step of a loop, where a
+    data-dependent check cannot run (or would turn divergence into an exception). Elsewhere use
+    :func:`as_tensor`.
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        got = f"a tensor of dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name}: expected a real floating-point tensor, got {got}")
+    return x
+
+
 def check_real(value, *, name: str) -> float:
     """Return ``value`` as a finite Python float, or raise a ValueError naming ``name``.
 

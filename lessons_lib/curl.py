@@ -33,6 +33,7 @@ from .backend import (
     check_callable,
     check_count,
     check_flag,
+    check_float_tensor,
     check_positive,
     check_real,
     progress,
@@ -270,10 +271,7 @@ def network_field(params: torch.Tensor, *, X: torch.Tensor, y: torch.Tensor, D1:
     ``params`` is not checked for NaN: the field is differentiated with torch.func (see
     :func:`learning_field_jacobian`), where a data-dependent check cannot run.
     """
-    if not isinstance(params, torch.Tensor):
-        params = as_tensor(params, name="params")
-    if not params.is_floating_point():
-        raise ValueError(f"params: expected a real floating-point tensor, got {params.dtype}")
+    check_float_tensor(params, name="params")
     X, y, D1, D2 = as_tensors(X=X, y=y, D1=D1, D2=D2, dtype=params.dtype)
     X, y, D1, D2 = (z.to(params.device) for z in (X, y, D1, D2))
     if X.ndim != 2 or y.shape != X.shape[:1] or D1.shape != X.shape[1:] or D2.ndim != 1:

@@ -37,14 +37,14 @@ from scipy.integrate import DOP853
 from torch.func import grad, vjp
 
 from . import curvature, measure, quadratic
-from .backend import Record, as_tensor, check_callable, check_count, check_positive, check_real
+from .backend import Record, as_tensor, check_callable, check_count, check_float_tensor, check_positive, check_real
 from .descent import Trajectory, check_lr, gd, iterate
 
 LossFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _check_times(times) -> np.ndarray:
-    t = np.asarray(times, dtype=float).ravel()
+    t = as_tensor(times, name="times", device="cpu").numpy().ravel()
     if t.size == 0 or not np.all(np.isfinite(t)) or t[0] < 0 or np.any(np.diff(t) < 0):
         raise ValueError("times: expected a non-empty, non-decreasing sequence of finite times >= 0")
     return t
@@ -72,6 +72,7 @@ class _Budget(Exception):
 
 def _integrate(field: Callable[[torch.Tensor], torch.Tensor], loss: LossFn, theta0, times, lr: float,
                blowup: float, rtol: float, max_evals: int) -> Flow:
+    check_callable(loss, name="loss")
     x0 = as_tensor(theta0, name="theta0")
     if x0.ndim != 1:
         raise ValueError(f"theta0: expected a flat tensor of shape (n,), got {tuple(x0.shape)}")
@@ -157,7 +158,9 @@ def modified_flow_field(loss: LossFn, theta: torch.Tensor, *, lr: float, order: 
     with ``g_s`` held fixed.
     """
     h = check_lr(lr)
-    if order not in (1, 2):
+    check_callable(loss, name="loss")
+    check_float_tensor(theta, name="theta")
+    if check_count(order, name="order") not in (1, 2):
         raise ValueError(f"order: expected 1 or 2, got {order!r}")
     g, pullback = vjp(grad(loss), theta)  # linearise the gradient map once: u -> H u
     Hg = pullback(g)[0]
@@ -190,7 +193,7 @@ def modified_flow(loss: LossFn, theta0, *, lr: float, times, order: int = 1, blo
             with ``h``, so a huge ``h`` ends with ``status="budget"`` instead of running for minutes.
     """
     lr = check_lr(lr)
-    if order not in (1, 2):
+    if check_count(order, name="order") not in (1, 2):
         raise ValueError(f"order: expected 1 or 2, got {order!r}")
     return _integrate(lambda x: modified_flow_field(loss, x, lr=lr, order=order), loss, theta0, times, lr,
                       check_positive(blowup, name="blowup"), rtol, max_evals)
@@ -302,6 +305,7 @@ def dal_descent(loss: LossFn, theta0, *, steps: int, power: float = 1.0, scale: 
 
 def factorisation_loss(theta: torch.Tensor) -> torch.Tensor:
     """``L(u, v) = (u v - 1)^2 / 2`` for ``theta = (u, v)``; minima ``uv = 1`` have sharpness ``u^2 + v^2``."""
+    check_float_tensor(theta, name="theta")
     return 0.5 * (theta[0] * theta[1] - 1) ** 2
 
 
@@ -354,6 +358,8 @@ def quartic_loss(theta: torch.Tensor, nonlinearity: float = 1.0, a: float = 4.0)
         nonlinearity: ``c``; ``0`` gives the quadratic with Hessian ``diag(1, a)``.
         a: the curvature of the sharp direction ``y`` at the minimum.
     """
+    check_float_tensor(theta, name="theta")
+    a, nonlinearity = check_real(a, name="a"), check_real(nonlinearity, name="nonlinearity")
     x, y = theta[0], theta[1]
     return 0.5 * (x**2 + a * y**2) + nonlinearity * (x**4 / 4 + x * y**2 / 2)
 

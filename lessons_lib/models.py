@@ -22,6 +22,7 @@ from .backend import (
     as_tensor,
     as_tensors,
     check_count,
+    check_float_tensor,
     check_positive,
     check_real,
     default_device,
@@ -633,9 +634,7 @@ class MLPProblem:
 
         ``params`` is not checked for NaN: the sharpness estimate differentiates this with torch.func.
         """
-        if not isinstance(params, torch.Tensor) or not params.is_floating_point():
-            got = params.dtype if isinstance(params, torch.Tensor) else type(params).__name__
-            raise ValueError(f"params: expected a real floating-point tensor, got {got}")
+        check_float_tensor(params, name="params")
         if params.shape != (self.n_params,):
             raise ValueError(f"params: expected shape ({self.n_params},), got {tuple(params.shape)}")
         act = _MLP_ACTIVATIONS[self.activation]

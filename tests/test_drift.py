@@ -245,3 +245,13 @@ def test_drift_errors_names_its_bad_arguments():
         D.drift_errors(loss, torch.ones(2, dtype=torch.float64), lrs=[0.1], T=True)
     with pytest.raises(ValueError, match="^order:"):
         D.drift_errors(loss, torch.ones(2, dtype=torch.float64), lrs=[0.1], order=1.0)
+
+
+def test_flows_name_a_bad_loss_and_bad_times():
+    theta0 = torch.ones(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="^loss:"):
+        D.gradient_flow(None, theta0, times=[0.0, 1.0])  # used to be "'NoneType' object is not callable"
+    with pytest.raises(ValueError, match="^times:"):
+        D.modified_flow(lambda p: (p**2).sum(), theta0, lr=0.1, times=torch.tensor([0.0, 1.0 + 1j]))
+    with pytest.raises(ValueError, match="^nonlinearity:"):
+        D.quartic_loss(theta0, nonlinearity=True)
