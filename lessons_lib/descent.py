@@ -27,7 +27,9 @@ class Trajectory(Record):
         loss: loss at each iterate, shape ``(K + 1,)``.
         lr: the learning rate used.
         diverged: whether the run blew up.
-        diverged_at: index of the first iterate outside the blow-up ball (``None`` if it did not).
+        diverged_at: the step at which the run left the blow-up ball (``None`` if it did not); the
+            last iterate is the first one outside the ball, or the one before it when that one is
+            not finite or its norm overflows (see :mod:`lessons_lib.run`).
     """
 
     params: torch.Tensor

@@ -74,6 +74,12 @@ class Run(Record):
         steps = check_count(steps, name="steps", minimum=0)
         record_every = check_count(record_every, name="record_every")
         grid = torch.tensor(sorted({*range(0, steps + 1, record_every), steps}), dtype=torch.long)
+        last = int(self.steps[-1])
+        recorded = set(self.steps.tolist())
+        missing = [t for t in grid.tolist() if t <= last and t not in recorded]
+        if missing:
+            raise ValueError(f"record_every: the run recorded steps {self.steps[:4].tolist()}..., not step "
+                             f"{missing[0]} of the asked grid; record at least as often as the grid")
         rows = (torch.searchsorted(self.steps, grid, right=True) - 1).clamp(min=0)
         return grid, {name: h[rows] for name, h in self.history.items()}
 
@@ -93,7 +99,8 @@ def _tensors(state: State, name: str = "state0") -> tuple[torch.Tensor, ...]:
 
 def _size(state: State, batched: bool) -> torch.Tensor:
     """Euclidean norm of the whole state (per run when batched); NaN or inf when it is not finite
-    or its square overflows float64."""
+    or its square overflows float64 (a norm above about 1e154). Such a state counts as not finite,
+    so the run freezes at the state before it, and whatever is recorded from it stays finite."""
     parts = _tensors(state, "step")
     if batched:
         squares = sum(p.reshape(p.shape[0], -1).double().pow(2).sum(dim=1) for p in parts)

@@ -307,3 +307,10 @@ def test_on_grid_repeats_the_frozen_record_after_an_early_stop():
     grid, history = out.on_grid(8, record_every=3)
     assert grid.tolist() == [0, 3, 6, 8]
     assert history["params"][:, 0].tolist() == [1.0, -8.0, 16.0, 16.0]
+
+
+def test_on_grid_refuses_a_grid_finer_than_the_recording():
+    out = R.run(lambda x, t, lr: 0.5 * x, torch.ones(1, dtype=torch.float64), steps=20, record_every=10)
+    with pytest.raises(ValueError, match="^record_every:"):
+        out.on_grid(20, 5)
+    assert out.on_grid(20, 10)[1]["params"][:, 0].tolist() == [1.0, 0.5**10, 0.5**20]
