@@ -67,8 +67,9 @@ stage: setup
 # frames and keeps progress bars quiet. One thread per process: two workers on two cores each using
 # torch's default thread pool run small models 5-8x slower. In make test the device audit runs here too.
 execute: stage
+	@echo "Executing the chapters; device audit: $(if $(AUDIT_ENV),on,off)"
 	$(AUDIT_ENV) LESSONS_STATIC=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbmake --overwrite -n $(JOBS) \
-	    --nbmake-timeout=300 --durations=0 -p no:cacheprovider --rootdir=$(STAGE) \
+	    --nbmake-timeout=300 --durations=0 -p no:cacheprovider --rootdir=$(STAGE) --junitxml=$(STAGE)/execute.xml \
 	    $(if $(strip $(CHAPTERS)),$(patsubst %,$(STAGE)/book/%.ipynb,$(CHAPTERS)),$(STAGE)/book)
 
 # HIDE_SOLUTIONS=1: stub the code solutions and drop the solution directives in the executed copy, and

@@ -96,3 +96,22 @@ def test_bibliography_lists_all_entries():
     n = len(re.findall(r"^@\w+\{", bib, re.M))
     assert n >= 30
     assert html.count('role="doc-biblioentry"') == n
+
+
+#: The most one chapter may take in `make execute` (nbmake, the device audit on, two chapters at a time).
+#: The goal is 40 s per chapter at the quick scale; `make bench` measures it without the audit. This bound is
+#: three times the goal: it absorbs the audit (+50 % on average) and a busy machine, and fails a chapter that
+#: has grown far past its budget.
+CHAPTER_BUDGET_S = 120.0
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_executes_within_its_time_budget(nb):
+    import xml.etree.ElementTree as ET
+
+    report = ROOT / "_stage" / "execute.xml"
+    assert report.is_file(), "run `make execute` (make test does) to write _stage/execute.xml"
+    times = {case.get("name"): float(case.get("time")) for case in ET.parse(report).iter("testcase")}
+    seconds = next((t for name, t in times.items() if name.startswith(nb.name)), None)
+    assert seconds is not None, f"{nb.name} was not executed in the last `make execute`"
+    assert seconds <= CHAPTER_BUDGET_S, f"{nb.stem} took {seconds:.0f} s to execute (budget {CHAPTER_BUDGET_S:.0f} s)"
