@@ -310,3 +310,15 @@ def test_hvp_refuses_a_nan_direction():
     with pytest.raises(ValueError, match="^v:"):
         curvature.hvp(lambda p: (p**2).sum(), torch.ones(2, dtype=torch.float64),
                       torch.tensor([math.nan, 0.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_sharpness_stops_at_the_first_step_that_meets_the_relative_tolerance(method):
+    # lambda_max ~ 300: the tolerance is tol * |lambda|, so a criterion of tol / |lambda| (or tol) stops later
+    H = 100 * random_spd(40, 4)
+    x, tol = torch.zeros(40, dtype=torch.float64), 1e-6
+    res = curvature.sharpness(quad(H), x, method=method, tol=tol, max_iter=2000, generator=0)
+    assert res.value > 10 and res.converged and res.residual <= tol * res.value
+    before = curvature.sharpness(quad(H), x, method=method, tol=tol, max_iter=res.iterations - 1, generator=0)
+    assert not before.converged and before.residual > tol * res.value
+    assert curvature.hessian_trace(quad(H), x).n_probes == 100  # the documented default
