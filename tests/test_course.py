@@ -34,6 +34,7 @@ import pytest
 import yaml
 from checkcases import Case, shown
 from checkcases import leaks as leaks_expected
+from collect import collect
 
 from lessons_lib import check
 
@@ -298,24 +299,11 @@ def test_generated_pages_are_in_the_toc_and_not_committed(tmp_path):
 # --- self-checks: every check function, with the cases that each chapter's tests/test_<topic>.py holds ---
 
 GENERIC = ("not right yet", "re-read the question")
-DEFINES_CASES = re.compile(r"^CHECK_CASES\b.*=", re.M)
-
-
 def collect_check_cases() -> dict[str, tuple[str, Case]]:
-    """``CHECK_CASES`` of every tests/test_*.py that defines one: check name -> (test file stem, case).
-
-    Only files that assign ``CHECK_CASES`` at the start of a line are imported (as pytest imports them: by
-    their stem, from tests/). A name defined in two files is an error.
-    """
-    found: dict[str, tuple[str, Case]] = {}
-    for path in sorted(TESTS.glob("test_*.py")):
-        if path.stem == "test_course" or not DEFINES_CASES.search(path.read_text()):
-            continue
-        module = sys.modules.get(path.stem) or importlib.import_module(path.stem)
-        for name, case in module.CHECK_CASES.items():
-            assert isinstance(case, Case), f"{path.name}: CHECK_CASES[{name!r}] is not a checkcases.Case"
-            assert name not in found, f"cases for check.{name} in both {found[name][0]}.py and {path.name}"
-            found[name] = (path.stem, case)
+    """``CHECK_CASES`` of every tests/test_*.py that defines one: check name -> (test file stem, case)."""
+    found = collect("CHECK_CASES", skip=("test_course",))
+    for name, (stem, case) in found.items():
+        assert isinstance(case, Case), f"{stem}.py: CHECK_CASES[{name!r}] is not a checkcases.Case"
     return found
 
 
@@ -342,7 +330,7 @@ def test_the_collector_finds_a_new_chapters_cases(tmp_path, monkeypatch):
     (tmp_path / "test_newtopic.py").write_text(
         "from checkcases import Case\nCHECK_CASES = {'new_check': Case(1.0, None, (2.0, 3.0), [1.0])}\n")
     (tmp_path / "test_other.py").write_text("raise RuntimeError('files without CHECK_CASES are not imported')\n")
-    monkeypatch.setattr(sys.modules[__name__], "TESTS", tmp_path)
+    monkeypatch.setattr(sys.modules["collect"], "TESTS", tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     assert list(collect_check_cases()) == ["new_check"]
     sys.modules.pop("test_newtopic", None)

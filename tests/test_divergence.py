@@ -1,10 +1,11 @@
 """Divergence is data: every runner and flow, far past its critical learning rate.
 
 Every public function of ``lessons_lib`` that runs dynamics (found by introspection: it takes
-``steps``, ``times`` or ``lrs``, or returns a record with a ``diverged`` field) has a case in
-``CASES`` or a reason in ``NOT_RUNNERS``; a new chapter's runner without one fails
-``test_every_runner_has_a_case``. Each case runs a small problem for a few steps at 10x, 1e6x and
-1e300x its critical learning rate (``2 / lambda_max`` of the update at the start, or the step size,
+``steps``, ``times`` or ``lrs``, or returns a record with a ``diverged`` field) has a case or a reason
+not to: in ``CASES`` / ``NOT_RUNNERS`` below for the chapters written before this test, and for a new
+chapter in its own tests/test_<topic>.py as ``DIVERGENCE_CASES`` / ``NOT_RUNNERS`` dicts of the same
+form (collected by tests/collect.py). A runner without one fails ``test_every_runner_has_a_case``.
+Each case runs a small problem for a few steps at 10x, 1e6x and 1e300x its critical learning rate (``2 / lambda_max`` of the update at the start, or the step size,
 time step or curvature scale playing that role), and must
 
 * return, within ``LIMIT_S`` seconds, without raising;
@@ -25,12 +26,14 @@ import inspect
 import math
 import pkgutil
 import signal
+import sys
 import time
 import typing
 
 import numpy as np
 import pytest
 import torch
+from collect import collect
 
 import lessons_lib
 from lessons_lib import (
@@ -198,6 +201,17 @@ CASES = {
 }
 
 
+def _chapter_cases() -> None:
+    """Add the ``DIVERGENCE_CASES`` and ``NOT_RUNNERS`` that chapters keep in their own test files."""
+    for attribute, into in (("DIVERGENCE_CASES", CASES), ("NOT_RUNNERS", NOT_RUNNERS)):
+        for name, (stem, value) in collect(attribute, skip=("test_divergence",)).items():
+            assert name not in into, f"{attribute}[{name!r}] of {stem}.py is also in tests/test_divergence.py"
+            into[name] = value
+
+
+_chapter_cases()
+
+
 def _discover() -> set[str]:
     """``module.function`` for every public function that runs dynamics."""
     found = set()
@@ -220,10 +234,21 @@ def _discover() -> set[str]:
     return found
 
 
+def test_a_chapters_own_cases_are_collected(tmp_path, monkeypatch):
+    (tmp_path / "test_newtopic.py").write_text(
+        "DIVERGENCE_CASES = {'newtopic.train': (lambda m: None, None, ())}\nNOT_RUNNERS = {'newtopic.plan': 'why'}\n")
+    monkeypatch.setattr(sys.modules["collect"], "TESTS", tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert list(collect("DIVERGENCE_CASES")) == ["newtopic.train"]
+    assert collect("NOT_RUNNERS")["newtopic.plan"] == ("test_newtopic", "why")
+    sys.modules.pop("test_newtopic", None)
+
+
 def test_every_runner_has_a_case():
     cased = {name.split("[")[0] for name in CASES}
     missing = _discover() - cased - set(NOT_RUNNERS)
-    assert not missing, f"runners with no divergence case (add one to CASES, or a reason to NOT_RUNNERS): {missing}"
+    assert not missing, (f"runners with no divergence case: add one to DIVERGENCE_CASES (or a reason to NOT_RUNNERS) "
+                         f"at the end of the chapter's tests/test_<topic>.py: {missing}")
     for name in cased | set(NOT_RUNNERS):  # no stale entries
         module, function = name.split(".")
         assert inspect.isfunction(getattr(importlib.import_module(f"lessons_lib.{module}"), function, None)), name
