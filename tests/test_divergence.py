@@ -6,7 +6,8 @@ not to: in ``CASES`` / ``NOT_RUNNERS`` below for the chapters written before thi
 chapter in its own tests/test_<topic>.py as ``DIVERGENCE_CASES`` / ``NOT_RUNNERS`` dicts of the same
 form (collected by tests/collect.py). A runner without one fails ``test_every_runner_has_a_case``.
 Each case runs a small problem for a few steps at 10x, 1e6x and 1e300x its critical learning
-rate (``2 / lambda_max`` of the update at the start, or the step size, time step or curvature scale playing that role), and must
+rate (``2 / lambda_max`` of the update at the start, or the step size, time step or curvature
+scale playing that role), and must
 
 * return, within ``LIMIT_S`` seconds, without raising;
 * return finite data: no NaN or inf in any tensor or number of the record, except the fields a case
