@@ -47,7 +47,14 @@ flip_signs = models.flip_signs
 
 
 def chain_field(w: torch.Tensor, *, a: float, flipped: bool = True) -> torch.Tensor:
-    """Continuous-time learning field of the scalar chain (eq-curl-chain); GD when ``flipped=False``."""
+    """Continuous-time learning field of the scalar chain (eq-curl-chain); GD when ``flipped=False``.
+
+    ``w`` is not checked for NaN: the field runs every step of :func:`scalar_chain` (and under torch.func).
+    """
+    check_float_tensor(w, name="w")
+    if w.shape[:1] != (2,):
+        raise ValueError(f"w: expected (w1, w2) in the first dimension, got shape {tuple(w.shape)}")
+    a, flipped = check_real(a, name="a"), check_flag(flipped, name="flipped")
     e = w[0] * w[1] - a
     return torch.stack([-w[1] * e, (w[0] if flipped else -w[0]) * e])
 

@@ -113,6 +113,16 @@ def diagonal_net_step(u: torch.Tensor, v: torch.Tensor, X: torch.Tensor, y: torc
     Returns:
         The new ``(u, v)``.
     """
+    # type and shape checks only: this runs every step, where a NaN check would cost a sync and turn
+    # divergence (data, :mod:`lessons_lib.run`) into an exception
+    u, v, X, y = (check_float_tensor(t, name=k) for k, t in (("u", u), ("v", v), ("X", X), ("y", y)))
+    if X.ndim != 2 or X.shape[1] != u.shape[-1] or y.shape != X.shape[:1] or v.shape != u.shape:
+        raise ValueError(f"X: expected u, v (..., d), X (b, d), y (b,), got {tuple(u.shape)}, {tuple(v.shape)}, "
+                         f"{tuple(X.shape)}, {tuple(y.shape)}")
+    dtype = torch.promote_types(u.dtype, v.dtype)
+    u, v, X, y = u.to(dtype), v.to(dtype), X.to(dtype), y.to(dtype)
+    if not isinstance(lr, torch.Tensor):
+        lr = check_positive(lr, name="lr", allow_zero=True)
     g = ((u**2 - v**2) @ X.T - y) @ X / X.shape[0]
     s = 2 * lr * g
     return u - s * u, v + s * v
@@ -853,6 +863,15 @@ def student_update(W1: torch.Tensor, w2: torch.Tensor, X: torch.Tensor, y: torch
         The increments ``(dW1, dw2)``, shapes ``(S, N, M)`` and ``(S, N)``.
     """
     phi, dphi = _student_activation(activation)
+    # type and shape checks only: this runs every step (see diagonal_net_step)
+    W1, w2, X, y = (check_float_tensor(t, name=k) for k, t in (("W1", W1), ("w2", w2), ("X", X), ("y", y)))
+    if W1.ndim != 3 or w2.shape != W1.shape[:2] or X.ndim != 3 or X.shape[::2] != W1.shape[::2] or (
+            y.shape != X.shape[:2]):
+        raise ValueError(f"X: expected W1 (S, N, M), w2 (S, N), X (S, B, M), y (S, B), got {tuple(W1.shape)}, "
+                         f"{tuple(w2.shape)}, {tuple(X.shape)}, {tuple(y.shape)}")
+    w2, X, y = w2.to(W1.dtype), X.to(W1.dtype), y.to(W1.dtype)
+    if not isinstance(lr, torch.Tensor):
+        lr = check_positive(lr, name="lr", allow_zero=True)
     z = X @ W1.mT  # (S, B, N)
     h = phi(z)
     e = (h * w2[:, None, :]).sum(-1) - y  # (S, B)

@@ -392,3 +392,15 @@ def test_train_relu_1d_uses_its_blowup():
 def test_per_run_values_refuses_bools():
     with pytest.raises(ValueError, match="^lr:"):
         models.per_run_values(True, name="lr", like=torch.zeros(2))
+
+
+def test_step_functions_check_types_and_promote_mixed_dtypes():
+    g = torch.Generator().manual_seed(0)
+    u, v, X, y = (torch.randn(*s, generator=g, dtype=torch.float64) for s in ((5,), (5,), (6, 5), (6,)))
+    ref = models.diagonal_net_step(u, v, X, y, lr=0.01)
+    mixed = models.diagonal_net_step(u, v, X.float(), y, lr=0.01)  # used to raise a dtype RuntimeError
+    assert all(torch.allclose(a, b, rtol=1e-6) for a, b in zip(ref, mixed))
+    with pytest.raises(ValueError, match="^lr:"):
+        models.diagonal_net_step(u, v, X, y, lr=True)  # a bool used to be taken as lr = 1
+    with pytest.raises(ValueError, match="^X:"):
+        models.diagonal_net_step(u, v, "X", y, lr=0.01)
