@@ -166,7 +166,7 @@ SPECS: dict[str, Spec] = {
     "check.stability.largest_stable_lr": Spec(lambda: dict(answer=0.5, H=spd()), skip="answer"),
     "check.wsd.best_decay_fraction": Spec(lambda: dict(answer=0.3, fractions=[0.1, 0.5], valley=valley(), x0=10.0,
                                                        peak=0.15, steps=20, sigma=3.0),
-                                          positive="peak sigma", skip="answer"),
+                                          positive="peak", nonneg="sigma", skip="answer"),
     # curl
     "curl.chain_field": Spec(lambda: dict(w=t(0.5, 0.5), a=1.0, flipped=True)),
     "curl.scalar_chain": Spec(lambda: dict(w0=t(0.5, 0.5), a=1.0, lr=0.1, steps=3), nonneg="lr blowup"),
@@ -400,49 +400,6 @@ KNOWN_FAILURES: dict[str, dict[tuple[str, str], str]] = {
     "cbo.consensus_weights": _known(
         "evaluated every step inside cbo_minimize, where an overflowing swarm is divergence data, not bad input",
         "fX=nan-tensor",
-    ),
-    "check.core.check_function": _known(
-        "self-checks (check/, another change of #27): the problem's own arguments are not validated yet",
-        "reference=non-callable", "reference=string", "reference=none", "cases=none", "cases=number", "rtol=bool",
-        "rtol=numeric-string", "rtol=complex", "rtol=nan", "rtol=inf", "rtol=none", "rtol=negative", "rtol=zero",
-        "close_rtol=bool", "close_rtol=numeric-string", "close_rtol=complex", "close_rtol=nan", "close_rtol=inf",
-        "close_rtol=none", "close_rtol=negative", "close_rtol=zero", "time_limit=bool", "time_limit=numeric-string",
-        "time_limit=complex", "time_limit=nan", "time_limit=inf", "time_limit=none",
-    ),
-    "check.core.compare": _known(
-        "self-checks (check/, another change of #27): the problem's own arguments are not validated yet",
-        "expected=bool", "expected=numeric-string", "expected=complex", "expected=nan", "expected=inf",
-        "expected=none", "rtol=bool", "rtol=numeric-string", "rtol=complex", "rtol=nan", "rtol=inf", "rtol=none",
-        "rtol=negative", "rtol=zero", "close_rtol=bool", "close_rtol=numeric-string", "close_rtol=complex",
-        "close_rtol=nan", "close_rtol=inf", "close_rtol=none", "close_rtol=negative", "close_rtol=zero",
-    ),
-    "check.curl.curl_lambda_min": _known(
-        "self-checks (check/, another change of #27): the problem's own arguments are not validated yet",
-        "W1=complex-tensor", "W1=string", "W1=none", "W1=extra-dim", "w2=complex-tensor", "w2=string", "w2=none",
-        "D1=complex-tensor", "D1=string", "D1=none", "D2=complex-tensor", "D2=string", "D2=none", "D2=extra-dim",
-    ),
-    "check.drift.principal_coefficient": _known(
-        "self-checks (check/, another change of #27): the problem's own arguments are not validated yet",
-        "lr=bool", "lr=numeric-string", "lr=complex", "lr=nan", "lr=inf", "lr=none", "lr=negative", "lam=bool",
-        "lam=numeric-string", "lam=complex", "lam=nan", "lam=inf", "lam=none",
-    ),
-    "check.quadratic.critical_lr": _known(
-        "self-checks (check/, another change of #27): the problem's own arguments are not validated yet",
-        "a=bool", "a=complex", "a=nan", "a=inf",
-    ),
-    "check.saddles.drop_step": _known(
-        "self-checks (check/, another change of #27): the problem's own arguments are not validated yet",
-        "spectrum=nan-tensor", "spectrum=complex-tensor", "spectrum=string", "spectrum=none", "spectrum=extra-dim",
-    ),
-    "check.wsd.best_decay_fraction": _known(
-        "self-checks (check/, another change of #27): the problem's own arguments are not validated yet",
-        "fractions=nan-element", "fractions=string-element", "fractions=none", "valley=none", "valley=number",
-        "x0=bool", "x0=numeric-string", "x0=complex", "x0=nan", "x0=inf", "x0=none", "peak=bool",
-        "peak=numeric-string", "peak=complex", "peak=nan", "peak=inf", "peak=none", "peak=negative", "peak=zero",
-        "steps=non-integer", "steps=integral-float", "steps=numeric-string", "steps=bool", "steps=negative",
-        "steps=none", "sigma=bool", "sigma=numeric-string", "sigma=complex", "sigma=nan", "sigma=inf", "sigma=none",
-        "sigma=negative", "sigma=zero", "close_rtol=bool", "close_rtol=numeric-string", "close_rtol=complex",
-        "close_rtol=nan", "close_rtol=inf", "close_rtol=none",
     ),
     "curl.chain_field": _known(
         "field evaluated every step of scalar_chain and under torch.func: no NaN check there",

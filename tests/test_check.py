@@ -278,3 +278,19 @@ def test_a_function_that_never_returns_is_stopped_with_a_verdict():
     # a quick function is not affected, and the timer is gone afterwards
     assert check.check_function(lambda x: x, lambda x: x, [dict(x=1.0)], time_limit=0.3).status == "correct"
     time.sleep(0.4)
+
+
+def test_a_checks_own_problem_arguments_are_validated_whatever_the_answer():
+    from lessons_lib import landscapes
+    from lessons_lib.check import core
+    from lessons_lib.check import wsd as check_wsd
+
+    with pytest.raises(ValueError, match="^rtol:"):
+        core.compare(1.0, 1.0, rtol=-1.0)  # a negative tolerance used to make every answer "close" or "wrong"
+    with pytest.raises(ValueError, match="^valley:"):  # used to answer "not attempted" without looking
+        check_wsd.best_decay_fraction(None, fractions=[0.1, 0.5], valley=None, x0=1.0, peak=0.1, steps=10, sigma=1.0)
+    with pytest.raises(ValueError, match="^peak:"):
+        check_wsd.best_decay_fraction(0.1, fractions=[0.1, 0.5], valley=landscapes.river_valley(), x0=1.0,
+                                      peak=True, steps=10, sigma=1.0)
+    with pytest.raises(ValueError, match="^reference:"):
+        core.check_function(lambda x: x, None, [(1.0,)])

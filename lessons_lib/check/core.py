@@ -25,6 +25,8 @@ from typing import Any, Callable, Literal, Mapping, Sequence, Union
 
 import torch
 
+from ..backend import as_tensor, check_callable, check_positive
+
 Status = Literal["correct", "close", "wrong", "not attempted"]
 # plain symbols that every text font has (emoji fonts are missing on many machines)
 _ICON = {"correct": "✓", "close": "≈", "wrong": "✗", "not attempted": "…"}
@@ -115,10 +117,11 @@ def compare(value, expected, *, rtol: float = 1e-6, close_rtol: float = 0.05,
     NaN (an answer of the right shape that is not finite: ``nonfinite`` says what to do), a wrong
     shape or a non-number is "wrong" with a plain message; a one-element array counts as a number.
     """
+    rtol, close_rtol = check_positive(rtol, name="rtol"), check_positive(close_rtol, name="close_rtol")
+    want = as_tensor(expected, name="expected", device="cpu")
     if (missing := not_attempted(value)) is not None:
         return missing
     got = _as_array(value)
-    want = torch.as_tensor(expected, dtype=torch.float64)
     if got is None and _is_bool(value):
         return CheckResult("wrong", "expected a number or an array of numbers, not True or False")
     if got is None:
@@ -193,6 +196,11 @@ def check_function(fn: Callable, reference: Callable, cases: Sequence[Inputs] | 
     ``praise`` if given. A call that takes longer than ``time_limit`` seconds is stopped (see the
     module docstring) and the verdict is "wrong": it took longer than that.
     """
+    check_callable(reference, name="reference")
+    if isinstance(cases, (str, bytes)) or not isinstance(cases, (Mapping, Sequence)):
+        raise ValueError(f"cases: expected a sequence or a mapping of inputs, got {type(cases).__name__}")
+    for name, value in (("rtol", rtol), ("close_rtol", close_rtol), ("time_limit", time_limit)):
+        check_positive(value, name=name)
     if _missing(fn):
         return CheckResult("not attempted", "define the function first, then run this check")
     if not callable(fn):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import curl
+from ..backend import as_tensors
 from .core import CheckResult, compare
 
 
@@ -14,7 +15,10 @@ def curl_lambda_min(answer, *, W1, w2, D1, D2) -> CheckResult:
     Its sign decides stability, so a True/False answer would give the result away with every
     verdict; the check asks for the number and hints from the learner's value.
     """
-    W1, w2, D1, D2 = (torch.as_tensor(t, dtype=torch.float64) for t in (W1, w2, D1, D2))
+    W1, w2, D1, D2 = as_tensors(W1=W1, w2=w2, D1=D1, D2=D2)
+    if W1.ndim != 2 or w2.ndim != 1 or D1.ndim != 1 or D2.ndim != 1:
+        raise ValueError(f"W1: expected one network, W1 (N, M), w2 (N,), D1 (M,), D2 (N,), got {tuple(W1.shape)}, "
+                         f"{tuple(w2.shape)}, {tuple(D1.shape)}, {tuple(D2.shape)}")
     lams = torch.linalg.eigvalsh(curl.stability_matrix(W1, w2, D1, D2))
     parts = (float(-(w2**2).sum()) if bool((D1 < 0).any()) else float((w2**2).sum()),
              float(torch.linalg.eigvalsh(W1.mT @ (D2[:, None] * W1))[0]))

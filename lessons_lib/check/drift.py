@@ -6,11 +6,13 @@ import cmath
 
 import torch
 
+from ..backend import check_positive, check_real
 from .core import CheckResult, _is_bool, compare, not_attempted
 
 
 def principal_coefficient(answer, *, lr: float, lam: float) -> CheckResult:
     """Check the principal-flow coefficient ``log(1 - h lambda) / h`` (a complex number)."""
+    lr, lam = check_positive(lr, name="lr"), check_real(lam, name="lam")
     if (missing := not_attempted(answer)) is not None:
         return missing
     try:

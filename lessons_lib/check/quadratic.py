@@ -7,11 +7,13 @@ from typing import Callable, Sequence
 import torch
 
 from .. import quadratic
+from ..backend import check_positive
 from .core import CheckResult, check_function, compare
 
 
 def critical_lr(answer, *, a: float) -> CheckResult:
     """Check the largest learning rate for which GD converges on ``a x^2 / 2``."""
+    a = check_positive(a, name="a")
     def hint(v):
         q = 1 - float(v) * a
         side = "diverges" if abs(q) > 1 else "still converges"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .. import saddles
+from ..backend import as_tensor
 from .core import CheckResult, compare
 
 
@@ -15,7 +16,10 @@ def drop_step(answer, *, spectrum, mode: int, init_scale: float, lr: float) -> C
     ``close`` within 15%, where a drop measured in a simulation lands. The hint turns the learner's
     step into the mode strength that the closed form half-learns at that step.
     """
-    s = sorted((float(v) for v in spectrum), reverse=True)
+    spectrum = as_tensor(spectrum, name="spectrum", device="cpu")
+    if spectrum.ndim != 1:
+        raise ValueError(f"spectrum: expected singular values of shape (m,), got {tuple(spectrum.shape)}")
+    s = sorted(spectrum.tolist(), reverse=True)
     if isinstance(mode, bool) or not isinstance(mode, int) or not 1 <= mode <= len(s):
         raise ValueError(f"mode: expected an integer in [1, {len(s)}], got {mode!r}")
     target = s[mode - 1]

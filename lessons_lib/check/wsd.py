@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .. import schedules, wsd
+from ..backend import as_tensor, check_count, check_positive, check_real
 from .core import CheckResult, _is_number, not_attempted
 
 
@@ -15,6 +16,15 @@ def best_decay_fraction(answer, *, fractions, valley, x0: float, peak: float, st
     A pick whose expected final loss is within ``close_rtol`` of the lowest one is ``close`` (the
     message gives that relative excess); the hint says which way the loss still falls from the pick.
     """
+    fractions = as_tensor(fractions, name="fractions", device="cpu")
+    if fractions.ndim != 1 or fractions.numel() == 0:
+        raise ValueError(f"fractions: expected a non-empty sequence of decay fractions, got {fractions.tolist()}")
+    fractions = fractions.tolist()
+    wsd.check_valley(valley)
+    x0, peak = check_real(x0, name="x0"), check_positive(peak, name="peak")
+    steps, sigma = check_count(steps, name="steps"), check_positive(sigma, name="sigma", allow_zero=True)
+    close_rtol = check_positive(close_rtol, name="close_rtol")
+
     def parts(f):
         sched = schedules.wsd_schedule(peak, total=steps, warmup=0, decay_frac=f)
         return wsd.expected_valley_loss(valley, x0, schedule=sched, steps=steps, sigma=sigma)
