@@ -475,3 +475,17 @@ def test_diagonal_learning_time_is_the_half_time_of_the_discrete_logistic():
     assert bool((steps > 0).all())
     assert torch.allclose(steps, predicted, rtol=1e-3)  # measured <= 4.3e-4 (Euler steps, integer k)
 
+
+
+def test_best_single_unit_accepts_the_smallest_grid_and_refuses_a_smaller_one():
+    x = torch.linspace(-1, 1, 21, dtype=torch.float64)
+    y = 2 * torch.relu(x - 0.3)
+    coarse = S.best_single_unit(x, y, grid=16)  # the golden-section refinement still finds the exact kink
+    assert coarse.loss < 1e-10 and coarse.coef == pytest.approx(2, rel=1e-3)
+    with pytest.raises(ValueError, match="^grid:"):
+        S.best_single_unit(x, y, grid=15)
+    # data far from 0: the scan spans the data +- its width, so 16 points suffice (agree to 1e-13)
+    x = torch.linspace(10, 12, 21, dtype=torch.float64)
+    y = 2 * torch.relu(x - 11.3) - 0.5 * torch.relu(11.8 - x)
+    fine, coarse = S.best_single_unit(x, y), S.best_single_unit(x, y, grid=16)
+    assert coarse.loss == pytest.approx(fine.loss, rel=1e-9) and coarse.kink == pytest.approx(fine.kink, rel=1e-6)
