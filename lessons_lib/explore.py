@@ -55,7 +55,7 @@ class Control:
     def format(self, value) -> str:
         """Human-readable value, as shown next to a slider."""
         if self.kind in ("linear", "log"):
-            return f"{value:.3g}"
+            return f"{check_real(value, name='value'):.3g}"
         return str(value)
 
 

@@ -35,7 +35,7 @@ from typing import Callable, Union
 
 import torch
 
-from .backend import Record, check_count, check_flag, check_positive
+from .backend import Record, check_count, check_flag, check_float_tensor, check_positive, check_real
 
 State = Union[torch.Tensor, tuple]
 StepFn = Callable[[State, int, Union[float, torch.Tensor]], State]
@@ -251,7 +251,13 @@ def run(step: StepFn, state0: State, *, steps: int, lr=0.0, record: RecordFn | N
 
 
 def per_run(values: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
-    """Reshape per-run values of shape ``(R,)`` to broadcast against ``like`` of shape ``(R, ...)``."""
-    if isinstance(values, torch.Tensor) and values.ndim == 1:
+    """Reshape per-run values of shape ``(R,)`` to broadcast against ``like`` of shape ``(R, ...)``.
+
+    Runs every step: types are checked, finiteness only for a Python number (no per-step sync).
+    """
+    check_float_tensor(like, name="like")
+    if not isinstance(values, torch.Tensor):
+        return check_real(values, name="values")
+    if values.ndim == 1:
         return values.reshape(values.shape + (1,) * (like.ndim - 1))
     return values

@@ -239,3 +239,12 @@ def test_bench_latency_times_every_grid_point(tmp_path, monkeypatch):
     assert WIDGET_MIME in bundle
     live = json.loads(path.read_text().splitlines()[-1])
     assert live["refresh"] and live["points"] == 4
+
+
+def test_slider_values_are_real_numbers():
+    with pytest.raises(ValueError, match="^stop:"):
+        ex.linear(0.1, "1.0", 3)  # a numeric string used to be taken as a number
+    with pytest.raises(ValueError, match="^value:"):
+        ex.linear(0.1, 1.0, 3).format(True)
+    with pytest.raises(ValueError, match="^fig:"):
+        ex.figure_png(None, dpi=20)  # used to be an AttributeError
