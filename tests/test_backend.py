@@ -169,3 +169,11 @@ def test_as_tensors_promotes_mixed_dtypes_and_refuses_bools():
         backend.as_tensors(u=torch.ones(2), v=True)
     with pytest.raises(ValueError, match="^flag:"):
         backend.check_flag("yes", name="flag")
+
+
+def test_counts_start_at_one_by_default_and_progress_honours_disable():
+    assert backend.check_count(1, name="n") == 1
+    with pytest.raises(ValueError, match="^n:"):
+        backend.check_count(0, name="n")
+    assert backend.progress(range(3), disable=True).disable
+    assert list(backend.progress(range(3), disable=True)) == [0, 1, 2]

@@ -448,3 +448,11 @@ def test_cbo_errors_name_the_argument():
         cbo.alpha_schedule(1.0, steps=3, growth=0.0)  # used to say "alpha_growth:"
     with pytest.raises(ValueError, match="^f:"):
         cbo.cbo_step(torch.zeros(1, 4, 2, dtype=torch.float64), 3, alpha=1.0, lam=1.0, sigma=0.0, dt=0.1)
+
+
+def test_alpha_is_constant_unless_a_growth_is_given():
+    X0 = torch.randn(1, 20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    kw = dict(alpha=30.0, lam=1.0, sigma=0.5, dt=0.01, steps=50, generator=0)
+    assert bool((cbo.cbo_minimize(landscapes.rastrigin, X0, **kw).alpha == 30.0).all())
+    grown = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha_growth=1.05, **kw).alpha
+    assert float(grown[-1]) > 30.0

@@ -205,3 +205,9 @@ def test_flip_counts_are_named_and_integral():
             C.train_student_teacher(n_inputs=3, n_hidden=3, steps=2, record_every=1, **{name: 2.5})
     with pytest.raises(ValueError, match="^renormalize:"):
         C.train_student_teacher(n_inputs=3, n_hidden=3, steps=2, record_every=1, renormalize="yes")
+
+
+def test_scalar_chain_records_the_square_loss_of_its_iterates():
+    run = C.scalar_chain(torch.tensor([0.3, -1.2], dtype=torch.float64), a=1.5, lr=0.05, steps=40)
+    w = run.params
+    assert torch.allclose(run.loss, 0.5 * (w[:, 0] * w[:, 1] - 1.5) ** 2, rtol=1e-13, atol=0)
