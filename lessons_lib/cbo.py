@@ -43,6 +43,7 @@ from .backend import (
     check_callable,
     check_count,
     check_flag,
+    check_float_tensor,
     check_positive,
     check_real,
     default_device,
@@ -151,6 +152,7 @@ def consensus_point(X: torch.Tensor, fX: torch.Tensor, *, alpha: float | torch.T
         Pinnau, Totzeck, Tse & Martin (2017), arXiv:1604.05648.
     """
     X = _check_particles(X)
+    check_float_tensor(fX, name="fX")
     _check_values(fX, X, name="fX")
     w = consensus_weights(fX.to(X.dtype), alpha=alpha)
     return (w.unsqueeze(-2) @ X).squeeze(-2)

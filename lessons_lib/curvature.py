@@ -303,6 +303,8 @@ def gauss_newton(J: torch.Tensor) -> GaussNewton:
     if not isinstance(J, torch.Tensor) or J.ndim < 2 or J.shape[-2] == 0 or J.shape[-1] == 0:
         raise ValueError(f"J: expected a tensor of shape (..., n, p) with n, p > 0, got "
                          f"{tuple(J.shape) if isinstance(J, torch.Tensor) else type(J).__name__}")
+    if J.is_complex() or not bool(torch.isfinite(J).all()):
+        raise ValueError("J: expected finite real values")
     n, p = J.shape[-2:]
     trace = (J**2).sum(dim=(-2, -1)) / n
     small = J @ J.mT if n <= p else J.mT @ J

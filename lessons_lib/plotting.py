@@ -97,8 +97,8 @@ def mark_divergence(ax: Axes, x: Sequence[float], y: Sequence[float], *, limit: 
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"y: expected sequences of numbers x and y ({exc})") from None
-    if x.ndim != 1 or y.shape != x.shape:
-        raise ValueError(f"y: expected x and y of one shape (n,), got {x.shape} and {y.shape}")
+    if x.ndim != 1 or y.shape != x.shape or not np.all(np.isfinite(x)):
+        raise ValueError(f"x: expected finite x and a y of one shape (n,), got {x.shape} and {y.shape}")
     out = np.flatnonzero(~np.isfinite(y) | (np.abs(y) > limit))
     ax.set_ylim(-limit if np.nanmin(np.where(np.isfinite(y), y, 0)) < 0 else ax.get_ylim()[0], limit)
     if out.size:
