@@ -230,6 +230,25 @@ def score_module(path: Path, *, per_module: int, max_test_files: int, seed: int,
     return result
 
 
+#: Survivors that no test could kill, by module and a piece of the mutated line and the change, with the reason.
+EQUIVALENT = {
+    ("lessons_lib.curvature", "small = J @ J.mT if n <= p", "<= -> <"):
+        "at n = p both products are the same p x p matrix",
+    ("lessons_lib.curvature", "residual <= tol * max(1.", "1.0 -> 1.01"):
+        "moves the threshold by 1 % only where |lambda| < 1.01 and only for a residual within 1 % of it",
+    ("lessons_lib.curl", "return 0.0 if n == 0", "0 -> 1"):
+        "a 1 x 1 Jacobian has no antisymmetric part: the formula also gives 0",
+    ("lessons_lib.descent", "blowup: float = 1e6", "1000000.0 -> 1010000.0"):
+        "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
+}
+
+
+def equivalent(module: str, survivor: str) -> str:
+    """The reason a surviving mutant is equivalent, or ``""``."""
+    return next((why for (m, code, change), why in EQUIVALENT.items()
+                 if m == module and code in survivor and f": {change}  " in survivor), "")
+
+
 def read_before(path: Path) -> dict[str, str]:
     """``module -> "killed/tried"`` from an earlier run's output (its table rows), to show next to this run."""
     before = {}
@@ -257,7 +276,9 @@ def markdown(results: list[dict], args) -> str:
         rows.append(f"| **all** | | {tried} | {killed} | {killed / tried:.0%} | |")
     surv = [(r["module"], s) for r in results for s in r["survivors"]]
     if surv:
-        rows += ["", "Surviving mutants:", ""] + [f"- `{m}` {s}" for m, s in surv]
+        rows += ["", "Surviving mutants (*equivalent*: no test could tell the mutant from the code, see "
+                 "`EQUIVALENT` in the script):", ""]
+        rows += [f"- `{m}` {s}" + (f" *equivalent: {why}*" if (why := equivalent(m, s)) else "") for m, s in surv]
     return "\n".join(rows) + "\n"
 
 
