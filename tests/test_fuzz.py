@@ -34,9 +34,17 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from collect import collect
 from fuzz_specs import KNOWN_FAILURES, OPT_OUT, SPECS
 
 import lessons_lib
+
+# A new chapter keeps its specs in its own tests/test_<topic>.py: FUZZ_SPECS, FUZZ_OPT_OUT and
+# FUZZ_KNOWN_FAILURES dicts of the same form as those of tests/fuzz_specs.py (collected by tests/collect.py).
+for _attribute, _into in (("FUZZ_SPECS", SPECS), ("FUZZ_OPT_OUT", OPT_OUT), ("FUZZ_KNOWN_FAILURES", KNOWN_FAILURES)):
+    for _name, (_stem, _value) in collect(_attribute, skip=("test_fuzz",)).items():
+        assert _name not in _into, f"{_attribute}[{_name!r}] of {_stem}.py is also in tests/fuzz_specs.py"
+        _into[_name] = _value
 
 TIMEOUT_S = 10
 UNSET = inspect.Parameter.empty
@@ -275,8 +283,9 @@ def run_callable(qualname: str) -> tuple[list[tuple[str, str, str]], int]:
 def test_every_public_callable_has_a_spec_or_an_opt_out():
     missing = sorted(set(CALLABLES) - set(SPECS) - set(OPT_OUT))
     assert not missing, (
-        "These public callables have no bad-input baseline: add a cheap valid call for each to SPECS in "
-        f"tests/fuzz_specs.py (or an OPT_OUT entry with a reason if it takes nothing worth probing): {missing}"
+        "These public callables have no bad-input baseline: add a cheap valid call for each to FUZZ_SPECS at the end "
+        "of the chapter's tests/test_<topic>.py (SPECS in tests/fuzz_specs.py for the core), or a FUZZ_OPT_OUT entry "
+        f"with a reason if it takes nothing worth probing: {missing}"
     )
     stale = sorted((set(SPECS) | set(OPT_OUT) | set(KNOWN_FAILURES)) - set(CALLABLES))
     assert not stale, f"fuzz_specs.py names callables that no longer exist: {stale}"
