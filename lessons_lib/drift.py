@@ -60,6 +60,11 @@ class Flow(Trajectory):
             integrator's step size collapsed: ``diverged``), or ``"budget"`` (``max_evals``
             evaluations of the field were spent first, as on a very stiff flow; not ``diverged``).
         t_end: the last time the integrator reached.
+
+    A flow is integrated between the requested times, not stepped, so where it diverged its rows end
+    at the last requested time it reached inside the ball and ``diverged_at`` is the index of the first
+    requested time it did not reach (``len(params)``); a stepped :class:`Trajectory` instead keeps the
+    first iterate outside the ball as its last row (see :mod:`lessons_lib.run`).
     """
 
     status: str = "completed"
