@@ -171,7 +171,8 @@ def edge_of_stability(
         return {"loss": f.detach()}
 
     def step(theta, t, eta):
-        return theta - eta * last_grad.pop(t)
+        g = last_grad.pop(t, None)  # recorded at every step; computed here should that ever change
+        return theta - eta * (grad_value(theta)[0] if g is None else g)
 
     out = run(step, theta0, steps=steps, lr=lr, record=record, blowup=blowup)
     where, values, converged = zip(*sharp)
