@@ -294,3 +294,9 @@ def test_a_checks_own_problem_arguments_are_validated_whatever_the_answer():
                                       peak=True, steps=10, sigma=1.0)
     with pytest.raises(ValueError, match="^reference:"):
         core.check_function(lambda x: x, None, [(1.0,)])
+
+
+def test_close_means_within_five_percent_by_default():
+    assert check.compare(1.0498, 1.0).status == "close"
+    assert check.compare(1.0502, 1.0).status == "wrong"
+    assert check.compare(1.0 + 0.9e-6, 1.0).status == "correct" and check.compare(1.0 + 1.1e-6, 1.0).status == "close"
