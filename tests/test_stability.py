@@ -97,7 +97,7 @@ def test_sgd_final_trace_is_below_two_over_lr(seed):
 def test_gd_final_trace_is_flat_in_lr_and_far_above_two_over_lr(data):
     run = S.train_diagonal_net(data.X, data.y, lr=LRS, steps=10_000, batch_size=None, init_scale=0.5,
                                warmup_steps=5000, record_every=5000)
-    assert float(run.trace.max() / run.trace.min()) < 1.02  # measured < 1.001
+    assert float(run.trace.max() / run.trace.min()) < 1.002  # measured < 1.001
     assert float(run.trace[2]) > 4 * 2 / 0.05  # 207 against 40
     assert bool((run.trace_history >= run.l1_history - 1e-10).all())
 
