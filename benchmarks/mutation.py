@@ -238,6 +238,8 @@ EQUIVALENT = {
         "moves the threshold by 1 % only where |lambda| < 1.01 and only for a residual within 1 % of it",
     ("lessons_lib.curl", "return 0.0 if n == 0", "0 -> 1"):
         "a 1 x 1 Jacobian has no antisymmetric part: the formula also gives 0",
+    ("lessons_lib.wsd", "nxt = (cum[prev] < u)", "< -> <="):
+        "u is a continuous uniform draw: it equals a cumulative probability with probability 0",
     ("lessons_lib.descent", "blowup: float = 1e6", "1000000.0 -> 1010000.0"):
         "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
 }
