@@ -249,3 +249,11 @@ def test_documented_defaults_of_the_valley_and_bigram_runners():
         wsd.bigram_task(1, branching=2)
     run = wsd.train_bigram(tiny, S.constant_schedule(0.5), steps=100, seeds=1)
     assert run.steps.tolist() == [0, 50, 100]  # recorded every 50 steps by default
+
+
+def test_compare_wsd_s_is_one_run_on_the_wsd_s_schedule_without_warmup():
+    task = wsd.bigram_task(12, branching=3, generator=1)
+    kw = dict(peak=2.0, checkpoints=[20, 40], decay_frac=0.5)
+    c = wsd.compare_wsd_s(task, seeds=2, generator=5, **kw)
+    single = wsd.train_bigram(task, S.wsd_s_schedule(warmup=0, **kw), steps=40, seeds=2, generator=5, record_every=20)
+    assert torch.equal(c.wsd_s, single.total[1:])  # recorded at steps 0, 20, 40: the checkpoints are rows 1, 2
