@@ -240,6 +240,10 @@ EQUIVALENT = {
         "a 1 x 1 Jacobian has no antisymmetric part: the formula also gives 0",
     ("lessons_lib.wsd", "nxt = (cum[prev] < u)", "< -> <="):
         "u is a continuous uniform draw: it equals a cumulative probability with probability 0",
+    ("lessons_lib.wsd", "sched = wsd_s_schedule(peak, checkpoints=checkpoints, warmup=0", "0 -> 1"):
+        "a one-step warm-up reaches the peak at step 0, (0 + 1) / 1: the same schedule",
+    ("lessons_lib.wsd", "if not size <= radius", "<= -> <"):
+        "only a state exactly on the blow-up radius differs, which no run reaches",
     ("lessons_lib.descent", "blowup: float = 1e6", "1000000.0 -> 1010000.0"):
         "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
 }
