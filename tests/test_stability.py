@@ -160,6 +160,7 @@ def test_divergence_is_reported_per_run_and_frozen_not_zeroed(data):
     assert torch.equal(run.beta_history[-1, 1], run.beta[1]) and not bool(run.diverged[0])
 
 
+@pytest.mark.slow  # about 7 s on one busy core
 def test_minibatch_between_sgd_and_gd(data):
     lr = 0.05
     runs = {B: S.train_diagonal_net(data.X, data.y, lr=lr, steps=15_000, batch_size=B, warmup_steps=3000,
@@ -202,3 +203,16 @@ CHECK_CASES = {
     "largest_stable_lr": Case(_STABLE_LR, _STABLE_LR * 1.01, (_STABLE_LR * 0.6, _STABLE_LR * 1.5),
                               expected=[_STABLE_LR], args=dict(H=_H_EXERCISE)),
 }
+
+
+def test_diagonal_net_functions_promote_mixed_dtypes_and_name_bad_shapes():
+    g = torch.Generator().manual_seed(0)
+    u, v = torch.randn(5, generator=g, dtype=torch.float64) + 1, torch.randn(5, generator=g, dtype=torch.float64) + 1
+    X, y = torch.randn(6, 5, generator=g, dtype=torch.float64), torch.randn(6, generator=g, dtype=torch.float64)
+    mixed = S.perturbation_growth(u, v, X.float(), y, lr=0.01, steps=3)  # used to raise a dtype RuntimeError
+    assert bool(torch.isfinite(mixed.distance).all())
+    assert torch.allclose(S.top_direction(u, v, X.float()).abs(), S.top_direction(u, v, X.float().double()).abs())
+    with pytest.raises(ValueError, match="^X:"):
+        S.top_direction(u, v, X[:, :4])
+    with pytest.raises(ValueError, match="^y:"):
+        S.perturbation_growth(u, v, X, y[:5], lr=0.01, steps=3)

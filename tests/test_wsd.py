@@ -241,6 +241,21 @@ def test_expected_valley_loss_is_the_mean_of_sampled_sgd_under_a_wsd_schedule():
 
 
 
+def test_river_progress_refuses_negative_or_non_numeric_rates():
+    assert wsd.river_progress(2.0, 0.5, torch.tensor([0.1, 0.3])) == pytest.approx(2.0 * math.exp(-0.2))
+    with pytest.raises(ValueError, match="^lrs:"):
+        wsd.river_progress(1.0, 0.01, torch.tensor([-0.1, -0.1]))  # used to report progress backwards
+    with pytest.raises(ValueError, match="^x0:"):
+        wsd.river_progress("1.0", 0.01, torch.tensor([0.1]))
+
+
+def test_valley_and_task_arguments_are_checked():
+    with pytest.raises(ValueError, match="^valley:"):
+        wsd.sgd_valley(None, [1.0, 0.0], schedule=S.constant_schedule(0.1), steps=3, sigma=0.1)
+    with pytest.raises(ValueError, match="^task:"):
+        wsd.train_bigram(3, S.constant_schedule(0.1), steps=3)
+
+
 def test_documented_defaults_of_the_valley_and_bigram_runners():
     one = wsd.sgd_valley(VALLEY, (1.0, 0.5), schedule=S.constant_schedule(0.1), steps=3, sigma=0.1)
     assert one.params.shape == (4, 1, 2)  # one replica by default
