@@ -110,6 +110,22 @@ def test_optimal_lr_and_rate():
     assert torch.allclose(torch.linalg.eigvalsh(H), torch.tensor([1.0, 100.0], dtype=torch.float64))
 
 
+def test_regime_and_steps_to_tolerance_refuse_values_that_gave_confident_wrong_answers():
+    # regime(0.1, 2.0, rtol=inf) answered "one-step" and steps_to_tolerance(0.1, nan) answered 0
+    with pytest.raises(ValueError, match="^rtol:"):
+        quadratic.regime(0.1, 2.0, rtol=float("inf"))
+    with pytest.raises(ValueError, match="^rtol:"):
+        quadratic.regime(0.1, 2.0, rtol=0.6)  # wide enough to call lr*a = 0.2 "one-step"
+    assert quadratic.regime(0.1, 2.0, rtol=1e-3) == "monotone"
+    with pytest.raises(ValueError, match="^a:"):
+        quadratic.steps_to_tolerance(0.1, float("nan"))
+    with pytest.raises(ValueError, match="^tol:"):
+        quadratic.steps_to_tolerance(0.1, 2.0, tol=1.5)
+    for bad in (True, "2.0", 2 + 0j):
+        with pytest.raises(ValueError, match="^a:"):
+            quadratic.regime(0.1, bad)
+
+
 def test_steps_to_tolerance():
     assert quadratic.steps_to_tolerance(0.25, 2.0, tol=1e-3) == pytest.approx(math.log(1e-3) / math.log(0.5))
     assert quadratic.steps_to_tolerance(0.5, 2.0) == 1.0
