@@ -115,3 +115,11 @@ def test_gd_on_the_gpu_returns_a_host_trajectory():
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=rf"^{name}:"):
         call()
+
+
+def test_iterate_validates_a_numeric_lr_label():
+    step = lambda x: 0.5 * x  # noqa: E731
+    with pytest.raises(ValueError, match="^lr:"):
+        descent.iterate(step, lambda x: (x**2).sum(), torch.ones(2, dtype=torch.float64), lr=-0.5, steps=3)
+    assert math.isnan(descent.iterate(step, lambda x: (x**2).sum(), torch.ones(2, dtype=torch.float64),
+                                      lr=float("nan"), steps=3).lr)  # NaN labels a varying rate

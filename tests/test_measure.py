@@ -125,3 +125,16 @@ def test_count_plateaus_refuses_negative_thresholds():
 def test_plateau_losses_names_bad_times():
     with pytest.raises(ValueError, match="^times:"):
         measure.plateau_losses(torch.ones(8, dtype=torch.float64), [0, math.nan, 6])
+
+
+def test_plateau_losses_pick_the_smallest_central_difference():
+    # between drops at 0 and 6 the central differences |L[k+1] - L[k-1]| are 5, 4, 0.5, 3, 0.2: the flattest is k = 5
+    loss = torch.tensor([10.0, 6.0, 6.0, 5.5, 3.0, 2.5, 2.8, 1.0], dtype=torch.float64)
+    assert measure.plateau_losses(loss, [0, 6]).tolist() == [2.5]
+
+
+def test_count_plateaus_of_a_steady_fall_is_zero_and_the_floor_is_strict():
+    assert measure.count_plateaus(torch.exp(-0.5 * torch.arange(100.0, dtype=torch.float64)), lr=1.0) == 0
+    level = torch.cat([torch.ones(1, dtype=torch.float64), torch.full((30,), 1e-3, dtype=torch.float64)])  # exactly floor * L_0: not above it
+    assert measure.count_plateaus(level, lr=0.1, floor=1e-3) == 0
+    assert measure.count_plateaus(level, lr=0.1, floor=0.9e-3) == 1

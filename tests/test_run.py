@@ -314,3 +314,12 @@ def test_on_grid_refuses_a_grid_finer_than_the_recording():
     with pytest.raises(ValueError, match="^record_every:"):
         out.on_grid(20, 5)
     assert out.on_grid(20, 10)[1]["params"][:, 0].tolist() == [1.0, 0.5**10, 0.5**20]
+
+
+def test_on_grid_at_every_step_and_a_grid_point_between_the_last_two_records():
+    out = R.run(lambda x, t, lr: 0.5 * x, torch.ones(1, dtype=torch.float64), steps=6)
+    grid, history = out.on_grid(6)
+    assert grid.tolist() == list(range(7)) and history["params"][:, 0].tolist() == [0.5**k for k in range(7)]
+    coarse = R.run(lambda x, t, lr: 0.5 * x, torch.ones(1, dtype=torch.float64), steps=20, record_every=10)
+    with pytest.raises(ValueError, match="^record_every:"):
+        coarse.on_grid(20, 15)  # step 15 lies between the last two records

@@ -197,3 +197,8 @@ def test_branch_plan_with_period_decays_matches_wsd_s_decays():
     assert branches[-1].total_steps == 4400  # the last checkpoint plus the earlier branches' decays: 4000 + 200 + 200
     with pytest.raises(ValueError, match="^per:"):
         S.wsd_branch_plan([10, 20], decay_frac=0.2, per="epoch")
+
+
+def test_a_one_step_warmup_is_already_at_the_peak():
+    # warmup convention: eta(t) = peak * (t + 1) / warmup, so with warmup = 1 step 0 trains at the peak
+    assert float(S.wsd_schedule(2.0, total=4, warmup=1, decay_frac=0.0)(0)) == 2.0
