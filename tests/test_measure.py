@@ -135,6 +135,7 @@ def test_plateau_losses_pick_the_smallest_central_difference():
 
 def test_count_plateaus_of_a_steady_fall_is_zero_and_the_floor_is_strict():
     assert measure.count_plateaus(torch.exp(-0.5 * torch.arange(100.0, dtype=torch.float64)), lr=1.0) == 0
-    level = torch.cat([torch.ones(1, dtype=torch.float64), torch.full((30,), 1e-3, dtype=torch.float64)])  # exactly floor * L_0: not above it
+    # a plateau exactly at floor * L_0 is not above it
+    level = torch.cat([torch.ones(1, dtype=torch.float64), torch.full((30,), 1e-3, dtype=torch.float64)])
     assert measure.count_plateaus(level, lr=0.1, floor=1e-3) == 0
     assert measure.count_plateaus(level, lr=0.1, floor=0.9e-3) == 1
