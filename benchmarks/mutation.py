@@ -246,6 +246,14 @@ EQUIVALENT = {
         "only a state exactly on the blow-up radius differs, which no run reaches",
     ("lessons_lib.descent", "blowup: float = 1e6", "1000000.0 -> 1010000.0"):
         "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
+    ("lessons_lib.quadratic", "blowup: float = 1e6", "1000000.0 -> 1010000.0"):
+        "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
+    ("lessons_lib.quadratic", "if p < 0 or p > 2", "< -> <="):
+        "p = 0 is answered as 'flat' two lines earlier, so the branch never sees it",
+    ("lessons_lib.quadratic", "if p < 0 or p > 2", "> -> >="):
+        "p = 2 is answered as 'two-cycle' two lines earlier, so the branch never sees it",
+    ("lessons_lib.run", "if math.isinf(blowup * max(1.0", "* -> /"):
+        "the branch only sets an infinite radius, which blowup * size0 already is whenever the product overflows",
 }
 
 
