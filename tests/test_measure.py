@@ -128,9 +128,10 @@ def test_plateau_losses_names_bad_times():
 
 
 def test_plateau_losses_pick_the_smallest_central_difference():
-    # between drops at 0 and 6 the central differences |L[k+1] - L[k-1]| are 5, 4, 0.5, 3, 0.2: the flattest is k = 5
-    loss = torch.tensor([10.0, 6.0, 6.0, 5.5, 3.0, 2.5, 2.8, 1.0], dtype=torch.float64)
-    assert measure.plateau_losses(loss, [0, 6]).tolist() == [2.5]
+    # between drops at 0 and 6 the central differences |L[k+1] - L[k-1]| are 1.1, 4, 5.9, 4, 2.5: the flattest
+    # is k = 1 (the sums L[k+1] + L[k-1], smallest at k = 5, would pick another point)
+    loss = torch.tensor([10.0, 9.0, 8.9, 5.0, 3.0, 1.0, 0.5, 0.1], dtype=torch.float64)
+    assert measure.plateau_losses(loss, [0, 6]).tolist() == [9.0]
 
 
 def test_count_plateaus_of_a_steady_fall_is_zero_and_the_floor_is_strict():
@@ -139,3 +140,10 @@ def test_count_plateaus_of_a_steady_fall_is_zero_and_the_floor_is_strict():
     level = torch.cat([torch.ones(1, dtype=torch.float64), torch.full((30,), 1e-3, dtype=torch.float64)])
     assert measure.count_plateaus(level, lr=0.1, floor=1e-3) == 0
     assert measure.count_plateaus(level, lr=0.1, floor=0.9e-3) == 1
+
+
+def test_count_plateaus_counts_a_stretch_of_exactly_the_minimum_duration():
+    # 5 flat steps at lr = 0.1 last 0.5 time units, the default minimum: counted
+    loss = torch.tensor([1.0] + [0.1] * 6 + [1e-4] * 3, dtype=torch.float64)
+    assert measure.count_plateaus(loss, lr=0.1) == 1
+    assert measure.count_plateaus(loss, lr=0.1, min_duration=0.51) == 0
