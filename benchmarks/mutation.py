@@ -252,6 +252,10 @@ EQUIVALENT = {
         "p = 0 is answered as 'flat' two lines earlier, so the branch never sees it",
     ("lessons_lib.quadratic", "if p < 0 or p > 2", "> -> >="):
         "p = 2 is answered as 'two-cycle' two lines earlier, so the branch never sees it",
+    ("lessons_lib.landscapes", "torch.where(b > 0, 1 - torch.exp(-9 * b**2)", "> -> >="):
+        "at b = 0 the wall's factor 1 - exp(-9 b^2) is already 0, so both branches give the same value",
+    ("lessons_lib.schedules", "or [pieces[-1]]", "drop unary minus"):
+        "every caller's piece lengths sum to the schedule's positive total, so a piece is always kept",
     ("lessons_lib.run", "if math.isinf(blowup * max(1.0", "* -> /"):
         "the branch only sets an infinite radius, which blowup * size0 already is whenever the product overflows",
 }

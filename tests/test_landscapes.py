@@ -51,6 +51,13 @@ def test_river_valley_bad_input_names_the_argument(kwargs, name):
 
 # --- Rastrigin --------------------------------------------------------------------------------------
 
+def test_river_valley_defaults_are_the_builders_defaults():
+    """The dataclass and the builder agree: a straight river (A = 0) with k = 1 unless told otherwise."""
+    built = landscapes.river_valley(mu=0.02, a=5.0)
+    assert landscapes.RiverValley(mu=0.02, a=5.0) == built
+    assert (built.amplitude, built.k) == (0.0, 1.0)
+
+
 def test_rastrigin_global_minimum_is_zero_at_the_origin():
     assert float(landscapes.rastrigin(torch.zeros(5, dtype=F64))) == 0.0
     u = torch.linspace(-4, 4, 161, dtype=F64)  # step 0.05: the grid contains 0 and every integer
@@ -87,7 +94,11 @@ def canyon_formula(x1: float, x2: float) -> float:
     return f + 16 * math.exp(1 - 2 * v**4) * (max(0.0, 1 - math.exp(-9 * b**2)) if b > 0 else 0.0)
 
 
-@pytest.mark.parametrize("point", [(0.0, 0.0), (8.0, 8.0), (6.62, 7.55), (-1.0, 0.5), (3.0, 2.0), (-2.0, -2.0)])
+# Three points probe the wall left of the origin: (-0.2, -0.646) and (-0.1, -0.311) lie on the canyon floor (v = 0)
+# where the wall's factor 1 - exp(-9 b^2) is still below 1 (b = 1.23 and 0.60), and (-0.5, -1.297) sits half a
+# unit above the floor (v = 0.5), where exp(1 - 2 v^4) is away from its peak.
+@pytest.mark.parametrize("point", [(0.0, 0.0), (8.0, 8.0), (6.62, 7.55), (-1.0, 0.5), (3.0, 2.0), (-2.0, -2.0),
+                                   (-0.2, -0.646), (-0.1, -0.311), (-0.5, -1.297)])
 def test_grand_canyon_values_follow_the_formula(point):
     value = float(landscapes.grand_canyon(torch.tensor(point, dtype=F64)))
     assert value == pytest.approx(canyon_formula(*point), rel=1e-12, abs=1e-12)

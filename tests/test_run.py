@@ -223,6 +223,15 @@ def test_diverged_at_is_the_first_k_with_q_to_the_k_outside_the_ball(lr_times_a,
     assert out.diverged_step == math.floor(exact) + 1
 
 
+def test_the_radius_is_blowup_times_one_for_a_start_inside_the_unit_ball():
+    """A start of norm 0.5 gets the radius ``blowup * 1`` (not ``blowup * 0.5``, not anything above 1)."""
+    grow = lambda x, t, lr: x * 20.1  # noqa: E731
+    out = R.run(grow, scalar(0.5), steps=3, lr=1.0, blowup=10.0)  # |x_1| = 10.05: just outside 10
+    assert out.diverged_step == 1
+    out = R.run(lambda x, t, lr: x * 19.9, scalar(0.5), steps=1, lr=1.0, blowup=10.0)  # 9.95: just inside
+    assert not out.diverged.any()
+
+
 # --- records on the host -----------------------------------------------------------------------------
 
 def test_the_run_is_a_record_moved_to_the_host(monkeypatch):
