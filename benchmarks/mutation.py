@@ -236,8 +236,6 @@ EQUIVALENT = {
         "at n = p both products are the same p x p matrix",
     ("lessons_lib.curvature", "residual <= tol * max(1.", "1.0 -> 1.01"):
         "moves the threshold by 1 % only where |lambda| < 1.01 and only for a residual within 1 % of it",
-    ("lessons_lib.curl", "return 0.0 if n == 0", "0 -> 1"):
-        "a 1 x 1 Jacobian has no antisymmetric part: the formula also gives 0",
     ("lessons_lib.wsd", "nxt = (cum[prev] < u)", "< -> <="):
         "u is a continuous uniform draw: it equals a cumulative probability with probability 0",
     ("lessons_lib.wsd", "sched = wsd_s_schedule(peak, checkpoints=checkpoints, warmup=0", "0 -> 1"):
@@ -256,6 +254,8 @@ EQUIVALENT = {
         "at b = 0 the wall's factor 1 - exp(-9 b^2) is already 0, so both branches give the same value",
     ("lessons_lib.schedules", "or [pieces[-1]]", "drop unary minus"):
         "every caller's piece lengths sum to the schedule's positive total, so a piece is always kept",
+    ("lessons_lib.drift", "def principal_flow_quadratic(H, theta0, *, lr: float, times, blowup: f", "1000000.0 -> 1010000.0"):
+        "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
     ("lessons_lib.run", "if math.isinf(blowup * max(1.0", "* -> /"):
         "the branch only sets an infinite radius, which blowup * size0 already is whenever the product overflows",
 }

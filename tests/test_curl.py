@@ -211,3 +211,15 @@ def test_scalar_chain_records_the_square_loss_of_its_iterates():
     run = C.scalar_chain(torch.tensor([0.3, -1.2], dtype=torch.float64), a=1.5, lr=0.05, steps=40)
     w = run.params
     assert torch.allclose(run.loss, 0.5 * (w[:, 0] * w[:, 1] - 1.5) ** 2, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("J, expected", [
+    ([[2.0, 0.5], [0.5, -1.0]], 0.0),                       # symmetric: a gradient field
+    ([[0.0, 1.0], [-1.0, 0.0]], 1.0),                       # a pure rotation: all curl
+    ([[0.0, 2 ** -0.5], [-(2 ** -0.5), 0.0]], 1.0),         # the same rotation scaled to norm exactly 1
+    ([[1.0, 1.0], [0.0, 1.0]], (2 / 3) ** 0.5 / 2),         # a shear: ||J - J^T|| = sqrt 2, ||J|| = sqrt 3
+    ([[0.0, 0.0, 3.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], 0.5 ** 0.5),  # one off-diagonal entry, n = 3
+    ([[0.0, 0.0], [0.0, 0.0]], 0.0),                        # the zero matrix has no curl
+])
+def test_curl_fraction_by_hand(J, expected):
+    assert C.curl_fraction(torch.tensor(J, dtype=torch.float64)) == pytest.approx(expected, rel=1e-12, abs=1e-15)

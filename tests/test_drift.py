@@ -216,6 +216,41 @@ def test_factorisation_closed_form_step_is_gd():
         [[0.09, 2 * 0.6 - 1], [2 * 0.6 - 1, 4.0]], dtype=torch.float64))[-1]))
 
 
+def test_factorisation_sharpness_is_the_hessians_top_eigenvalue_at_the_first_and_last_iterate():
+    """The Hessian of (uv - 1)^2 / 2 is [[v^2, 2uv - 1], [2uv - 1, u^2]]; five steps keep the last two apart."""
+    run = D.factorisation_gd(2.0, 0.3, lr=0.1, steps=5)
+
+    def top(p):
+        u, v = float(p[0]), float(p[1])
+        return float(torch.linalg.eigvalsh(torch.tensor([[v * v, 2 * u * v - 1], [2 * u * v - 1, u * u]],
+                                                        dtype=torch.float64))[-1])
+
+    first, before_last, last = (top(run.trajectory.params[i]) for i in (0, -2, -1))
+    assert abs(last - before_last) > 1e-3  # the check below can tell the last iterate from the one before
+    assert run.initial_sharpness == pytest.approx(first, rel=1e-12)
+    assert run.final_sharpness == pytest.approx(last, rel=1e-12)
+
+
+def test_a_flow_that_leaves_before_the_first_requested_time_has_no_rows():
+    """theta' = 2 theta leaves a ball of radius 10 at t = ln(10) / 2 = 1.15, before t = 5: no row, flagged."""
+    flow = D.gradient_flow(lambda p: -(p**2).sum(), torch.ones(1, dtype=torch.float64), times=[5.0, 6.0], blowup=10)
+    assert flow.params.shape == (0, 1) and flow.loss.shape == (0,)
+    assert flow.diverged and flow.diverged_at == 0 and flow.status == "left the ball"
+
+
+def test_the_default_budget_is_five_thousand_evaluations_of_the_field():
+    """A stiff flow (curvature 1e7 for a time of 1) spends the budget; each evaluation calls the loss once."""
+    calls = [0]
+
+    def stiff(p):
+        calls[0] += 1
+        return 0.5e7 * (p**2).sum()
+
+    flow = D.gradient_flow(stiff, torch.ones(1, dtype=torch.float64), times=[0.0, 1.0])
+    assert flow.status == "budget" and not flow.diverged
+    assert calls[0] == 5000 + len(flow.params)  # the field's evaluations, then one loss per recorded row
+
+
 # --- self-check cases (collected by tests/test_course.py) ---
 
 import cmath  # noqa: E402
