@@ -254,7 +254,7 @@ EQUIVALENT = {
         "at b = 0 the wall's factor 1 - exp(-9 b^2) is already 0, so both branches give the same value",
     ("lessons_lib.schedules", "or [pieces[-1]]", "drop unary minus"):
         "every caller's piece lengths sum to the schedule's positive total, so a piece is always kept",
-    ("lessons_lib.drift", "def principal_flow_quadratic(H, theta0, *, lr: float, times, blowup: f", "1000000.0 -> 1010000.0"):
+    ("lessons_lib.drift", "def principal_flow_quadratic(H, theta0", "1000000.0 -> 1010000.0"):
         "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
     ("lessons_lib.run", "if math.isinf(blowup * max(1.0", "* -> /"):
         "the branch only sets an infinite radius, which blowup * size0 already is whenever the product overflows",
