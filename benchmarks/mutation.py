@@ -324,9 +324,9 @@ def main(argv=None) -> int:
         scratch = Path(tmp) / "repo"
         for sub in ("lessons_lib", "tests", "book", "benchmarks", "tools"):
             shutil.copytree(ROOT / sub, scratch / sub, ignore=shutil.ignore_patterns("__pycache__", "_build"))
-        for f in ("pyproject.toml", "_toc.yml", "_config.yml", "requirements.txt", "README.md"):
-            if (ROOT / f).exists():
-                shutil.copy(ROOT / f, scratch / f)
+        for f in ROOT.iterdir():  # the top-level files the tests read: requirements*.txt, README.md, Makefile ...
+            if f.is_file() and not f.name.startswith("."):
+                shutil.copy(f, scratch / f.name)
         for path in paths:
             r = score_module(path, per_module=args.per_module, max_test_files=args.max_test_files,
                              seed=args.seed, scratch=scratch)
