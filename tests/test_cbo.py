@@ -4,6 +4,7 @@ Each claim test notes what we measured, and over which seeds, next to its tolera
 the same runs); tolerances sit about twice the measured spread beyond the measured values.
 """
 
+import dataclasses
 import importlib.util
 import math
 import pathlib
@@ -275,6 +276,22 @@ def test_recorded_steps_particles_and_alpha_schedule():
     assert torch.equal(res.extent[1], per_step[0:11].amax(0)) and torch.equal(res.extent[3], per_step[20:26].amax(0))
     sched = cbo.alpha_schedule(30.0, steps=300, growth=1.05)
     assert sched[0] == 30.0 and sched[-1] == 1e5 and all(b >= a for a, b in zip(sched, sched[1:]))
+    # the first consensus point is taken at alpha_0, and without keep_particles the particles are the last ones
+    fX0 = landscapes.rastrigin(X0)
+    soft = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=0.1, sigma=0.0, dt=0.01, steps=2, alpha_growth=3.0)
+    assert torch.allclose(soft.consensus[0], cbo.consensus_point(X0, fX0, alpha=0.1), rtol=1e-13, atol=0)
+    assert not torch.allclose(soft.consensus[0], cbo.consensus_point(X0, fX0, alpha=0.3), rtol=1e-3, atol=0)
+    last = cbo.cbo_minimize(landscapes.rastrigin, X0, alpha=30, sigma=1.0, dt=0.01, steps=25, generator=0,
+                            record_every=10, alpha_growth=1.05, alpha_max=40.0)
+    assert last.particles.shape == X0.shape and torch.equal(last.particles, res.particles[-1])
+
+
+def test_success_is_an_error_strictly_below_a_quarter_by_default():
+    res = cbo.cbo_minimize(landscapes.rastrigin, rastrigin_runs(4, 5, 1, 0), alpha=30, sigma=0.0, dt=0.01, steps=1)
+    finals = torch.tensor([[0.2], [-0.2505], [0.25], [0.3]], dtype=torch.float64)
+    res = dataclasses.replace(res, final=finals, diverged=torch.zeros(4, dtype=torch.bool))
+    assert res.success().tolist() == [True, False, False, False]
+    assert res.success_rate() == 0.25 and res.success(tol=0.26).tolist() == [True, True, True, False]
 
 
 @pytest.mark.parametrize("call,name", [

@@ -234,3 +234,32 @@ def test_every_warm_started_measurement_matches_a_cold_start_along_the_run():
         if t < 300:
             theta = theta - 0.4 * gradient(theta)
     assert torch.allclose(theta, run.params, rtol=0, atol=1e-12)  # the replay is the run
+
+
+def test_threshold_is_two_over_the_learning_rate():
+    problem = edge.mlp_problem(generator=0, device="cpu")
+    for lr, expected in ((0.4, 5.0), (0.2, 10.0), (2.5, 0.8)):
+        run = edge.edge_of_stability(problem, lr=lr, steps=1, sharpness_every=1)
+        assert run.threshold == pytest.approx(expected, rel=1e-15)
+
+
+def test_each_measurement_starts_from_the_previous_vector_kicked_by_a_tenth(monkeypatch):
+    """The warm start is ``v/|v| + 0.1 k/|k|``: the previous top eigenvector (a random one at first) plus a kick
+    of length exactly 0.1, and each measurement gets the default budget of 50 iterations."""
+    real, calls = edge.curvature.sharpness, []
+
+    def spy(loss, theta, **kw):
+        out = real(loss, theta, **kw)
+        calls.append((kw["v0"], kw["max_iter"], out.vector))
+        return out
+
+    monkeypatch.setattr(edge.curvature, "sharpness", spy)
+    edge.edge_of_stability(edge.mlp_problem(generator=0, device="cpu"), lr=0.2, steps=30, sharpness_every=10)
+    assert len(calls) == 4 and all(m == 50 for _, m, _ in calls)
+    previous = [None] + [vec for _, _, vec in calls[:-1]]
+    for (v0, _, _), prev in zip(calls, previous):
+        if prev is None:  # the first start: a random unit vector plus the kick
+            assert float(v0.norm()) == pytest.approx(1.0, abs=0.1 + 1e-12)
+            continue
+        unit = prev / prev.norm()
+        assert float((v0 - unit).norm()) == pytest.approx(0.1, rel=1e-12)
