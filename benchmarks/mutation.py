@@ -259,6 +259,10 @@ EQUIVALENT = {
     ("lessons_lib.cbo", "keep_particles: bool = False, blowup: float = 1e100", "1e+100 -> 1.01e+100"):
         "a swarm that leaves 1e100 grows by far more than 1 % a step (beyond lam dt = 2, or by the noise), so the "
         "two radii flag the same step",
+    ("lessons_lib.models", "blowup: float = 1e6) -> ReluRun", "1000000.0 -> 1010000.0"):
+        "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
+    ("lessons_lib.stability", "blowup: float = 1e6) -> PerturbationGrowth", "1000000.0 -> 1010000.0"):
+        "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
     ("lessons_lib.run", "if math.isinf(blowup * max(1.0", "* -> /"):
         "the branch only sets an infinite radius, which blowup * size0 already is whenever the product overflows",
 }

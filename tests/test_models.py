@@ -317,6 +317,29 @@ def test_student_update_flips_the_gradient_per_unit():
     assert torch.allclose(gd1, -0.3 * g1, rtol=1e-14) and torch.allclose(gd2, -0.3 * g2, rtol=1e-14)
 
 
+def test_diagonal_net_records_every_500_steps_by_default_and_ends_at_the_last_record():
+    X = torch.tensor([[1.0, 0.5], [0.2, -1.0], [0.3, 0.3]], dtype=torch.float64)
+    run = models.train_diagonal_net(X, X @ torch.tensor([1.0, 0.0], dtype=torch.float64), lr=0.05, steps=1100)
+    assert run.record_steps.tolist() == [0, 500, 1000, 1100]
+    assert run.trace == run.trace_history[-1] != run.trace_history[1]
+    assert run.lam_max == run.lam_max_history[-1] != run.lam_max_history[1]
+
+
+def test_teacher_data_makes_three_seeds_of_a_hundred_samples_by_default():
+    data = models.teacher_data(n_inputs=4)
+    assert data.X.shape == (3, 100, 4) and data.y.shape == (3, 100) and data.beta.shape == (3, 4)
+
+
+def test_relu_kinks_merge_nearby_kinks_at_their_slope_weighted_mean():
+    """Kinks at 0.10 and 0.13 (slope changes 1 and 3) merge at (0.10 * 1 + 0.13 * 3) / 4 = 0.1225."""
+    a = torch.tensor([1.0, 3.0, 2.0], dtype=torch.float64)
+    w = torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)
+    b = torch.tensor([-0.10, -0.13, -0.5], dtype=torch.float64)  # kinks at -b / w = 0.10, 0.13, -0.5
+    where, slope = models.relu_kinks(a, w, b, x_range=(-1.0, 1.0))
+    assert where.tolist() == pytest.approx([-0.5, 0.1225], rel=1e-12)
+    assert slope.tolist() == pytest.approx([2.0, 4.0], rel=1e-12)
+
+
 def test_teacher_data_is_linear_and_scaled():
     data = models.teacher_data(n_inputs=50, n_samples=400, seeds=2, generator=0)
     from lessons_lib.backend import default_device

@@ -64,7 +64,16 @@ def test_sparse_regression_is_made_on_the_default_device_and_is_reproducible():
     a, b = S.sparse_regression(generator=4), S.sparse_regression(generator=4)
     assert a.X.device.type == default_device().type and a.beta_star.device.type == default_device().type
     assert torch.equal(a.X, b.X) and torch.equal(a.y_test, b.y_test)
-    assert torch.equal(a.y, a.X @ a.beta_star) and int((a.beta_star != 0).sum()) == 5
+    assert torch.equal(a.y, a.X @ a.beta_star) and a.beta_star.tolist() == [1.0] * 5 + [0.0] * 95
+    assert a.X.shape == (40, 100) and a.X_test.shape == (2000, 100)
+
+
+def test_perturbation_growth_runs_two_hundred_steps_by_default():
+    u = torch.tensor([1.0, 0.5], dtype=torch.float64)
+    X = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    y = X @ (u**2)
+    growth = S.perturbation_growth(u, torch.zeros(2, dtype=torch.float64), X, y, lr=0.01)
+    assert growth.distance.shape == (201,) and not growth.diverged
 
 
 def test_diagonal_net_jacobian_is_autograd(data):
