@@ -167,13 +167,16 @@ def test_files(path: Path, cap: int) -> list[Path]:
     """``tests/test_<m>.py`` first, then test files that import the module by name (at most ``cap``).
 
     The self-checks are the exception: ``check/core.py`` is tested by ``tests/test_check.py`` and each
-    ``check/<topic>.py`` by the ``CHECK_CASES`` that ``tests/test_course.py`` runs (its unmarked part).
+    ``check/<topic>.py`` by the ``CHECK_CASES`` that ``tests/test_course.py`` runs (its unmarked part)
+    together with the self-check tests beside its chapter's, ``tests/test_<topic>.py`` (both, whatever ``cap``).
     """
     name = path.stem
     tests = ROOT / "tests"
     if path.parent.name == "check":
-        pair = ["test_check.py", "test_course.py"]
-        return [tests / f for f in (pair if name == "core" else pair[::-1])][:cap]
+        if name == "core":
+            return [tests / "test_check.py", tests / "test_course.py"][:cap]
+        beside = tests / f"test_{name}.py"
+        return [tests / "test_course.py"] + ([beside] if beside.exists() else [])
     own = tests / f"test_{name}.py"
     files = [own] if own.exists() else []
     pattern = re.compile(rf"\b(import|from)\b[^\n]*\b{re.escape(name)}\b")
