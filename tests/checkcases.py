@@ -29,6 +29,8 @@ class Case:
     args: dict = field(default_factory=dict)           # the check's keyword arguments besides the answer
     function: bool = False      # the learner hands in a function
     nan: Any = float("nan")     # an answer of the right shape that is not finite
+    # (wrong value, words its hint must contain): pins each hint branch to the mistake it diagnoses
+    hints: tuple = ()
 
 
 def shown(result) -> str:

@@ -431,6 +431,19 @@ def test_consensus_self_check(fn, status, phrase):
     assert not shows(res, expected, rel_tol=1e-3, abs_tol=1e-6), res
 
 
+def test_consensus_self_check_cases_are_what_their_descriptions_say():
+    """The learner reads the case's description when a case fails, so it must be true of the data."""
+    (a, (X, f, alpha1)), (b, (X2, f2, alpha3)), (c, (Y, g, big)), (d, (Y2, h, ten)) = check.cbo.CASES.items()
+    assert X.shape == (6, 2) and bool((X.abs() <= 1.5).all()) and (alpha1, alpha3) == (1.0, 3.0)
+    assert X2 is X and f2 is f and "6 particles" in a and "same 6" in b
+    assert Y.shape == (40, 3) and bool((Y.abs() <= 1).all()) and Y2 is Y and "cube [-1, 1]^3" in c
+    assert bool(((g >= 100) & (g <= 103)).all()) and big == 1e4 and "[100, 103]" in c
+    assert bool(((h >= -500) & (h <= -497)).all()) and ten == 10.0 and "[-500, -497]" in d
+    # the last two are there because a naive exp(-alpha f) fails on them and not on the first two
+    assert all(bool(torch.isfinite(_naive(*case)).all()) for case in (check.cbo.CASES[a], check.cbo.CASES[b]))
+    assert not any(bool(torch.isfinite(_naive(*case)).all()) for case in (check.cbo.CASES[c], check.cbo.CASES[d]))
+
+
 # --- self-check cases (collected by tests/test_course.py) ---
 
 from checkcases import Case  # noqa: E402

@@ -355,6 +355,10 @@ def test_self_check_verdicts_and_hints(name):
         assert not leaks_expected(res, case, value), (value, res)
         messages.append(res.message)
     assert len(messages) >= 2 and len(set(messages)) == len(messages), "the hint must come from the learner's value"
+    for value, words in case.hints:  # each diagnosed mistake gets its own hint
+        res = call(name, value)
+        assert res.status == "wrong" and words in res.message, (value, words, res.message)
+        assert not leaks_expected(res, case, value), (value, res)
 
 
 @pytest.mark.parametrize("name", sorted(CHECK_CASES))

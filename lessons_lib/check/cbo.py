@@ -15,10 +15,10 @@ def _cases() -> dict[str, tuple[torch.Tensor, torch.Tensor, float]]:
     X = 3 * torch.rand(6, 2, generator=g, dtype=torch.float64) - 1.5
     f = (X**2).sum(1) + 0.5 * torch.rand(6, generator=g, dtype=torch.float64)
     Y = 2 * torch.rand(40, 3, generator=g, dtype=torch.float64) - 1
-    return {"6 particles in 2-D, alpha = 1": (X, f, 1.0),
-            "6 particles, alpha = 3": (X, f, 3.0),
-            "40 particles in 3-D, values near 100, alpha = 1e4": (Y, 100 + (Y**2).sum(1), 1e4),
-            "40 particles, values near -500, alpha = 10": (Y, (Y**2).sum(1) - 500, 10.0)}
+    return {"6 particles in the square [-1.5, 1.5]^2, alpha = 1": (X, f, 1.0),
+            "the same 6 particles, alpha = 3": (X, f, 3.0),
+            "40 particles in the cube [-1, 1]^3, values in [100, 103], alpha = 1e4": (Y, 100 + (Y**2).sum(1), 1e4),
+            "the same 40 particles, values in [-500, -497], alpha = 10": (Y, (Y**2).sum(1) - 500, 10.0)}
 
 
 # the inputs (X, fX, alpha) that stable_consensus_point hands the learner's function, by description
