@@ -184,7 +184,11 @@ def _stability_example():
 _K_ARGS, _K_EIGS = _stability_example()
 
 CHECK_CASES = {
-    "curl_lambda_min": Case(_K_EIGS[0], _K_EIGS[0] * 1.01, (_K_EIGS[-1], 1.0), expected=[_K_EIGS[0]], args=_K_ARGS),
+    "curl_lambda_min": Case(
+        _K_EIGS[0], _K_EIGS[0] * 1.01, (_K_EIGS[-1], 1.0), expected=[_K_EIGS[0]], args=_K_ARGS,
+        # W1 is 5 x 8, so W1^T W1 has the eigenvalue 0: "near" it means within 2e-5 (2 % of 1e-3)
+        hints=((_K_EIGS[1], "not the smallest"), (-float(_K_ARGS["w2"] @ _K_ARGS["w2"]), "one of the two terms"),
+               (1.9e-5, "one of the two terms"), (2.1e-5, "would be stable"), (-3.0, "would be unstable"))),
 }
 
 

@@ -20,8 +20,8 @@ def curl_lambda_min(answer, *, W1, w2, D1, D2) -> CheckResult:
         raise ValueError(f"W1: expected one network, W1 (N, M), w2 (N,), D1 (M,), D2 (N,), got {tuple(W1.shape)}, "
                          f"{tuple(w2.shape)}, {tuple(D1.shape)}, {tuple(D2.shape)}")
     lams = torch.linalg.eigvalsh(curl.stability_matrix(W1, w2, D1, D2))
-    parts = (float(-(w2**2).sum()) if bool((D1 < 0).any()) else float((w2**2).sum()),
-             float(torch.linalg.eigvalsh(W1.mT @ (D2[:, None] * W1))[0]))
+    # the smallest eigenvalue of each term of K alone: ||w2||^2 min(D1), and that of W1^T diag(D2) W1
+    parts = (float((w2**2).sum() * D1.min()), float(torch.linalg.eigvalsh(W1.mT @ (D2[:, None] * W1))[0]))
 
     def near(v, x):
         return abs(v - x) <= 0.02 * max(abs(x), 1e-3)
