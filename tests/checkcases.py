@@ -29,6 +29,7 @@ class Case:
     args: dict = field(default_factory=dict)           # the check's keyword arguments besides the answer
     function: bool = False      # the learner hands in a function
     nan: Any = float("nan")     # an answer of the right shape that is not finite
+    rtol: float = 1e-6               # this far off (relative) is still "correct"
     close_rtol: float | None = 0.02  # this far off (relative) is still "close", a little farther wrong; None: a choice
     # (wrong value, words its hint must contain): pins each hint branch to the mistake it diagnoses
     hints: tuple = ()

@@ -357,8 +357,10 @@ def test_self_check_verdicts_and_hints(name):
     assert len(messages) >= 2 and len(set(messages)) == len(messages), "the hint must come from the learner's value"
     if isinstance(case.right, float) and case.close_rtol is not None and case.close is not None:  # on either side
         for side in (1, -1):
-            assert call(name, case.right * (1 + side * 0.99 * case.close_rtol)).status == "close"
-            assert call(name, case.right * (1 + side * 1.01 * case.close_rtol)).status == "wrong"
+            assert call(name, case.right * (1 + side * 0.995 * case.close_rtol)).status == "close"
+            assert call(name, case.right * (1 + side * 1.005 * case.close_rtol)).status == "wrong"
+            assert call(name, case.right * (1 + side * 0.995 * case.rtol)).status == "correct"
+            assert call(name, case.right * (1 + side * 1.005 * case.rtol)).status == "close"
     for value, words in case.hints:  # each diagnosed mistake gets its own hint
         res = call(name, value)
         assert res.status == "wrong" and words in res.message, (value, words, res.message)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import random_spd
 
-from lessons_lib import backend, descent, quadratic
+from lessons_lib import backend, check, descent, quadratic
 from lessons_lib import drift as D
 
 TH0 = torch.tensor([1.0, 0.8], dtype=torch.float64)
@@ -263,8 +263,18 @@ CHECK_CASES = {
     "principal_coefficient": Case(_PRINCIPAL, _PRINCIPAL * 1.01,
                                   (_PRINCIPAL.conjugate(), complex(_PRINCIPAL.real, 0.0), 1 + 1j),
                                   expected=[_PRINCIPAL.real, _PRINCIPAL.imag], inputs=[0.5, 3.0],
-                                  args=dict(lr=0.5, lam=3.0)),
+                                  args=dict(lr=0.5, lam=3.0),
+                                  hints=((complex(_PRINCIPAL.real, 0.0), "1 - h*lambda = -0.5 is negative"),
+                                         (_PRINCIPAL + 4j * math.pi, "not the principal logarithm"),
+                                         (1 + 1j, "one GD step multiplies by 1 - h*lambda = -0.5"))),
 }
+
+
+def test_principal_coefficient_hint_for_a_real_answer_depends_on_the_sign_of_the_factor():
+    """Below h lambda = 1 the factor 0.7 is positive and the coefficient is real: a wrong real answer gets the
+    per-step hint, not the one about a negative factor."""
+    res = check.principal_coefficient(-1.0, lr=0.1, lam=3.0)
+    assert res.status == "wrong" and "1 - h*lambda = 0.7" in res.message and "negative" not in res.message
 
 
 def test_factorisation_gd_refuses_a_negative_tolerance():

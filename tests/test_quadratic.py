@@ -193,12 +193,17 @@ def _gd_iterates(a, x0, lr, steps, *, sign=-1.0, scale=1.0):
 
 
 CHECK_CASES = {
-    "critical_lr": Case(0.5, 0.505, (0.3, 0.7), expected=[0.5], inputs=[4.0], args=dict(a=4.0)),
+    "critical_lr": Case(0.5, 0.505, (0.3, 0.7), expected=[0.5], inputs=[4.0], args=dict(a=4.0),
+                        hints=((0.3, "1 - lr*a = -0.2, so GD still converges"),
+                               (0.7, "1 - lr*a = -1.8, so GD diverges"))),
     "gd_iterates": Case(_gd_iterates, lambda **k: _gd_iterates(**k, scale=1.002),
                         (lambda **k: _gd_iterates(**k, sign=1.0), lambda **k: _gd_iterates(**k)[1:]),
                         expected=[0.7**k for k in range(1, 6)], inputs=[1.0, 0.3, 5],
                         args=dict(cases=[dict(a=1.0, x0=1.0, lr=0.3, steps=5)]), function=True,
-                        nan=lambda **k: [float("nan")] * (k["steps"] + 1)),
+                        nan=lambda **k: [float("nan")] * (k["steps"] + 1),
+                        hints=((lambda **k: _gd_iterates(**k)[1:], "return steps + 1 = 6 values"),
+                               (lambda **k: [0.0] + _gd_iterates(**k)[1:], "the first entry"),
+                               (lambda **k: _gd_iterates(**k, sign=1.0), "multiplies x by 1.3;"))),
 }
 
 

@@ -208,9 +208,19 @@ from checkcases import Case  # noqa: E402
 _H_EXERCISE = torch.tensor([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]], dtype=torch.float64)
 _STABLE_LR = 2 / float(torch.linalg.eigvalsh(_H_EXERCISE)[-1])  # 2 / lambda_max, written out
 
+
+def _worst_factor_words(lr):
+    """What the hint must say at ``lr``: the factor 1 - lr * lambda farthest from 0, and its verdict."""
+    q = [1 - lr * lam for lam in torch.linalg.eigvalsh(_H_EXERCISE).tolist()]
+    worst = max(q, key=abs)
+    return (f"the factors 1 - lr*lambda_i are {[round(x, 3) for x in q]}; "
+            f"the worst one ({worst:.3g}) {'diverges' if abs(worst) > 1 else 'still contracts'}")
+
+
 CHECK_CASES = {
     "largest_stable_lr": Case(_STABLE_LR, _STABLE_LR * 1.01, (_STABLE_LR * 0.6, _STABLE_LR * 1.5),
-                              expected=[_STABLE_LR], args=dict(H=_H_EXERCISE)),
+                              expected=[_STABLE_LR], args=dict(H=_H_EXERCISE),
+                              hints=tuple((f * _STABLE_LR, _worst_factor_words(f * _STABLE_LR)) for f in (0.6, 1.5))),
 }
 
 
