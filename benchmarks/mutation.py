@@ -233,8 +233,36 @@ def score_module(path: Path, *, per_module: int, max_test_files: int, seed: int,
     return result
 
 
+_HINT_TOL = ("a hint's tolerance moved by 1 % (or < to <=): a learner's value is either equal to the one it is "
+             "compared with up to rounding or far from it, so no answer gets another hint")
+_AT_ONE = "the verdict at exactly |1 - lr lambda| = 1 is never asked: that lr is the right answer, which gets no hint"
+
 #: Survivors that no test could kill, by module and a piece of the mutated line and the change, with the reason.
 EQUIVALENT = {
+    ("lessons_lib.check.stability", 'verdict = "diverges" if float(q.abs().max()) > 1', "> -> >="): _AT_ONE,
+    ("lessons_lib.check.quadratic", 'side = "diverges" if abs(q) > 1', "> -> >="): _AT_ONE,
+    ("lessons_lib.check.drift", "if abs(z.imag) < 1e-12 and factor < 0", "< -> <="): _HINT_TOL,
+    ("lessons_lib.check.drift", "if abs(z.imag) < 1e-12 and factor < 0", "1e-12 -> 1.01e-12"): _HINT_TOL,
+    ("lessons_lib.check.drift", "if abs(implied - factor) <= 1e-6 * max(abs(factor), 1.0)", "<= -> <"): _HINT_TOL,
+    ("lessons_lib.check.drift", "if abs(implied - factor) <= 1e-6 * max(abs(factor), 1.0)", "* -> /"): _HINT_TOL,
+    ("lessons_lib.check.drift", "if abs(implied - factor) <= 1e-6 * max(abs(factor), 1.0)",
+     "1e-06 -> 1.0099999999999999e-06"): _HINT_TOL,
+    ("lessons_lib.check.drift", "if abs(implied - factor) <= 1e-6 * max(abs(factor), 1.0)", "1.0 -> 1.01"): _HINT_TOL,
+    ("lessons_lib.check.curl", "return abs(v - x) <= 0.02 * max(abs(x), 1e-3)", "<= -> <"): _HINT_TOL,
+    ("lessons_lib.check.curl", "return abs(v - x) <= 0.02 * max(abs(x), 1e-3)", "0.001 -> 0.00101"): _HINT_TOL,
+    ("lessons_lib.check.cbo", "if torch.allclose(v, X.mean(0), rtol=1e-9", "1e-09 -> 1.01e-09"): _HINT_TOL,
+    ("lessons_lib.check.cbo", "if torch.allclose(v, cbo.consensus_point(X, -fX", "1e-06 -> 1.0099999999999999e-06"):
+        _HINT_TOL,
+    ("lessons_lib.check.cbo", "if torch.allclose(v, cbo.consensus_point(X, -fX", "1e-12 -> 1.01e-12"): _HINT_TOL,
+    ("lessons_lib.check.saddles", "if i != mode - 1 and abs(sv / si - 1) < 0.05", "0.05 -> 0.0505"): _HINT_TOL,
+    ("lessons_lib.check.cbo", "X = 3 * torch.rand(6, 2, generator=g, dtype=torch.float64) - 1.5",
+     "1.5 -> 1.5150000000000001"): "the first cases' particles shift by 1 % of their range: every verdict and hint "
+                                   "on them is the same (a test holds the cases to their descriptions)",
+    ("lessons_lib.check.saddles", "lo, hi = math.log(math.e * init_scale**2), math.log(1e12)",
+     "1000000000000.0 -> 1010000000000.0"): "the bisection's upper end moves by 1 %; the 200 halvings converge to the "
+                                            "same strength",
+    ("lessons_lib.check.saddles", "mid = 0.5 * (lo + hi)", "0.5 -> 0.505"):
+        "a slightly uneven split still shrinks the bracket every step: 200 steps converge to the same strength",
     ("lessons_lib.curvature", "small = J @ J.mT if n <= p", "<= -> <"):
         "at n = p both products are the same p x p matrix",
     ("lessons_lib.curvature", "residual <= tol * max(1.", "1.0 -> 1.01"):

@@ -198,13 +198,25 @@ CHECK_CASES = {
                                (0.7, "1 - lr*a = -1.8, so GD diverges"))),
     "gd_iterates": Case(_gd_iterates, lambda **k: _gd_iterates(**k, scale=1.002),
                         (lambda **k: _gd_iterates(**k, sign=1.0), lambda **k: _gd_iterates(**k)[1:]),
-                        expected=[0.7**k for k in range(1, 6)], inputs=[1.0, 0.3, 5],
-                        args=dict(cases=[dict(a=1.0, x0=1.0, lr=0.3, steps=5)]), function=True,
+                        expected=[0.5 * 0.7**k for k in range(1, 6)], inputs=[1.0, 0.5, 0.3, 5],
+                        args=dict(cases=[dict(a=1.0, x0=0.5, lr=0.3, steps=5)]), function=True,
                         nan=lambda **k: [float("nan")] * (k["steps"] + 1),
                         hints=((lambda **k: _gd_iterates(**k)[1:], "return steps + 1 = 6 values"),
                                (lambda **k: [0.0] + _gd_iterates(**k)[1:], "the first entry"),
                                (lambda **k: _gd_iterates(**k, sign=1.0), "multiplies x by 1.3;"))),
 }
+
+
+def test_gd_iterates_check_runs_a_contracting_an_oscillating_and_a_two_cycle_case_by_default():
+    calls = []
+
+    def spy(a, x0, lr, steps):
+        calls.append((a, x0, lr, steps))
+        return _gd_iterates(a, x0, lr, steps)
+
+    assert check.gd_iterates(spy).status == "correct"
+    assert calls == [(1.0, 1.0, 0.5, 5), (3.0, -2.0, 0.6, 7), (0.5, 0.3, 4.0, 6)]  # the docstring's three runs
+    assert [1 - lr * a for a, _, lr, _ in calls] == pytest.approx([0.5, -0.8, -1.0])
 
 
 @pytest.mark.parametrize("a", [0.5, 4.0, 10.0])

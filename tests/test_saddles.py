@@ -459,7 +459,11 @@ _DROP_MODE2 = math.log(1.5 / 1e-6 - 1) / (2 * 1.5 * 0.02)
 CHECK_CASES = {
     "drop_step": Case(_DROP_RIGHT, _DROP_RIGHT * 1.1, (_DROP_MODE2, _DROP_RIGHT * 0.02), expected=[_DROP_RIGHT],
                       inputs=[3.0, 1.5, 0.5, 1e-3, 0.02, 3], rtol=5e-3, close_rtol=0.15,
-                      args=dict(spectrum=[3.0, 1.5, 0.5], mode=3, init_scale=1e-3, lr=0.02)),
+                      args=dict(spectrum=[3.0, 1.5, 0.5], mode=3, init_scale=1e-3, lr=0.02),
+                      hints=((0.0, "a drop happens at a positive step count"),
+                             (_DROP_MODE2, "half-learns mode 2 (s = 1.5)"),
+                             (math.log(2.0 / 1e-6 - 1) / (2 * 2.0 * 0.02), "a mode of strength s = 2, but mode 3"),
+                             (math.log(9.0 / 1e-6 - 1) / (2 * 9.0 * 0.02), "s = 9, stronger than any mode"))),
 }
 
 
