@@ -255,6 +255,9 @@ EQUIVALENT = {
         _HINT_TOL,
     ("lessons_lib.check.cbo", "if torch.allclose(v, cbo.consensus_point(X, -fX", "1e-12 -> 1.01e-12"): _HINT_TOL,
     ("lessons_lib.check.saddles", "if i != mode - 1 and abs(sv / si - 1) < 0.05", "0.05 -> 0.0505"): _HINT_TOL,
+    ("lessons_lib.check.saddles", "if sv > 1.5 * s[0]", "1.5 -> 1.5150000000000001"): _HINT_TOL,
+    ("lessons_lib.check.saddles", 'order = "weaker modes are learned later" if sv > target', "> -> >="):
+        "a step that half-learns exactly the target's strength is the right answer, which gets no hint",
     ("lessons_lib.check.cbo", "X = 3 * torch.rand(6, 2, generator=g, dtype=torch.float64) - 1.5",
      "1.5 -> 1.5150000000000001"): "the first cases' particles shift by 1 % of their range: every verdict and hint "
                                    "on them is the same (a test holds the cases to their descriptions)",
