@@ -115,7 +115,7 @@ def _first_line(cell) -> str:
     return line if len(line) <= 40 else line[:37] + "..."
 
 
-def run_inprocess(path: Path, *, verbose: bool = False) -> dict:
+def run_inprocess(path: Path, *, verbose: bool = False, setup: str = "") -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,6 +132,8 @@ def run_inprocess(path: Path, *, verbose: bool = False) -> dict:
     nb = json.loads(path.read_text(encoding="utf-8"))
     cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
     namespace: dict = {"__name__": "__main__", "display": _display}
+    if setup:
+        exec(compile(setup, "<setup>", "exec"), {"__name__": "__setup__"})
     cell_times: list[float] = []
     old_cwd = os.getcwd()
     os.chdir(path.parent)
@@ -164,11 +166,13 @@ def run_inprocess(path: Path, *, verbose: bool = False) -> dict:
 
 
 # -- nbclient executor ------------------------------------------------------------------------------
-def run_nbclient(path: Path, *, timeout: float, verbose: bool = False) -> dict:
+def run_nbclient(path: Path, *, timeout: float, verbose: bool = False, setup: str = "") -> dict:
     import nbclient
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
+    if setup:
+        nb.cells.insert(0, nbformat.v4.new_code_cell(setup))
     client = nbclient.NotebookClient(nb, timeout=int(timeout), kernel_name="python3",
                                      resources={"metadata": {"path": str(path.parent)}})
     t0 = time.perf_counter()
@@ -182,12 +186,13 @@ def run_nbclient(path: Path, *, timeout: float, verbose: bool = False) -> dict:
     return {"ok": True, "seconds": time.perf_counter() - t0, "cells": [], "error": None}
 
 
-def run(path: Path, *, executor: str = "auto", timeout: float = 300, verbose: bool = False) -> dict:
+def run(path: Path, *, executor: str = "auto", timeout: float = 300, verbose: bool = False,
+        setup: str = "") -> dict:
     executor = pick_executor(executor)
     if executor == "nbclient":
-        out = run_nbclient(path, timeout=timeout, verbose=verbose)
+        out = run_nbclient(path, timeout=timeout, verbose=verbose, setup=setup)
     else:
-        out = run_inprocess(path, verbose=verbose)
+        out = run_inprocess(path, verbose=verbose, setup=setup)
     return {"notebook": path.stem, "executor": executor, **out}
 
 
@@ -198,8 +203,10 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=300, help="seconds (nbclient's per-cell limit)")
     ap.add_argument("--json", type=Path, help="write the result here (default: stdout)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each cell's time")
+    ap.add_argument("--setup", default="", help="code run before the first cell (bench.py installs its hooks)")
     args = ap.parse_args(argv)
-    result = run(args.notebook.resolve(), executor=args.executor, timeout=args.timeout, verbose=args.verbose)
+    result = run(args.notebook.resolve(), executor=args.executor, timeout=args.timeout, verbose=args.verbose,
+                 setup=args.setup)
     text = json.dumps(result)
     if args.json:
         args.json.write_text(text)

@@ -105,6 +105,11 @@ def explorer():
     return explore.explore(_draw, lr=explore.linear(0.1, 1.0, 3), max_frames=4)
 
 
+def computed_explorer():
+    return explore.explore(lambda data, lr: _draw(data), compute=lambda lr: [2 * v for v in lr], vectorize="lr",
+                           lr=explore.linear(0.1, 1.0, 3), max_frames=4)
+
+
 def cbo_result():
     return cbo.cbo_minimize(bowl, cbo.init_particles(2, 5, 2, generator=0), alpha=10.0, sigma=0.5, dt=0.1, steps=3,
                             generator=0)
@@ -215,15 +220,25 @@ SPECS: dict[str, Spec] = {
     "edge.edge_of_stability": Spec(lambda: dict(problem=mlp(), lr=0.1, steps=4, sharpness_every=2, max_iter=5,
                                                 generator=0), nonneg="lr tol blowup"),
     # explore
-    "explore.linear": Spec(lambda: dict(start=0.1, stop=1.0, num=3, value=0.55)),
-    "explore.log": Spec(lambda: dict(start=0.1, stop=1.0, num=3), positive="start stop"),
-    "explore.choice": Spec(lambda: dict(options=["a", "b"], value="a"), skip="value"),
-    "explore.toggle": Spec(lambda: dict(value=False)),
-    "explore.figure_png": Spec(lambda: dict(fig=_draw(), dpi=20), positive="dpi"),
+    "explore.controls.linear": Spec(lambda: dict(start=0.1, stop=1.0, num=3, value=0.55)),
+    "explore.controls.log": Spec(lambda: dict(start=0.1, stop=1.0, num=3), positive="start stop"),
+    "explore.controls.choice": Spec(lambda: dict(options=["a", "b"], value="a"), skip="value"),
+    "explore.controls.toggle": Spec(lambda: dict(value=False)),
+    "explore.controls.thin": Spec(lambda: dict(values=(1.0, 2.0, 3.0, 4.0), default=2.0, count=3),
+                                      skip="default values"),  # grid values may be any option (choice)
+    "explore.controls.static_grid": Spec(lambda: dict(controls={"lr": explore.linear(0.1, 1.0, 3)}, max_frames=2)),
+    "explore.render.figure_png": Spec(lambda: dict(fig=_draw(), dpi=20), positive="dpi"),
+    "explore.render.Renderer.png": Spec(lambda: dict(make=_draw, palette=8), instance=lambda: explore.Renderer(20),
+                                        positive="palette"),
     "explore.explore": Spec(lambda: dict(draw=_draw, max_frames=4, dpi=20, lr=explore.linear(0.1, 1.0, 3)),
                             positive="dpi", skip="lr"),
-    "explore.Control.format": Spec(lambda: dict(value=0.5), instance=lambda: explore.linear(0.1, 1.0, 3)),
+    "explore.controls.Control.format": Spec(lambda: dict(value=0.5), instance=lambda: explore.linear(0.1, 1.0, 3)),
     "explore.Explorer.frame": Spec(lambda: dict(lr=0.1), instance=explorer, skip="lr"),
+    "explore.Explorer.figure": Spec(lambda: dict(lr=0.1), instance=explorer, skip="lr"),
+    "explore.Explorer.values": Spec(lambda: dict(lr=0.1), instance=explorer, skip="lr"),
+    "explore.Explorer.data": Spec(lambda: dict(lr=0.1), instance=computed_explorer, skip="lr"),
+    "explore.Explorer.is_cached": Spec(lambda: dict(values={"lr": 0.1}), instance=explorer, skip="values"),
+    "explore.Explorer.uncached": Spec(lambda: dict(near={"lr": 0.1}), instance=explorer, skip="near"),
     "explore.Explorer.static_grid": Spec(lambda: dict(max_frames=2), instance=explorer),
     # landscapes
     "landscapes.river_valley": Spec(lambda: dict(mu=0.01, a=10.0, amplitude=0.0, k=1.0), positive="mu a"),
@@ -371,7 +386,20 @@ OPT_OUT: dict[str, str] = {
     "explore.Explorer.defaults": "takes no argument",
     "explore.Explorer.static_html": "takes no argument",
     "explore.Explorer.widget": "takes no argument (needs a live kernel)",
-    "explore.Explorer.bench_latency": "a benchmark hook writing to a file (make bench)",
+    "explore.Explorer.grid_points": "takes no argument",
+    "explore.Explorer.warm": "takes no argument",
+    "explore.Explorer.clear_cache": "takes no argument",
+    "explore.add_display_hook": "takes a callable; a non-callable is refused by name (tests/test_explore.py)",
+    "explore.remove_display_hook": "takes a callable that was added, or anything else as a no-op",
+    "explore.controls.as_control": "what explore() does with each keyword; fuzzed through explore.explore",
+    "explore.controls.defaults": "reads the defaults of controls made by linear/log/choice/toggle",
+    "explore.static.page": "a step of Explorer.static_html, from the grid and frames it made itself",
+    "explore.static.png_size": "reads the header of a PNG that figure_png made",
+    "explore.static.render_frames": "a step of Explorer.static_html, over its own grid and frame function",
+    "explore.live.control_widget": "builds the ipywidget of a control made by linear/log/choice/toggle",
+    "explore.live.LiveView.show": "the live view's update (needs ipywidgets), called with the widgets' own values",
+    "explore.live.LiveView.values": "takes no argument",
+    "explore.live.LiveView.warm_later": "schedules the warm-up on the kernel's event loop (tests/test_explore.py)",
 }
 
 

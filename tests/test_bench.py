@@ -67,9 +67,9 @@ def test_make_bench_tiny_on_one_chapter(tmp_path):
 
     lat = row(section(text, "Explorer latency"), CHAPTER)
     assert lat[1] == "`draw_parabola`" and int(lat[3]) >= 2
-    assert all(re.fullmatch(NUM, c) for c in lat[4:7]), lat  # median, p95, max in ms
+    assert all(re.fullmatch(NUM, c) for c in lat[4:10]), lat  # warm and cold median and p95, in draw, warm-up
     assert lat[-1] in ("meets", "**misses**")
-    assert "Slowest (by p95): " in section(text, "Explorer latency")
+    assert "Slowest first visits (cold p95): " in section(text, "Explorer latency")
 
     weight = section(text, "Static weight")
     if (ROOT / "_build" / "html" / "book" / f"{CHAPTER}.html").is_file():
@@ -115,14 +115,15 @@ def write_notebook(path: Path, cells: list[str]) -> Path:
     return path
 
 
-def run_inprocess(nb: Path, tmp_path: Path, **env) -> dict:
+def run_inprocess(nb: Path, tmp_path: Path, setup: str = "", **env) -> dict:
     (tmp_path / "block").mkdir(exist_ok=True)
     (tmp_path / "block" / "sitecustomize.py").write_text(NO_JUPYTER)
     out = tmp_path / f"{nb.stem}.json"
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "block"), str(ROOT)]),
                "LESSONS_STATIC": "1", **env}
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "runner.py"), str(nb), "--executor", "auto",
-                           "--json", str(out)], capture_output=True, text=True, timeout=120, env=environ)
+                           "--json", str(out), "--setup", setup],
+                          capture_output=True, text=True, timeout=120, env=environ)
     result = json.loads(out.read_text())
     assert (proc.returncode == 0) == result["ok"]
     return result
@@ -130,14 +131,47 @@ def run_inprocess(nb: Path, tmp_path: Path, **env) -> dict:
 
 def test_runner_executes_notebooks_without_jupyter(tmp_path):
     lat = tmp_path / "lat.jsonl"
-    result = run_inprocess(write_notebook(tmp_path / "ok.ipynb", NOTEBOOK_CELLS), tmp_path,
-                           LESSONS_BENCH_LATENCY=str(lat))
+    setup = (f"import sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import latency; "
+             f"latency.install({str(lat)!r})")
+    result = run_inprocess(write_notebook(tmp_path / "ok.ipynb", NOTEBOOK_CELLS), tmp_path, setup=setup)
     assert result["ok"], result
     assert result["executor"] == "inprocess" and len(result["cells"]) == 4
-    rec = json.loads(lat.read_text())  # the explorer, shown as a cell's value, was swept
+    rec = json.loads(lat.read_text())  # the explorer, shown as a cell's value, was measured through the hook
     assert rec["draw"] == "draw" and rec["points"] == 3 and not rec["refresh"]
+    assert len(rec["warm_s"]) == len(rec["cold_s"]) == len(rec["draw_s"]) == 3 and rec["warmup_s"] > 0
 
     broken = write_notebook(tmp_path / "broken.ipynb", ["y = 1", "y / 0", "raise SystemExit('not reached')"])
     result = run_inprocess(broken, tmp_path)
     assert not result["ok"] and result["error"].startswith("code cell 1 (y / 0): ZeroDivisionError")
     assert len(result["cells"]) == 2
+
+
+def test_latency_measures_cold_warm_and_warm_up_through_the_display_hook(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import latency
+    import matplotlib.pyplot as plt
+
+    from lessons_lib import explore
+
+    calls = []
+
+    def draw(a):
+        calls.append(a)
+        fig, ax = plt.subplots()
+        ax.plot([0, a])
+        return fig
+
+    e = explore.explore(draw, a=explore.linear(0, 1, 4))
+    rec = latency.measure(e)
+    assert rec["points"] == rec["grid"] == 4 and not rec["refresh"] and rec["draw"] == "draw"
+    assert len(calls) == 8  # the warm-up and the cold pass draw every point; the warm pass draws none
+    assert max(rec["warm_s"]) < min(rec["cold_s"])  # a cached frame is a lookup
+    assert latency.measure(e, max_points=2)["points"] == 2
+    path = tmp_path / "lat.jsonl"
+    latency.install(path)
+    try:
+        e._repr_mimebundle_()  # a live display: the refresh of the Image widget is timed too
+    finally:
+        explore._HOOKS.clear()
+    live = json.loads(path.read_text())
+    assert live["refresh"] and live["points"] == 4

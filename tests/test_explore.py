@@ -6,6 +6,7 @@ import time
 
 import matplotlib.pyplot as plt
 import pytest
+import torch
 
 from lessons_lib import explore as ex
 from lessons_lib import plotting, quadratic
@@ -83,9 +84,11 @@ def test_thin_keeps_ends_and_default():
     values = tuple(range(11))
     for count in range(3, 11):
         for default in (0, 3, 7, 10):
-            kept = ex._thin(values, default, count)
+            kept = ex.thin(values, default, count)
             assert len(kept) == count and kept[0] == 0 and kept[-1] == 10 and default in kept
-    assert 3 in ex._thin(values, 3, 2) and len(ex._thin(values, 3, 2)) == 2
+    assert 3 in ex.thin(values, 3, 2) and len(ex.thin(values, 3, 2)) == 2
+    with pytest.raises(ValueError, match="^default:"):
+        ex.thin(values, 11, 3)
 
 
 def test_static_grid_respects_cap_and_keeps_choices_whole():
@@ -155,19 +158,126 @@ def test_live_display_draws_once_and_is_fast():
     assert elapsed < 6 * one_frame, (elapsed, one_frame)
 
 
-def test_live_slider_redraws_in_place():
+def live_parts(e):
+    """The widgets a learner sees: the controls by description, and the image."""
+    box, image = e.widget().children
+    return {c.description: c for c in box.children}, image
+
+
+def test_live_sliders_snap_to_the_grid_and_redraw_in_place():
     calls = []
     e = ex.explore(make_draw(calls), lr=ex.log(0.05, 1.5, 9), a=ex.linear(0.5, 4, 8))
-    e.widget()
-    before = e._image.value
-    n = len(calls)
-    e._controls["lr"].value = 1.2
-    assert calls[-1][0] == pytest.approx(1.2) and len(calls) == n + 1
-    assert e._image.value != before and len(e.timings) == 1
-    e._controls["a"].value = 3.0
-    assert calls[-1][1] == pytest.approx(3.0) and len(e.timings) == 2
+    sliders, image = live_parts(e)
+    assert [v for _, v in sliders["lr"].options] == list(e.controls["lr"].values)  # the static page's stops
+    before, n = image.value, len(calls)
+    sliders["lr"].value = e.controls["lr"].values[-2]
+    assert calls[-1][0] == e.controls["lr"].values[-2] and len(calls) == n + 1
+    assert image.value != before and len(e.timings) == 1
+    sliders["a"].value = e.controls["a"].values[0]
+    assert calls[-1][1] == e.controls["a"].values[0] and len(e.timings) == 2
+    sliders["a"].value = e.controls["a"].default  # back to a frame already seen: from the cache, no draw
+    sliders["lr"].value = e.controls["lr"].default
+    assert len(calls) == n + 2 and image.value == before
     assert e.widget() is e.widget()  # built once
     assert plt.get_fignums() == []  # frames are closed, nothing leaks into the notebook
+
+
+def test_warm_renders_the_grid_once_and_later_moves_draw_nothing():
+    calls = []
+    e = ex.explore(make_draw(calls), lr=ex.linear(0.1, 1.1, 3), a=ex.linear(1, 2, 2))
+    e.frame()
+    assert e.uncached(near=e.defaults())[0] != e.defaults()
+    first = e.uncached(near={"lr": 0.1, "a": 1.0})
+    assert first[0] == {"lr": 0.1, "a": 1.0} and len(first) == 5  # nearest first, the default already drawn
+    assert e.warm() == 5 and len(calls) == 6 and e.warm() == 0
+    for p in e.grid_points():
+        e.frame(**p)
+    assert len(calls) == 6
+    e.clear_cache()
+    e.frame()
+    assert len(calls) == 7
+    assert e.widget() is not None and e.view.warm_later() is False  # no event loop runs here: nothing scheduled
+
+
+def test_compute_is_cached_by_values_and_batched_over_one_axis():
+    computed, drawn = [], []
+
+    def compute(lr, a):
+        computed.append((lr, a))
+        return [quadratic.gd_scalar(a, 1.0, lr=v, steps=10, blowup=100.0).params[:, 0] for v in lr]
+
+    def draw(xs, lr, a):
+        drawn.append((lr, a))
+        fig, ax = plotting.figure(width=3, height=2, title=f"lr = {lr:.2g}")
+        ax.plot(xs.numpy())
+        return fig
+
+    e = ex.explore(draw, compute=compute, vectorize="lr", lr=ex.linear(0.1, 1.1, 4), a=ex.linear(1, 2, 2))
+    e.frame()
+    assert computed == [(e.controls["lr"].values, e.controls["a"].default)]  # the whole lr axis in one call
+    for lr in e.controls["lr"].values:
+        e.frame(lr=lr)
+    assert len(computed) == 1 and len(drawn) == 4
+    assert torch.equal(e.data(lr=0.1), quadratic.gd_scalar(e.controls["a"].default, 1.0, lr=0.1, steps=10,
+                                                            blowup=100.0).params[:, 0])
+    e.frame(lr=0.5)  # off the grid: computed with the axis, once
+    assert len(computed) == 2 and 0.5 in computed[-1][0]
+    e.frame(a=2.0)
+    assert len(computed) == 3
+    bad = ex.explore(draw, compute=lambda lr, a: [1], vectorize="lr", lr=ex.linear(0.1, 1.1, 4), a=ex.linear(1, 2, 2))
+    with pytest.raises(ValueError, match="^compute: with vectorize='lr' it must return one item per value"):
+        bad.frame()
+    with pytest.raises(ValueError, match="^vectorize:"):
+        ex.explore(draw, vectorize="lr", lr=ex.linear(0.1, 1.1, 4))
+    with pytest.raises(ValueError, match="^vectorize:"):
+        ex.explore(draw, compute=compute, vectorize="b", lr=ex.linear(0.1, 1.1, 4))
+    with pytest.raises(ValueError, match="^compute:"):
+        ex.explore(draw, compute=3, lr=ex.linear(0.1, 1.1, 4))
+    with pytest.raises(ValueError, match="^compute:"):
+        ex.explore(make_draw(), lr=ex.linear(0.1, 1.1, 4), a=ex.linear(1, 2, 2)).data()
+
+
+def test_display_hooks_see_each_displayed_explorer(monkeypatch):
+    seen = []
+    hook = seen.append
+    ex.add_display_hook(hook)
+    try:
+        e = ex.explore(make_draw(), lr=ex.linear(0.1, 1.1, 3), a=ex.linear(1, 2, 2))
+        e._repr_mimebundle_()
+        monkeypatch.setenv("LESSONS_STATIC", "1")
+        s = ex.explore(make_draw(), lr=ex.linear(0.1, 1.1, 3), a=ex.linear(1, 2, 2))
+        s._repr_mimebundle_()
+        assert seen == [e, s] and e.view is not None and s.view is None
+    finally:
+        ex.remove_display_hook(hook)
+    with pytest.raises(ValueError, match="^hook:"):
+        ex.add_display_hook(3)
+
+
+def test_live_and_static_frames_show_the_same_picture():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    e = ex.explore(make_draw(), lr=ex.linear(0.1, 1.1, 3), a=ex.linear(1, 2, 2))
+    for p in e.grid_points():
+        live = np.asarray(Image.open(io.BytesIO(e.frame(**p))).convert("RGB"), dtype=float)
+        static = np.asarray(Image.open(io.BytesIO(e.frame(palette=e.palette, **p))).convert("RGB"), dtype=float)
+        assert live.shape == static.shape and np.abs(live - static).mean() < 2.0  # the palette's rounding only
+
+
+def test_static_page_numbers_are_sliders_with_labels_and_a_fixed_frame_size():
+    def draw(lr, batch, kind):
+        return make_draw()(lr, 1.0)
+
+    e = ex.explore(draw, lr=ex.log(0.1, 1, 3), batch=[1, 4, 40], kind=["sgd", "gd"])
+    html = e.static_html()
+    assert html.count('type="range"') == 2 and html.count("<select") == 1  # numbers slide, categories are menus
+    assert re.search(r'<img class="lx-frame" alt="explorer frame" width="\d+" height="\d+"', html)
+    assert 'aria-label="batch"' in html and 'aria-valuetext="1"' in html
+    sliders, _ = live_parts(e)
+    assert type(sliders["batch"]).__name__ == "SelectionSlider" and type(sliders["kind"]).__name__ == "Dropdown"
 
 
 def test_static_mode_from_environment(monkeypatch):
@@ -189,9 +299,9 @@ def test_frame_renders_the_same_pixels_as_savefig():
     e = ex.explore(draw, lr=ex.log(0.05, 1.5, 3), a=ex.log(0.25, 4, 3))
     for lr, a in [(0.05, 0.25), (1.5, 4.0), (0.05, 4.0)]:  # the second frame on reuses layout and canvas
         fig = draw(lr, a)
-        if e._layout is not None:
+        if e.renderer.layout is not None:
             fig.set_layout_engine("none")
-            for ax, pos in zip(fig.axes, e._layout[1]):
+            for ax, pos in zip(fig.axes, e.renderer.layout):
                 ax.set_position(pos)
         buf = io.BytesIO()
         with plt.rc_context({"axes.titley": 1.0}):
@@ -219,26 +329,10 @@ def test_frame_pauses_gc_and_restores_it():
     finally:
         gc.enable()
     e.draw = lambda **v: 1 / 0
+    e.clear_cache()
     with pytest.raises(ZeroDivisionError):
         e.frame()
     assert gc.isenabled()
-
-
-def test_bench_latency_times_every_grid_point(tmp_path, monkeypatch):
-    path = tmp_path / "lat.jsonl"
-    e = ex.explore(make_draw(), lr=ex.linear(0.1, 1, 3), a=ex.log(1, 4, 2), show=True)
-    rec = e.bench_latency(str(path))
-    assert rec["points"] == rec["grid"] == 12 and not rec["refresh"]
-    assert len(rec["times_s"]) == len(rec["draw_s"]) == 12
-    assert all(t >= d > 0 for t, d in zip(rec["times_s"], rec["draw_s"]))
-    assert json.loads(path.read_text().splitlines()[0])["draw"] == "draw"
-    assert e.bench_latency(str(path), max_points=4)["points"] <= 4
-    # live: the refresh (the Image widget update) is part of each timed update
-    monkeypatch.setenv("LESSONS_BENCH_LATENCY", str(path))
-    bundle = ex.explore(make_draw(), lr=ex.linear(0.1, 1, 2), a=ex.linear(1, 2, 2))._repr_mimebundle_()
-    assert WIDGET_MIME in bundle
-    live = json.loads(path.read_text().splitlines()[-1])
-    assert live["refresh"] and live["points"] == 4
 
 
 def test_slider_values_are_real_numbers():
