@@ -155,7 +155,7 @@ def apply(source: str, mutant: Mutant) -> str:
 
 def modules() -> list[Path]:
     paths = [p for p in sorted(LIB.glob("*.py")) if p.stem not in PRESENTATION]
-    paths += [p for p in sorted(LIB.glob("*/*.py")) if p.stem != "__init__"]
+    paths += [p for p in sorted(LIB.glob("*/*.py")) if p.stem != "__init__" and p.parent.name not in PRESENTATION]
     return paths
 
 
