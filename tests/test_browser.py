@@ -131,16 +131,20 @@ def test_every_explorer_control_swaps_the_frame(server, browser, name):
         for j in range(controls.count()):
             ctrl = controls.nth(j)
             before = img.get_attribute("src")
+            size = img.bounding_box()
+            # an accessible name: the <label> it sits in, or aria-label
+            assert ctrl.evaluate("el => el.labels.length > 0 || !!el.getAttribute('aria-label')"), (i, j)
             tag = ctrl.evaluate("el => el.tagName")
+            ctrl.focus()  # every control is moved from the keyboard, as a reader without a mouse would
             if tag == "SELECT":
-                current = ctrl.evaluate("el => el.selectedIndex")
-                ctrl.select_option(index=0 if current else 1)
+                page.keyboard.press("ArrowUp" if ctrl.evaluate("el => el.selectedIndex > 0") else "ArrowDown")
             elif ctrl.get_attribute("type") == "checkbox":
-                ctrl.click()
+                page.keyboard.press("Space")
             else:
-                ctrl.focus()
                 page.keyboard.press("ArrowLeft" if ctrl.evaluate("el => +el.value > 0") else "ArrowRight")
             assert img.get_attribute("src") != before, f"explorer {i}, control {j} did not swap the frame"
+            after = img.bounding_box()
+            assert (after["width"], after["height"]) == (size["width"], size["height"]), "the frame changed size"
     assert not off_localhost(requests) and not errors
     page.close()
 
