@@ -164,6 +164,105 @@ def test_student_teacher_records_are_on_the_host():
     assert run.loss.shape == run.lam_min.shape == (3, 3) and run.steps.tolist() == [0, 10, 20]
 
 
+# --- batched runs: several starts / learning rates in one loop, each run exactly its single call ---
+
+CHAIN_STARTS = [(0.3, 1.6), (1.6, 0.3), (0.5, 1.0), (1.0, 0.5), (-0.8, 0.6)]
+
+
+@pytest.mark.parametrize("flipped", [False, True])
+def test_scalar_chain_batch_of_starts_and_rates_is_the_loop_of_single_calls(flipped):
+    rates = [0.02, 0.3, 1.5]  # at the larger rates some runs leave the ball of radius 20 max(1, ||w0||)
+    w0 = torch.tensor(CHAIN_STARTS, dtype=torch.float64).repeat(len(rates), 1)
+    lr = [eta for eta in rates for _ in CHAIN_STARTS]
+    batch = C.scalar_chain(w0, a=1.0, lr=lr, steps=200, flipped=flipped, blowup=20.0)
+    assert batch.params.shape == (201, 15, 2) and batch.loss.shape == (201, 15)
+    assert torch.equal(batch.lr, torch.tensor(lr, dtype=torch.float64))
+    assert bool(torch.isfinite(batch.params).all()) and bool(torch.isfinite(batch.loss).all())
+    for i in range(len(lr)):
+        one = C.scalar_chain(w0[i], a=1.0, lr=lr[i], steps=200, flipped=flipped, blowup=20.0)
+        k = len(one.params)  # it ends at divergence; the batch keeps the run frozen there
+        assert torch.equal(batch.params[:k, i], one.params) and torch.equal(batch.loss[:k, i], one.loss), i
+        assert bool((batch.params[k:, i] == one.params[-1]).all()), i
+        assert bool(batch.diverged[i]) == one.diverged
+        assert int(batch.diverged_at[i]) == (one.diverged_at if one.diverged else -1)
+    assert 0 < int(batch.diverged.sum()) < len(lr)  # measured 3 of 15 under GD, 6 under curl descent
+    same_rate = C.scalar_chain(w0[:5], a=1.0, lr=0.3, steps=200, flipped=flipped, blowup=20.0)  # a number: every run
+    assert torch.equal(same_rate.params, batch.params[:, 5:10]) and same_rate.lr == 0.3
+
+
+def test_scalar_chain_batch_ends_at_the_last_divergence_and_keeps_the_single_start_call():
+    w0 = torch.tensor([[1.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
+    wild = C.scalar_chain(w0, a=1.0, lr=[10.0, 20.0], steps=50, flipped=False)  # GD far past its critical rate
+    assert bool(wild.diverged.all()) and len(wild.params) == int(wild.diverged_at.max()) + 1
+    assert bool(torch.isfinite(wild.params).all()) and bool(torch.isfinite(wild.loss).all())
+    one = C.scalar_chain([0.5, 1.0], a=1.0, lr=0.1, steps=10)  # one start: as before, plain numbers
+    assert one.params.shape == (11, 2) and one.diverged is False and one.diverged_at is None and one.lr == 0.1
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(n_inputs=5, n_hidden=8, flipped_inputs=2, renormalize=True),
+    dict(n_inputs=6, n_hidden=12, flipped_hidden=3, activation="tanh", seeds=3),
+    dict(n_inputs=6, n_hidden=4, flipped_inputs=2, batch_size=5, n_samples=30, renormalize=True),  # minibatches
+], ids=["renormalized", "tanh", "minibatch"])
+def test_student_teacher_batch_of_rates_is_the_loop_of_single_calls(kwargs):
+    rates = [0.02, 0.05, 0.2]
+    kw = dict(steps=300, record_every=25, generator=3) | kwargs
+    batch = C.train_student_teacher(lr=rates, **kw)
+    S = kw.get("seeds", 3)
+    assert batch.loss.shape == batch.lam_min.shape == (13, 3, S) and batch.diverged.shape == (3, S)
+    for i, lr in enumerate(rates):
+        one = C.train_student_teacher(lr=lr, **kw)
+        for name in ("loss", "lam_min"):
+            assert torch.equal(getattr(batch, name)[:, i], getattr(one, name)), (lr, name)
+        for name in ("W1", "w2", "diverged", "diverged_at"):
+            assert torch.equal(getattr(batch, name)[i], getattr(one, name)), (lr, name)
+        assert torch.equal(batch.D1, one.D1) and torch.equal(batch.D2, one.D2) and torch.equal(batch.steps, one.steps)
+    assert torch.equal(batch.learned(1e-3)[1], C.train_student_teacher(lr=0.05, **kw).learned(1e-3))
+
+
+def test_student_teacher_rates_diverge_on_their_own():
+    kw = dict(n_inputs=5, n_hidden=8, steps=200, record_every=10, generator=1)
+    batch = C.train_student_teacher(lr=[0.05, 50.0], **kw)
+    wild = C.train_student_teacher(lr=50.0, **kw)
+    assert not bool(batch.diverged[0].any()) and bool(batch.diverged[1].all())
+    assert torch.equal(batch.diverged_at[1], wild.diverged_at) and torch.equal(batch.W1[1], wild.W1)
+    assert int(batch.steps[-1]) == 200 > int(wild.steps[-1])  # the tame rate goes on; the wild one stays frozen
+    for name in ("loss", "lam_min", "W1", "w2"):
+        assert bool(torch.isfinite(getattr(batch, name)).all()), name
+    common = torch.isin(wild.steps, batch.steps)
+    assert torch.equal(batch.loss[: int(common.sum()), 1], wild.loss[common])
+    frozen = int(torch.searchsorted(batch.steps, wild.steps[-1]))  # the first record at or after its last divergence
+    assert torch.equal(batch.loss[frozen:, 1], wild.loss[-1].expand(len(batch.steps) - frozen, -1))
+    assert torch.equal(batch.loss[:, 0], C.train_student_teacher(lr=0.05, **kw).loss)
+    both = C.train_student_teacher(lr=[50.0, 80.0], **kw)  # every run diverges: the histories end at the last one
+    assert bool(both.diverged.all()) and int(both.steps[-1]) == int(both.diverged_at.max())
+
+
+@pytest.mark.parametrize("lr, match", [
+    (True, "^lr:"), ("0.1", "^lr:"), (-0.1, "^lr:"), ([0.1, True], "^lr:"), ([0.1, -0.1], "^lr:"), ([], "^lr:"),
+    ([0.1, "x"], "^lr:"), ([[0.1, 0.2]], "^lr:"), ([0.1, float("nan")], "^lr:"), ([0.1, 0.2, 0.3], "^lr:"),
+])
+def test_scalar_chain_refuses_bad_rates(lr, match):
+    with pytest.raises(ValueError, match=match):
+        C.scalar_chain(torch.zeros(2, 2, dtype=torch.float64) + 0.5, a=1.0, lr=lr, steps=3)
+
+
+@pytest.mark.parametrize("w0, lr", [
+    ([0.5, 1.0], [0.1, 0.2]),  # one start, two rates
+    (torch.zeros(2, 3), 0.1), (torch.zeros(0, 2), 0.1), (torch.zeros(2, 2, 2), 0.1), ([0.5, 1.0, 2.0], 0.1),
+])
+def test_scalar_chain_refuses_mismatched_shapes(w0, lr):
+    with pytest.raises(ValueError, match="^(w0|lr):"):
+        C.scalar_chain(w0, a=1.0, lr=lr, steps=3)
+
+
+@pytest.mark.parametrize("lr", [True, "0.05", 0.0, -0.05, [0.05, 0.0], [0.05, -1.0], [], [0.05, "x"], [0.05, False],
+                                [[0.05]], torch.tensor([0.05, float("inf")])])
+def test_student_teacher_refuses_bad_rates(lr):
+    with pytest.raises(ValueError, match="^lr:"):
+        C.train_student_teacher(n_inputs=3, n_hidden=2, lr=lr, steps=2, record_every=1)
+
+
 # --- self-check cases (collected by tests/test_course.py) ---
 
 import math  # noqa: E402
@@ -227,3 +326,21 @@ def test_scalar_chain_records_the_square_loss_of_its_iterates():
 ])
 def test_curl_fraction_by_hand(J, expected):
     assert C.curl_fraction(torch.tensor(J, dtype=torch.float64)) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+# --- cases run by tests/test_divergence.py (collected by tests/collect.py) ---
+
+def _chain_batch(m):  # GD on the chain from the cases' start and its mirror image, at two rates
+    w0 = torch.tensor([[1.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
+    return C.scalar_chain(w0, a=1.0, lr=[m * 1.0, m * 2.0], steps=30, flipped=False)
+
+
+def _student_rates(m):
+    return C.train_student_teacher(n_inputs=2, n_hidden=3, lr=[m * 0.5, m * 1.0], steps=20, seeds=2, n_samples=20,
+                                   record_every=5)
+
+
+DIVERGENCE_CASES = {
+    "curl.scalar_chain[batched]": (_chain_batch, "diverges", ()),
+    "curl.train_student_teacher[rates]": (_student_rates, "diverges", ()),
+}
