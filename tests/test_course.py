@@ -355,7 +355,7 @@ def test_self_check_verdicts_and_hints(name):
         assert not leaks_expected(res, case, value), (value, res)
         messages.append(res.message)
     assert len(messages) >= 2 and len(set(messages)) == len(messages), "the hint must come from the learner's value"
-    if isinstance(case.right, float) and case.close_rtol is not None and case.close is not None:  # on either side
+    if isinstance(case.right, (float, complex)) and case.close_rtol is not None and case.close is not None:
         for side in (1, -1):
             assert call(name, case.right * (1 + side * 0.995 * case.close_rtol)).status == "close"
             assert call(name, case.right * (1 + side * 1.005 * case.close_rtol)).status == "wrong"
