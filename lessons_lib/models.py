@@ -259,13 +259,20 @@ def train_diagonal_net(X, y, *, lr: float | Sequence[float] | Callable, steps: i
 class LinearNetRun(Record):
     """Result of :func:`train_linear_net`; histories are indexed by ``steps`` (shape ``(K,)``).
 
+    ``R?`` is the run dimension, present when ``lr`` or ``init_scale`` is a sequence (a batched call);
+    :meth:`single` gives one run of a batched result as the call with that run's numbers returns it.
+
     Attributes:
-        singular_values: singular values of ``W2 W1``, descending, shape ``(K, r)``, ``r = min(d_out, d_in)``.
-        loss: ``||W2 W1 - A||_F^2 / 2``, shape ``(K,)``.
+        singular_values: singular values of ``W2 W1``, descending, shape ``(K, R?, r)``, ``r = min(d_out, d_in)``.
+        loss: ``||W2 W1 - A||_F^2 / 2``, shape ``(K, R?)``.
         target: singular values ``s`` of ``A``, shape ``(r,)``.
-        u0: effective initial strength of each target mode (eq-saddle-effective-init), shape ``(r,)``.
-        W1, W2: final weights. ``diverged`` / ``diverged_at``: the run left the blow-up ball at that step
-        (then the histories end there, at the frozen last finite state).
+        u0: effective initial strength of each target mode (eq-saddle-effective-init), shape ``(R?, r)``.
+        W1, W2: final weights, shapes ``(R?, h, d_in)`` and ``(R?, d_out, h)``.
+        lr, init_scale: the run's numbers: floats, or float64 tensors of shape ``(R,)``.
+        diverged, diverged_at: the run left the blow-up ball at that step (``bool`` and ``int`` or ``None``;
+            in a batch, tensors of shape ``(R,)`` with ``diverged_at = -1`` where a run did not diverge). A
+            single run's histories end there, at its frozen last finite state; in a batch a diverged run
+            stays frozen while the others go on, and the histories end when every run has diverged.
     """
 
     steps: torch.Tensor
@@ -275,10 +282,32 @@ class LinearNetRun(Record):
     u0: torch.Tensor
     W1: torch.Tensor
     W2: torch.Tensor
-    lr: float
-    init_scale: float
-    diverged: bool = False
-    diverged_at: int | None = None
+    lr: float | torch.Tensor
+    init_scale: float | torch.Tensor
+    diverged: bool | torch.Tensor = False
+    diverged_at: int | torch.Tensor | None = None
+
+    def single(self, run: int) -> LinearNetRun:
+        """Run ``run`` of a batched result, as :func:`train_linear_net` returns it for that run's ``lr`` and
+        ``init_scale`` alone: the run dimension dropped and, for a run that diverged at step ``k``, the
+        histories cut at ``k`` (whose row is its frozen last finite state, as the single call records it).
+
+        Raises:
+            ValueError: naming ``run`` if the result is not batched or ``run`` is not in ``0 .. R - 1``.
+        """
+        if self.loss.ndim != 2:
+            raise ValueError("run: this result holds a single run (call with a sequence of lr to batch)")
+        run = check_count(run, name="run", minimum=0)
+        if run >= self.loss.shape[1]:
+            raise ValueError(f"run: expected 0 <= run < {self.loss.shape[1]}, got {run}")
+        at = int(self.diverged_at[run])
+        rows = torch.arange(len(self.steps) if at < 0 else int((self.steps < at).sum()) + 1)
+        steps = self.steps[rows].clone()
+        if at >= 0:  # the first row from step k on holds the frozen state the single run recorded at k
+            steps[-1] = at
+        return LinearNetRun(steps, self.singular_values[rows, run], self.loss[rows, run], self.target,
+                            self.u0[run], self.W1[run], self.W2[run], float(self.lr[run]),
+                            float(self.init_scale[run]), at >= 0, at if at >= 0 else None)
 
 
 def effective_mode_strengths(W1: torch.Tensor, W2: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
@@ -313,30 +342,61 @@ def effective_mode_strengths(W1: torch.Tensor, W2: torch.Tensor, A: torch.Tensor
     return u0
 
 
-def train_linear_net(A, *, width: int, init_scale: float, lr: float, steps: int,
-                     generator: int | torch.Generator = 0, init: Literal["random", "aligned"] = "random",
+def _is_sequence(value) -> bool:
+    """Whether ``value`` asks for a batch: a list, tuple, 1-D tensor or array (not a number, 0-d tensor or string)."""
+    return hasattr(value, "__len__") and not isinstance(value, (str, bytes)) and getattr(value, "ndim", 1) >= 1
+
+
+def _linear_net_step(W1: torch.Tensor, W2: torch.Tensor, A: torch.Tensor, lr) -> tuple[torch.Tensor, torch.Tensor]:
+    """One full-batch GD step on ``L = ||W2 W1 - A||_F^2 / 2`` (eq-saddle-linear-loss).
+
+    ``W1 <- W1 - lr W2^T E`` and ``W2 <- W2 - lr E W1^T`` with the residual ``E = W2 W1 - A``.
+
+    Args:
+        W1: ``(h, d_in)``. W2: ``(d_out, h)``. A: target ``(d_out, d_in)``. lr: ``eta`` (a number or a 0-d tensor).
+
+    Returns:
+        The new ``(W1, W2)``.
+
+    References:
+        Saxe, McClelland & Ganguli (2014), arXiv:1312.6120.
+    """
+    E = W2 @ W1 - A
+    return W1 - lr * W2.T @ E, W2 - lr * E @ W1.T
+
+
+def train_linear_net(A, *, width: int, init_scale: float | Sequence[float], lr: float | Sequence[float],
+                     steps: int, generator: int | torch.Generator = 0, init: Literal["random", "aligned"] = "random",
                      record_every: int = 1, blowup: float = 1e6) -> LinearNetRun:
     """Full-batch GD on ``L = ||W2 W1 - A||_F^2 / 2`` (eq-saddle-linear-loss), whitened inputs.
 
-    ``W2 <- W2 - lr (W2 W1 - A) W1^T`` and ``W1 <- W1 - lr W2^T (W2 W1 - A)``, driven by
-    :func:`lessons_lib.run.run`. ``init="random"`` draws every weight from ``init_scale * N(0, 1)``;
+    ``W2 <- W2 - lr (W2 W1 - A) W1^T`` and ``W1 <- W1 - lr W2^T (W2 W1 - A)`` (:func:`_linear_net_step`),
+    driven by :func:`lessons_lib.run.run`. ``init="random"`` draws every weight from ``init_scale * N(0, 1)``;
     ``init="aligned"`` starts each mode of ``A`` at exactly ``u0 = init_scale^2`` (``W1 = eps E V^T``,
     ``W2 = eps U E^T``), where the mode ODE (eq-saddle-mode-ode) is exact.
+
+    Sequences of ``lr`` and ``init_scale`` (broadcast against each other) train side by side, ``R`` runs in
+    one batched loop from the *same* standard-normal draw, so runs differ only through their numbers. Each
+    run diverges and freezes on its own, and each equals the single call with its numbers
+    (:meth:`LinearNetRun.single`), bit for bit: every run takes the single call's matrix products.
 
     Args:
         A: target map ``(d_out, d_in)``; its singular values are the mode strengths ``s_i``.
         width: hidden units ``h``.
-        init_scale: ``eps > 0``.
-        lr: ``eta >= 0``.
+        init_scale: ``eps > 0``, or a sequence of them (one per run).
+        lr: ``eta >= 0``, or a sequence of them (one per run).
         steps: GD steps.
         generator: seed or generator for the random start.
         init: ``"random"`` or ``"aligned"``.
         record_every: record the singular values and the loss every this many steps (and the last).
-        blowup: divergence radius relative to ``max(1, ||(W1_0, W2_0)||)``, checked every step; a
-            diverged run stops there (:mod:`lessons_lib.run`).
+        blowup: divergence radius relative to ``max(1, ||(W1_0, W2_0)||)`` (per run), checked every step;
+            a diverged run is frozen there (:mod:`lessons_lib.run`).
 
     Returns:
-        A :class:`LinearNetRun`.
+        A :class:`LinearNetRun`, with a run dimension ``R`` when ``lr`` or ``init_scale`` is a sequence.
+
+    Raises:
+        ValueError: naming the argument, e.g. ``lr`` for a bool, a string, a negative rate or an empty sequence.
 
     References:
         Saxe, McClelland & Ganguli (2014), arXiv:1312.6120; Zhang, Saxe & Latham (2026), arXiv:2512.20607.
@@ -345,32 +405,64 @@ def train_linear_net(A, *, width: int, init_scale: float, lr: float, steps: int,
     if A.ndim != 2 or 0 in A.shape:
         raise ValueError(f"A: expected a non-empty matrix (d_out, d_in), got shape {tuple(A.shape)}")
     width = check_count(width, name="width")
-    eps = check_positive(init_scale, name="init_scale")
-    lr = check_positive(lr, name="lr", allow_zero=True)
+    batched = _is_sequence(lr) or _is_sequence(init_scale)
+    if batched:
+        for value, name in ((lr, "lr"), (init_scale, "init_scale")):
+            if _is_sequence(value) and any(isinstance(v, bool) for v in value):
+                raise ValueError(f"{name}: expected numbers, got a bool in {value!r}")
+        lrs, _ = per_run_values(lr, name="lr", like=A)
+        epss, _ = per_run_values(init_scale, name="init_scale", like=A, positive=True)
+        try:
+            lrs, epss = torch.broadcast_tensors(lrs, epss)
+        except RuntimeError:
+            raise ValueError(f"lr: {lrs.numel()} learning rates do not broadcast against "
+                             f"{epss.numel()} init scales") from None
+        eps_list = epss.tolist()
+    else:
+        eps = check_positive(init_scale, name="init_scale")
+        lr = check_positive(lr, name="lr", allow_zero=True)
+        eps_list = [eps]
     if init not in ("random", "aligned"):
         raise ValueError(f"init: expected 'random' or 'aligned', got {init!r}")
     (d_out, d_in), kw = A.shape, dict(dtype=A.dtype, device=A.device)
     if init == "random":
         gen = as_generator(generator, A.device)
-        W1 = eps * torch.randn(width, d_in, generator=gen, **kw)
-        W2 = eps * torch.randn(d_out, width, generator=gen, **kw)
+        z1 = torch.randn(width, d_in, generator=gen, **kw)
+        z2 = torch.randn(d_out, width, generator=gen, **kw)
+        starts = [(e * z1, e * z2) for e in eps_list]
     else:
         U, _, Vh = torch.linalg.svd(A)
         k = min(width, d_in, d_out)
         E = torch.eye(width, k, **kw)
-        W1, W2 = eps * E @ Vh[:k], eps * U[:, :k] @ E.T
+        starts = [(e * E @ Vh[:k], e * U[:, :k] @ E.T) for e in eps_list]
 
+    if not batched:
+        (W1, W2), = starts
+        out = run(lambda s, t, eta: _linear_net_step(*s, A, eta), (W1, W2), steps=steps, lr=lr,
+                  record=lambda s, t: {"product": s[1] @ s[0]}, record_every=record_every, blowup=blowup)
+        P = out.history["product"]  # (K, d_out, d_in), on the host like every record
+        return LinearNetRun(out.steps, torch.linalg.svdvals(P), 0.5 * ((P - A.to(P.device)) ** 2).sum(dim=(1, 2)),
+                            torch.linalg.svdvals(A), effective_mode_strengths(W1, W2, A), *out.state, lr, eps,
+                            bool(out.diverged), out.diverged_step)
+
+    # One batched loop; inside a step each run takes the single call's 2-D products (a batched matmul
+    # rounds differently, and where the top mode never settles that difference grows to O(1)).
     def step(state, t, eta):
-        W1, W2 = state
-        E = W2 @ W1 - A
-        return W1 - eta * W2.T @ E, W2 - eta * E @ W1.T
+        new = [_linear_net_step(w1, w2, A, e) for w1, w2, e in zip(state[0].unbind(), state[1].unbind(), eta.unbind())]
+        return torch.stack([w1 for w1, _ in new]), torch.stack([w2 for _, w2 in new])
 
-    out = run(step, (W1, W2), steps=steps, lr=lr, record=lambda s, t: {"product": s[1] @ s[0]},
-              record_every=record_every, blowup=blowup)
-    P = out.history["product"]  # (K, d_out, d_in), on the host like every record
-    return LinearNetRun(out.steps, torch.linalg.svdvals(P), 0.5 * ((P - A.to(P.device)) ** 2).sum(dim=(1, 2)),
-                        torch.linalg.svdvals(A), effective_mode_strengths(W1, W2, A), *out.state, lr, eps,
-                        bool(out.diverged), out.diverged_step)
+    def record(state, t):
+        return {"product": torch.stack([w2 @ w1 for w1, w2 in zip(state[0].unbind(), state[1].unbind())])}
+
+    W1, W2 = (torch.stack(w) for w in zip(*starts))
+    out = run(step, (W1, W2), steps=steps, lr=lrs, record=record, record_every=record_every, blowup=blowup,
+              batched=True)
+    products = [P.contiguous() for P in out.history["product"].unbind(1)]  # each run's (K, d_out, d_in)
+    sv = torch.stack([torch.linalg.svdvals(P) for P in products], dim=1)  # per run, as the single call rounds
+    loss = torch.stack([0.5 * ((P - A.to(P.device)) ** 2).sum(dim=(1, 2)) for P in products], dim=1)
+    u0 = torch.stack([effective_mode_strengths(w1, w2, A) for w1, w2 in starts])
+    return LinearNetRun(out.steps, sv, loss, torch.linalg.svdvals(A), u0, *out.state, lrs, epss, out.diverged,
+                        out.diverged_at)
 
 
 # --- one-dimensional ReLU network ----------------------------------------------------------------

@@ -159,6 +159,8 @@ def half_times(run, s) -> torch.Tensor:
         history = run.beta
     else:
         raise ValueError(f"run: expected a LinearNetRun or a DiagonalSparseRun, got {type(run).__name__}")
+    if history.ndim != 2:
+        raise ValueError("run: a batched LinearNetRun holds several runs; pick one with run.single(r)")
     s = as_tensor(s, name="s")
     if s.ndim != 1 or not 0 < s.numel() <= history.shape[1]:
         raise ValueError(f"s: expected between 1 and {history.shape[1]} targets, got shape {tuple(s.shape)}")

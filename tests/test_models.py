@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from fuzz_specs import Spec
 
 from lessons_lib import models, schedules
 from lessons_lib.backend import Record
@@ -174,6 +175,73 @@ def test_linear_run_is_a_record_on_the_host():
     run = models.train_linear_net(A, width=2, init_scale=0.1, lr=0.1, steps=5)
     assert isinstance(run, Record) and run.W1.device.type == "cpu" and run.singular_values.shape == (6, 4)
     assert run.diverged is False and run.diverged_at is None
+
+
+def _fields_equal(a, b) -> bool:
+    """Every field of two LinearNetRun records equal bit for bit (tensors by torch.equal, the rest by ==)."""
+    same = lambda x, y: torch.equal(x, y) if isinstance(x, torch.Tensor) else type(x) is type(y) and x == y  # noqa: E731
+    return all(same(getattr(a, f), getattr(b, f)) for f in a.__dataclass_fields__)
+
+
+@pytest.mark.parametrize("init", ["random", "aligned"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_batched_linear_net_equals_the_loop_of_single_calls(seed, init):
+    # lr * s1 from 0.2 to 1.1: the last one never settles on the top mode, so a difference in rounding would show
+    A, _ = _target(s=(4.0, 2.0, 1.0), d=5, seed=seed)
+    lrs, kw = [0.05, 0.15, 0.275], dict(width=4, steps=300, generator=seed, init=init, record_every=7)
+    runs = models.train_linear_net(A, init_scale=1e-3, lr=lrs, **kw)
+    assert runs.loss.shape == (len(runs.steps), 3) and runs.singular_values.shape == (len(runs.steps), 3, 5)
+    assert runs.W1.shape == (3, 4, 5) and runs.u0.shape == (3, 5) and runs.diverged.shape == (3,)
+    for r, lr in enumerate(lrs):
+        assert _fields_equal(runs.single(r), models.train_linear_net(A, init_scale=1e-3, lr=lr, **kw))
+    # init_scale batches too, broadcast against lr, from the same standard-normal draw
+    both = models.train_linear_net(A, init_scale=[1e-3, 0.1, 1.0], lr=0.1, **kw)
+    for r, eps in enumerate([1e-3, 0.1, 1.0]):
+        assert _fields_equal(both.single(r), models.train_linear_net(A, init_scale=eps, lr=0.1, **kw))
+
+
+def test_batched_linear_runs_diverge_each_on_their_own():
+    A, _ = _target()
+    kw = dict(width=4, init_scale=0.5, generator=0, blowup=1e3, record_every=4)
+    lrs = [0.1, 2.0, 0.2, 3.0]
+    runs = models.train_linear_net(A, lr=lrs, steps=60, **kw)
+    singles = [models.train_linear_net(A, lr=lr, steps=60, **kw) for lr in lrs]
+    assert runs.diverged.tolist() == [s.diverged for s in singles] == [False, True, False, True]
+    assert runs.diverged_at.tolist() == [s.diverged_at if s.diverged else -1 for s in singles]
+    assert int(runs.steps[-1]) == 60  # the stable runs train on to the end
+    assert bool(torch.isfinite(runs.loss).all()) and bool(torch.isfinite(runs.W1).all())
+    for r, one in enumerate(singles):
+        assert _fields_equal(runs.single(r), one)
+        if one.diverged:  # frozen: every row from its divergence on holds the same last finite state
+            later = runs.loss[runs.steps >= one.diverged_at, r]
+            assert bool((later == one.loss[-1]).all()) and int(runs.single(r).steps[-1]) == one.diverged_at
+    # when every run diverged the histories end at the last divergence
+    bad = models.train_linear_net(A, lr=[2.0, 3.0], steps=200, **kw)
+    assert bool(bad.diverged.all()) and int(bad.steps[-1]) == int(bad.diverged_at.max())
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(lr=True), "lr"), (dict(lr=[0.1, True]), "lr"), (dict(lr="0.1"), "lr"), (dict(lr=["0.1"]), "lr"),
+    (dict(lr=[0.1, -0.1]), "lr"), (dict(lr=-0.1), "lr"), (dict(lr=[]), "lr"), (dict(lr=[0.1, math.nan]), "lr"),
+    (dict(lr=[[0.1]]), "lr"), (dict(lr=[0.1, 0.2], init_scale=[0.1, 0.2, 0.3]), "lr"),
+    (dict(init_scale=[0.1, 0.0]), "init_scale"), (dict(init_scale=[]), "init_scale"),
+    (dict(init_scale=[True]), "init_scale"), (dict(init_scale="0.1"), "init_scale"),
+])
+def test_bad_linear_net_rates_and_scales_name_the_argument(kwargs, name):
+    A, _ = _target()
+    with pytest.raises(ValueError, match=f"^{name}:"):
+        models.train_linear_net(A, **{**dict(width=2, init_scale=0.1, lr=0.1, steps=3), **kwargs})
+
+
+def test_single_names_a_bad_run_and_refuses_an_unbatched_result():
+    A, _ = _target()
+    runs = models.train_linear_net(A, width=2, init_scale=0.1, lr=[0.1, 0.2], steps=3)
+    for bad in (2, -1, 0.5, True):
+        with pytest.raises(ValueError, match="^run:"):
+            runs.single(bad)
+    with pytest.raises(ValueError, match="^run:"):
+        models.train_linear_net(A, width=2, init_scale=0.1, lr=0.1, steps=3).single(0)
+    assert models.train_linear_net(A, width=2, init_scale=0.1, lr=[0.1], steps=3).loss.shape == (4, 1)
 
 
 # --- one-dimensional ReLU network
@@ -427,3 +495,11 @@ def test_step_functions_check_types_and_promote_mixed_dtypes():
         models.diagonal_net_step(u, v, X, y, lr=True)  # a bool used to be taken as lr = 1
     with pytest.raises(ValueError, match="^X:"):
         models.diagonal_net_step(u, v, "X", y, lr=0.01)
+
+
+# --- the book-wide fuzz test's baseline call of the batched result's method (tests/test_fuzz.py)
+
+FUZZ_SPECS = {
+    "models.LinearNetRun.single": Spec(lambda: dict(run=1), instance=lambda: models.train_linear_net(
+        torch.eye(2, dtype=torch.float64), width=2, init_scale=0.1, lr=[0.05, 0.1], steps=3)),
+}
