@@ -258,6 +258,16 @@ EQUIVALENT = {
     ("lessons_lib.check.saddles", "if sv > 1.5 * s[0]", "1.5 -> 1.5150000000000001"): _HINT_TOL,
     ("lessons_lib.check.saddles", 'order = "weaker modes are learned later" if sv > target', "> -> >="):
         "a step that half-learns exactly the target's strength is the right answer, which gets no hint",
+    ("lessons_lib.check.curl", "return abs(v - x) <= 0.02 * max(abs(x), 1e-3)", "0.02 -> 0.0202"): _HINT_TOL,
+    ("lessons_lib.check.curl", "the manifold would be {'stable' if", "> -> >="):
+        "only a learner's value of exactly 0 reads differently, and lambda_min = 0 is the marginal case either way",
+    ("lessons_lib.check.wsd", "sched = schedules.wsd_schedule(peak, total=steps, warmup=0", "0 -> 1"):
+        "a one-step warm-up reaches the peak at step 0, (0 + 1) / 1: the same schedule",
+    ("lessons_lib.check.wsd", "pick = next((f for f in offered if _is_number(answer) and math.isclose",
+     "1e-06 -> 1.0099999999999999e-06"): _HINT_TOL,
+    ("lessons_lib.check.wsd", "if excess <= 1e-12", "<= -> <"):
+        "the best pick's excess is exactly 0, every other pick's is far above 1e-12",
+    ("lessons_lib.check.wsd", "if excess <= close_rtol", "<= -> <"): _HINT_TOL,
     ("lessons_lib.check.cbo", "X = 3 * torch.rand(6, 2, generator=g, dtype=torch.float64) - 1.5",
      "1.5 -> 1.5150000000000001"): "the first cases' particles shift by 1 % of their range: every verdict and hint "
                                    "on them is the same (a test holds the cases to their descriptions)",

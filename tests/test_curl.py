@@ -344,3 +344,23 @@ DIVERGENCE_CASES = {
     "curl.scalar_chain[batched]": (_chain_batch, "diverges", ()),
     "curl.train_student_teacher[rates]": (_student_rates, "diverges", ()),
 }
+
+
+def test_curl_lambda_min_hints_on_a_network_with_distinct_eigenvalues():
+    """W1 of shape (N, M) = (8, 5): W1^T W1 is full rank, so each term's smallest eigenvalue and each eigenvalue of K
+    is a distinct number, and the hint must name the right one."""
+    from lessons_lib import check
+
+    g = torch.Generator().manual_seed(5)
+    W1 = torch.randn(8, 5, generator=g, dtype=torch.float64) / math.sqrt(5)
+    w2 = torch.randn(8, generator=g, dtype=torch.float64) / math.sqrt(8)
+    D1, D2 = torch.tensor([-1.0, 1, 1, 1, 1], dtype=torch.float64), torch.ones(8, dtype=torch.float64)
+    args = dict(W1=W1, w2=w2, D1=D1, D2=D2)
+    lams = torch.linalg.eigvalsh((w2 @ w2) * torch.diag(D1) + W1.T @ W1).tolist()
+    term = torch.linalg.eigvalsh(W1.T @ W1).tolist()
+    assert min(abs(a - b) for a, b in zip(lams, lams[1:])) > 0.05 * max(map(abs, lams))  # distinct, as said
+    assert check.curl_lambda_min(lams[0], **args).status == "correct"
+    for lam in lams[1:]:
+        assert "not the smallest" in check.curl_lambda_min(lam, **args).message
+    assert "one of the two terms" in check.curl_lambda_min(term[0], **args).message
+    assert "one of the two terms" not in check.curl_lambda_min(term[1], **args).message

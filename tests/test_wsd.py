@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lessons_lib import landscapes, wsd
+from lessons_lib import check, landscapes, wsd
 from lessons_lib import schedules as S
 from lessons_lib.backend import Record
 
@@ -203,7 +203,10 @@ _BEST_FRACTION = _best_fraction(**_DECAY_CHOICE)
 
 CHECK_CASES = {
     "best_decay_fraction": Case(_BEST_FRACTION, 0.3, (0.1, 0.9), expected=[_BEST_FRACTION],
-                                inputs=_DECAY_CHOICE["fractions"], args=_DECAY_CHOICE, close_rtol=None),
+                                inputs=_DECAY_CHOICE["fractions"], args=_DECAY_CHOICE, close_rtol=None,
+                                hints=((0.1, "still falls if you make the decay longer"),
+                                       (0.5, "still falls if you make the decay shorter"),
+                                       (0.7, "still falls if you make the decay shorter"))),
 }
 
 
@@ -272,3 +275,10 @@ def test_compare_wsd_s_is_one_run_on_the_wsd_s_schedule_without_warmup():
     c = wsd.compare_wsd_s(task, seeds=2, generator=5, **kw)
     single = wsd.train_bigram(task, S.wsd_s_schedule(warmup=0, **kw), steps=40, seeds=2, generator=5, record_every=20)
     assert torch.equal(c.wsd_s, single.total[1:])  # recorded at steps 0, 20, 40: the checkpoints are rows 1, 2
+
+
+def test_best_decay_fraction_hint_looks_at_the_last_fraction_offered():
+    """With the best fraction last, the pick just before it is told to make the decay longer."""
+    choice = {**_DECAY_CHOICE, "fractions": [0.02, 0.05, 0.1, 0.2]}
+    assert check.best_decay_fraction(0.2, **choice).status == "correct"
+    assert "make the decay longer" in check.best_decay_fraction(0.1, **choice).message
