@@ -268,6 +268,8 @@ EQUIVALENT = {
     ("lessons_lib.check.wsd", "if excess <= 1e-12", "<= -> <"):
         "the best pick's excess is exactly 0, every other pick's is far above 1e-12",
     ("lessons_lib.check.wsd", "if excess <= close_rtol", "<= -> <"): _HINT_TOL,
+    ("lessons_lib.check.wsd", "longer = i + 1 < len(offered) and losses[offered[i + 1]] < losses[pick", "< -> <="):
+        "two fractions' expected losses are never exactly equal, so < and <= pick the same direction",
     ("lessons_lib.check.cbo", "X = 3 * torch.rand(6, 2, generator=g, dtype=torch.float64) - 1.5",
      "1.5 -> 1.5150000000000001"): "the first cases' particles shift by 1 % of their range: every verdict and hint "
                                    "on them is the same (a test holds the cases to their descriptions)",
