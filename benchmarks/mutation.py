@@ -233,8 +233,10 @@ def score_module(path: Path, *, per_module: int, max_test_files: int, seed: int,
     return result
 
 
-_HINT_TOL = ("a hint's tolerance moved by 1 % (or < to <=): a learner's value is either equal to the one it is "
-             "compared with up to rounding or far from it, so no answer gets another hint")
+_HINT_TOL = ("boundary: a hint's threshold moved by 1 % (or < to <=); only an answer placed within that 1 % of the "
+             "threshold would get another hint, and a hint's threshold is not worth pinning to the percent")
+_RADIUS = ("boundary: only a run that peaks between 1e6 and 1.01e6 times its start tells the default radius apart; "
+           "runs that diverge grow geometrically past both")
 _AT_ONE = "the verdict at exactly |1 - lr lambda| = 1 is never asked: that lr is the right answer, which gets no hint"
 
 #: Survivors that no test could kill, by module and a piece of the mutated line and the change, with the reason.
@@ -271,8 +273,9 @@ EQUIVALENT = {
     ("lessons_lib.check.wsd", "longer = i + 1 < len(offered) and losses[offered[i + 1]] < losses[pick", "< -> <="):
         "two fractions' expected losses are never exactly equal, so < and <= pick the same direction",
     ("lessons_lib.check.cbo", "X = 3 * torch.rand(6, 2, generator=g, dtype=torch.float64) - 1.5",
-     "1.5 -> 1.5150000000000001"): "the first cases' particles shift by 1 % of their range: every verdict and hint "
-                                   "on them is the same (a test holds the cases to their descriptions)",
+     "1.5 -> 1.5150000000000001"):
+        "boundary: the first cases' particles shift by 1 % of their range: every verdict and hint on them is the same "
+        "(a test holds the cases to their descriptions)",
     ("lessons_lib.check.saddles", "lo, hi = math.log(math.e * init_scale**2), math.log(1e12)",
      "1000000000000.0 -> 1010000000000.0"): "the bisection's upper end moves by 1 %; the 200 halvings converge to the "
                                             "same strength",
@@ -281,34 +284,28 @@ EQUIVALENT = {
     ("lessons_lib.curvature", "small = J @ J.mT if n <= p", "<= -> <"):
         "at n = p both products are the same p x p matrix",
     ("lessons_lib.curvature", "residual <= tol * max(1.", "1.0 -> 1.01"):
-        "moves the threshold by 1 % only where |lambda| < 1.01 and only for a residual within 1 % of it",
+        "boundary: moves the threshold by 1 % only where |lambda| < 1.01 and only for a residual within 1 % of it",
     ("lessons_lib.wsd", "nxt = (cum[prev] < u)", "< -> <="):
         "u is a continuous uniform draw: it equals a cumulative probability with probability 0",
     ("lessons_lib.wsd", "sched = wsd_s_schedule(peak, checkpoints=checkpoints, warmup=0", "0 -> 1"):
         "a one-step warm-up reaches the peak at step 0, (0 + 1) / 1: the same schedule",
     ("lessons_lib.wsd", "if not size <= radius", "<= -> <"):
         "only a state exactly on the blow-up radius differs, which no run reaches",
-    ("lessons_lib.descent", "blowup: float = 1e6", "1000000.0 -> 1010000.0"):
-        "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
-    ("lessons_lib.quadratic", "blowup: float = 1e6", "1000000.0 -> 1010000.0"):
-        "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
     ("lessons_lib.quadratic", "if p < 0 or p > 2", "< -> <="):
         "p = 0 is answered as 'flat' two lines earlier, so the branch never sees it",
     ("lessons_lib.quadratic", "if p < 0 or p > 2", "> -> >="):
         "p = 2 is answered as 'two-cycle' two lines earlier, so the branch never sees it",
-    ("lessons_lib.landscapes", "torch.where(b > 0, 1 - torch.exp(-9 * b**2)", "> -> >="):
+    ("lessons_lib.landscapes", "torch.where(b > 0, 1 - torch.exp", "> -> >="):
         "at b = 0 the wall's factor 1 - exp(-9 b^2) is already 0, so both branches give the same value",
     ("lessons_lib.schedules", "or [pieces[-1]]", "drop unary minus"):
         "every caller's piece lengths sum to the schedule's positive total, so a piece is always kept",
-    ("lessons_lib.drift", "def principal_flow_quadratic(H, theta0", "1000000.0 -> 1010000.0"):
-        "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
     ("lessons_lib.cbo", "keep_particles: bool = False, blowup: float = 1e100", "1e+100 -> 1.01e+100"):
-        "a swarm that leaves 1e100 grows by far more than 1 % a step (beyond lam dt = 2, or by the noise), so the "
-        "two radii flag the same step",
+        "boundary: a swarm that leaves 1e100 grows by far more than 1 % a step (beyond lam dt = 2, or by the noise), "
+        "so the two radii flag the same step",
     ("lessons_lib.models", "blowup: float = 1e6) -> ReluRun", "1000000.0 -> 1010000.0"):
-        "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
+        _RADIUS,
     ("lessons_lib.stability", "blowup: float = 1e6) -> PerturbationGrowth", "1000000.0 -> 1010000.0"):
-        "a divergence radius of 1e6 or 1.01e6 flags the same runs: they grow geometrically past both",
+        _RADIUS,
     ("lessons_lib.run", "if math.isinf(blowup * max(1.0", "* -> /"):
         "the branch only sets an infinite radius, which blowup * size0 already is whenever the product overflows",
 }

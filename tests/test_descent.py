@@ -123,3 +123,13 @@ def test_iterate_validates_a_numeric_lr_label():
         descent.iterate(step, lambda x: (x**2).sum(), torch.ones(2, dtype=torch.float64), lr=-0.5, steps=3)
     assert math.isnan(descent.iterate(step, lambda x: (x**2).sum(), torch.ones(2, dtype=torch.float64),
                                       lr=float("nan"), steps=3).lr)  # NaN labels a varying rate
+
+
+@pytest.mark.parametrize("factor, diverged", [(1.005e6, True), (0.995e6, False)])
+def test_the_default_blowup_radius_is_a_million_times_the_start(factor, diverged):
+    """One step of GD on x^2 / 2 multiplies x by 1 - lr; a step just past or just inside 1e6 * |x0| tells the
+    default radius apart from a slightly different one."""
+    lr = 1.0 + factor  # |1 - lr| = factor
+    loss = lambda x: 0.5 * (x**2).sum()  # noqa: E731
+    assert descent.gd(loss, [1.0], lr=lr, steps=1).diverged is diverged
+    assert descent.iterate(lambda x: (1 - lr) * x, loss, torch.ones(1, dtype=F64), lr=lr, steps=1).diverged is diverged

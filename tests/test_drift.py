@@ -300,3 +300,12 @@ def test_flows_name_a_bad_loss_and_bad_times():
         D.modified_flow(lambda p: (p**2).sum(), theta0, lr=0.1, times=torch.tensor([0.0, 1.0 + 1j]))
     with pytest.raises(ValueError, match="^nonlinearity:"):
         D.quartic_loss(theta0, nonlinearity=True)
+
+
+@pytest.mark.parametrize("factor, diverged", [(1.005e6, True), (0.995e6, False)])
+def test_principal_flow_default_blowup_radius_is_a_million_times_the_start(factor, diverged):
+    """At t = h the principal flow is one GD step: x times 1 - h lambda, here -factor."""
+    h = 1.0 + factor
+    flow = D.principal_flow_quadratic(torch.eye(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64), lr=h,
+                                      times=[0.0, h])
+    assert flow.diverged is diverged

@@ -242,3 +242,10 @@ def test_gd_iterates_check_accepts_lists_tensors_and_arrays_and_says_what_is_off
     assert r.status == "wrong" and "multiplies x by 1.5" in r.message
     r = check.gd_iterates(lambda a, x0, lr, steps: 1 / 0)
     assert r.status == "wrong" and "ZeroDivisionError" in r.message
+
+
+@pytest.mark.parametrize("factor, diverged", [(1.005e6, True), (0.995e6, False)])
+def test_gd_quadratic_default_blowup_radius_is_a_million_times_the_start(factor, diverged):
+    H = torch.eye(2, dtype=torch.float64)
+    run = quadratic.gd_quadratic(H, [1.0, 0.0], lr=1.0 + factor, steps=1)  # one step multiplies x by -factor
+    assert bool(run.diverged) is diverged
