@@ -33,6 +33,19 @@ from .run import per_run, run
 # --- diagonal linear network ---------------------------------------------------------------------
 
 
+def rates_and_scales(lr, init_scale, *, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """``lr`` and ``init_scale`` (each a number or a sequence, see :func:`per_run_values`) as per-run tensors
+    broadcast against each other, and whether either was a sequence (so the result has a run dimension)."""
+    lrs, many_lr = per_run_values(lr, name="lr", like=like)
+    eps, many_eps = per_run_values(init_scale, name="init_scale", like=like, positive=True)
+    try:
+        lrs, eps = torch.broadcast_tensors(lrs, eps)
+    except RuntimeError:
+        raise ValueError(f"lr: {lrs.numel()} learning rates do not broadcast against "
+                         f"{eps.numel()} init scales") from None
+    return lrs, eps, many_lr or many_eps
+
+
 def per_run_values(values, *, name: str, like: torch.Tensor, positive: bool = False) -> tuple[torch.Tensor, bool]:
     """A number or a sequence of ``R`` numbers (one per run) as a 1-D tensor, and whether it was a sequence.
 
@@ -410,13 +423,7 @@ def train_linear_net(A, *, width: int, init_scale: float | Sequence[float], lr: 
         for value, name in ((lr, "lr"), (init_scale, "init_scale")):
             if _is_sequence(value) and any(isinstance(v, bool) for v in value):
                 raise ValueError(f"{name}: expected numbers, got a bool in {value!r}")
-        lrs, _ = per_run_values(lr, name="lr", like=A)
-        epss, _ = per_run_values(init_scale, name="init_scale", like=A, positive=True)
-        try:
-            lrs, epss = torch.broadcast_tensors(lrs, epss)
-        except RuntimeError:
-            raise ValueError(f"lr: {lrs.numel()} learning rates do not broadcast against "
-                             f"{epss.numel()} init scales") from None
+        lrs, epss, _ = rates_and_scales(lr, init_scale, like=A)
         eps_list = epss.tolist()
     else:
         eps = check_positive(init_scale, name="init_scale")
@@ -654,13 +661,7 @@ def train_relu_1d(x, y, *, width: int, init_scale: float | Sequence[float], lr: 
     x, y = check_xy(x, y)
     width = check_count(width, name="width")
     record_every = check_count(record_every, name="record_every")
-    lrs, many_lr = per_run_values(lr, name="lr", like=x)
-    eps, many_eps = per_run_values(init_scale, name="init_scale", like=x, positive=True)
-    try:
-        lrs, eps = torch.broadcast_tensors(lrs, eps)
-    except RuntimeError:
-        raise ValueError(f"lr: {lrs.numel()} learning rates do not broadcast against "
-                         f"{eps.numel()} init scales") from None
+    lrs, eps, many = rates_and_scales(lr, init_scale, like=x)
     gen = as_generator(generator, x.device)
     z = torch.randn(3, width, generator=gen, dtype=x.dtype, device=x.device)
 
@@ -681,7 +682,7 @@ def train_relu_1d(x, y, *, width: int, init_scale: float | Sequence[float], lr: 
     out = run(step, tuple(eps[:, None] * z[i] for i in range(3)), steps=steps, lr=lrs, batched=True, record=record,
               blowup=blowup)
     kept = (out.steps % record_every == 0) | (out.steps == out.steps[-1])
-    many = many_lr or many_eps  # else drop the run dimension of the single run
+    # without a sequence, drop the run dimension of the single run (many is False)
     hist = (lambda t: t) if many else (lambda t: t[:, 0])
     last = (lambda t: t) if many else (lambda t: t[0])
     return ReluRun(x, y, hist(out.history["loss"]), out.steps[kept], *(hist(out.history[k][kept]) for k in "awb"),

@@ -259,6 +259,8 @@ SPECS: dict[str, Spec] = {
                                    nonneg="lr max_rate min_duration floor"),
     "measure.loglog_slope": Spec(lambda: dict(x=t(1.0, 2.0, 4.0), y=t(1.0, 4.0, 16.0))),
     # models
+    "models.rates_and_scales": Spec(lambda: dict(lr=0.1, init_scale=0.5, like=randn(2, 3)), nonneg="lr",
+                                    positive="init_scale", skip="like"),
     "models.per_run_values": Spec(lambda: dict(values=0.1, name="lr", like=randn(2, 3)),
                                   skip="name like positive"),  # set by the library's own callers
     "models.diagonal_net_jacobian": Spec(diag),
