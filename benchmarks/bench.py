@@ -8,11 +8,12 @@ Sections (``--sections``, comma-separated; default all):
 
 * ``chapters``: each ``book/*.ipynb`` executed headless (``LESSONS_STATIC=1``, as ``make book``
   does), ``--runs`` times (default 3); median, max, total; chapters over the 45 s budget are flagged.
-* ``latency``: each notebook executed once more with ``LESSONS_BENCH_LATENCY=<file>``: every
-  explorer then times one live update (``draw`` + PNG encode + the ``Image`` widget refresh) at every
-  point of its control grid and appends a JSON line (see ``Explorer.bench_latency``). With nbclient
-  the notebook runs live, in a real kernel with ipywidgets, as a reader's would; without Jupyter
-  (``--executor inprocess``) it runs as a static build and the refresh is not part of the time.
+* ``latency``: each notebook executed once more with ``benchmarks/latency.py`` installed before its
+  first cell (``runner.py --setup``): through ``lessons_lib.explore``'s display hook, every displayed
+  explorer is timed warm (cached frame + ``Image`` refresh), cold (first visits) and for the warm-up
+  of its whole grid, and appends a JSON line. With nbclient the notebook runs live, in a real kernel
+  with ipywidgets, as a reader's would; without Jupyter (``--executor inprocess``) the widget refresh
+  is not part of the time.
 * ``weight``: bytes of each built page in ``_build/html`` (HTML with its inline explorer frames, plus
   the figure PNGs it references) and frames per explorer; needs ``make book`` first.
 * ``build``: wall time of ``make book`` in a clean copy of the working tree (``_build`` absent), and
