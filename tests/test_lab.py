@@ -96,21 +96,30 @@ def test_live_slider_redraws_in_jupyterlab(lab):
         img.scroll_into_view_if_needed(timeout=30_000)
         handle = page.locator(".widget-slider .noUi-handle").first
         handle.scroll_into_view_if_needed()
-        timings = []
+        timings, retries = [], 0
         for key in ["ArrowRight"] * 6 + ["ArrowLeft"] * 6:
             before = img.get_attribute("src")
-            handle.focus()
             t0 = time.perf_counter()
-            page.keyboard.press(key)
-            # the check: a new frame within 10 s of each press, or the test fails here
-            page.wait_for_function("([el, s]) => el.getAttribute('src') !== s",
-                                   arg=[img.element_handle(), before], timeout=10_000)
+            for attempt in range(2):
+                # a key press can be lost by the browser (the handle not yet focusable after a re-render);
+                # one more press is allowed, and counted, before the test fails
+                handle.focus()
+                page.keyboard.press(key)
+                try:
+                    page.wait_for_function("([el, s]) => el.getAttribute('src') !== s",
+                                           arg=[img.element_handle(), before], timeout=10_000)
+                    break
+                except Exception:
+                    if attempt:
+                        page.screenshot(path=str(ROOT / "_build" / "lab-failure.png"))
+                        raise
+                    retries += 1
             timings.append(time.perf_counter() - t0)
         browser.close()
     median, worst = statistics.median(timings), max(timings)
     reports = ROOT / "_build" / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "lab_redraw.json").write_text(json.dumps(
-        {"moves": len(timings), "median_s": median, "worst_s": worst, "all_s": timings}, indent=1))
+        {"moves": len(timings), "median_s": median, "worst_s": worst, "all_s": timings, "retries": retries}, indent=1))
     print(f"\nJupyterLab live redraw over {len(timings)} slider moves: "
-          f"median {median * 1000:.0f} ms, worst {worst * 1000:.0f} ms")
+          f"median {median * 1000:.0f} ms, worst {worst * 1000:.0f} ms, {retries} key press(es) repeated")
