@@ -62,6 +62,7 @@ stage: setup
 	@sed -i 's/^\(  execute_notebooks:\).*/\1 "off"/' $(STAGE)/_config.yml
 	@$(BIN)/python tools/course.py teaching $(STAGE)   # the "Teaching with this book" page, from the notebooks
 	@$(BIN)/python tools/course.py intro $(STAGE)      # the intro's list of chapters, from _toc.yml
+	@$(BIN)/python tools/planning.py $(STAGE)          # planning and projects pages, from the chapters
 
 # Execute every chapter (or CHAPTERS) in parallel with nbmake. LESSONS_STATIC=1 makes explorers precompute their
 # frames and keeps progress bars quiet. One thread per process: two workers on two cores each using

@@ -204,9 +204,9 @@ def test_toc_lists_every_page_and_only_existing_ones():
     for part in toc["parts"]:
         files.update(ch["file"] for ch in part["chapters"])
     on_disk = {f"book/{p.stem}" for p in BOOK.iterdir() if p.suffix in (".md", ".ipynb")}
-    # pages that tools/course.py writes into _stage at build time (generated from the notebooks, so they
+    # pages that tools/course.py and tools/planning.py write into _stage at build time (generated from the notebooks, so they
     # cannot go stale); tests/test_course.py checks that they are generated and never committed
-    generated = {"book/teaching"}
+    generated = {"book/teaching", "book/planning", "book/projects"}
     assert files == on_disk | generated and not on_disk & generated
     assert any(part.get("numbered") for part in toc["parts"])
 
