@@ -198,14 +198,50 @@ def test_every_chapter_follows_the_house_order():
         assert "check." in text.split("### END SOLUTION", 1)[1], f"{path.name}: code exercise without self-check"
 
 
+# words that point at something a reader of the book cannot see: the project's own files and process
+UNRESOLVABLE = re.compile(r"\bthe brief\b|\bthe issue\b|\bissue #\d+|\bthe tests\b|\bcalibration runs?\b|"
+                          r"\bthe chapter's budget\b|\bpreliminary study\b", re.I)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapters_speak_only_of_what_a_reader_can_see(path):
+    found = sorted({m.group(0) for m in UNRESOLVABLE.finditer(notebook_text(path, "markdown"))})
+    assert not found, f"{path.name} says {found}: say what was measured instead"
+
+
+def test_the_unresolvable_words_rule_catches_them():
+    assert UNRESOLVABLE.search("as in the brief") and UNRESOLVABLE.search("our calibration runs showed")
+    assert not UNRESOLVABLE.search("the test error and the briefest run")
+
+
+def explorer_prompts(nb: dict) -> list[tuple[int, str]]:
+    """(cell index, the markdown just before it) for every code cell that calls ``explore(``."""
+    found, last_md = [], ""
+    for i, cell in enumerate(nb["cells"]):
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            last_md = source
+        elif re.search(r"\bexplore\(", source):
+            found.append((i, last_md))
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_explorer_has_a_predict_then_move_prompt(path):
+    prompts = explorer_prompts(json.loads(path.read_text()))
+    assert prompts, f"{path.name} has no explorer"
+    missing = [i for i, md in prompts if not re.search(r"\bpredict", md, re.I)]
+    assert not missing, f"{path.name}: the markdown before the explorer in cell(s) {missing} asks for no prediction"
+
+
 def test_toc_lists_every_page_and_only_existing_ones():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = {toc["root"]}
     for part in toc["parts"]:
         files.update(ch["file"] for ch in part["chapters"])
     on_disk = {f"book/{p.stem}" for p in BOOK.iterdir() if p.suffix in (".md", ".ipynb")}
-    # pages that tools/course.py and tools/planning.py write into _stage at build time (generated from the notebooks, so they
-    # cannot go stale); tests/test_course.py checks that they are generated and never committed
+    # pages that tools/course.py and tools/planning.py write into _stage at build time (generated from the notebooks,
+    # so they cannot go stale); tests/test_course.py and test_planning.py check that they are generated
     generated = {"book/teaching", "book/planning", "book/projects"}
     assert files == on_disk | generated and not on_disk & generated
     assert any(part.get("numbered") for part in toc["parts"])
