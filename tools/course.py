@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """The course kit, made from the chapters in book/: one source for the book, the student and the instructor.
 
-    python tools/course.py student OUT               student notebooks, lessons_lib and a README into OUT
+    python tools/course.py student OUT [COURSE]      student notebooks, lessons_lib and a README into OUT, and
+                                                     the nbgrader source course into COURSE (OUT/../nbgrader)
+    python tools/course.py nbgrader COURSE           only the nbgrader source course (source/, config, README)
     python tools/course.py instructor EXECUTED OUT   the executed notebooks in EXECUTED, lessons_lib, a README
     python tools/course.py hide STAGE                take the solutions out of a staged, executed book
     python tools/course.py teaching STAGE            write STAGE/book/teaching.md, the list of exercises
@@ -25,7 +27,19 @@ book, and README.md's between its markers (a test fails when README.md is stale)
 
 The student version is made with nbgrader's own ClearSolutions preprocessor (the markers are nbgrader's),
 imported only when needed, so this script needs nbformat and PyYAML for everything else. It does not
-import lessons_lib.
+import lessons_lib. Student notebooks lose the ``% teaching:`` lines, which only JupyterLab with
+jupyterlab-myst hides.
+
+The nbgrader source course (:func:`write_nbgrader`) has one assignment per chapter, named after the notebook,
+with the notebook and a copy of lessons_lib. Its cells carry nbgrader's metadata (schema version 3):
+
+- a code exercise's solution cell is an *autograded answer* (``solution``, no points), grade id
+  ``<label>-answer``; the self-check cell after it becomes a locked *autograder test* (``grade``, ``locked``),
+  grade id ``<label>-check``, that shows the check's verdict and asserts that it is "correct";
+- a conceptual exercise gets a *manually graded answer*, a markdown cell (``solution`` and ``grade``) right
+  after its ``{exercise}`` block, grade id ``<label>-answer``, holding the solution's text for the grader
+  (``nbgrader generate_assignment`` replaces it with "YOUR ANSWER HERE");
+- points: one per minute of the exercise's ``time=`` (an exercise with several self-checks splits them).
 """
 
 from __future__ import annotations
@@ -34,6 +48,7 @@ import copy
 import re
 import shutil
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +63,13 @@ KINDS = ("conceptual", "code")
 GENERATED_PAGES = {"book/teaching": "teaching.md"}
 # what a learner's machine needs to run the chapters (taken, pinned, from requirements.txt)
 RUNTIME = ("torch", "numpy", "scipy", "matplotlib", "pillow", "tqdm", "ipykernel", "ipywidgets",
-           "widgetsnbextension", "jupyterlab_widgets", "jupyterlab")
+           "widgetsnbextension", "jupyterlab-widgets", "jupyterlab", "jupyterlab-myst")
+NBGRADER_SCHEMA = 3  # nbgrader 0.9's cell metadata version
+COURSE_ID = "optimization-dynamics"
+VERDICT = "verdict"  # the name an autograder test cell binds the self-check's result to
 
 TEACHING = re.compile(r"^%\s*teaching:\s*(?P<fields>.*?)\s*$")
+TEACHING_LINE = re.compile(r"^%\s*teaching:.*(?:\n|$)", re.M)
 OPEN = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*?)\s*$")
 OPTION = re.compile(r"^:(?P<key>[\w-]+):[ \t]*(?P<value>.*?)\s*$")
 CHECK_CALL = re.compile(r"\bcheck\.(?P<name>[A-Za-z_]\w*)\s*\(")
@@ -111,6 +130,11 @@ def strip_solutions(markdown: str) -> str:
             drop.update(range(d.first, d.last + 1))
     text = "\n".join(line for n, line in enumerate(lines) if n not in drop)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+
+
+def strip_teaching(markdown: str) -> str:
+    """``markdown`` without its ``% teaching:`` lines: MyST comments, but raw text in a plain Jupyter."""
+    return TEACHING_LINE.sub("", markdown)
 
 
 def is_solution_cell(cell) -> bool:
@@ -252,7 +276,8 @@ def remove_solutions(nb, *, keep_outputs: bool):
     """A copy of ``nb`` with nbgrader's stubs for code solutions and no solution directives.
 
     The solution cells (now stubs) lose their outputs and their ``hide-input`` tag, so the stub shows;
-    so do the self-check cells after them. Other outputs are kept if ``keep_outputs``.
+    so do the self-check cells after them. Other outputs are kept if ``keep_outputs``. The ``% teaching:``
+    lines go too: invisible on the site, they would show as raw text in a notebook.
     """
     from nbgrader.preprocessors import ClearSolutions  # only the course kit needs nbgrader
 
@@ -262,7 +287,7 @@ def remove_solutions(nb, *, keep_outputs: bool):
     nb, _ = ClearSolutions(enforce_metadata=False).preprocess(nb, {})
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
-            cell.source = strip_solutions(cell.source)
+            cell.source = strip_teaching(strip_solutions(cell.source))
         elif cell.cell_type == "code":
             if i in stubbed:
                 tags = [t for t in cell.metadata.get("tags", []) if t != HIDE_TAG]
@@ -277,6 +302,172 @@ def remove_solutions(nb, *, keep_outputs: bool):
     return nb
 
 
+def nbgrader_meta(grade_id: str, *, solution: bool = False, grade: bool = False, locked: bool = False,
+                  points: float | None = None) -> dict:
+    """A cell's ``nbgrader`` metadata, as nbgrader's create-assignment toolbar writes it."""
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": NBGRADER_SCHEMA,
+            "solution": solution, "task": False}
+    if grade:
+        meta["points"] = points
+    return meta
+
+
+def solution_text(nb, label: str) -> str:
+    """The body of the ``{solution} label`` directive in ``nb`` (its options left out)."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            lines = cell.source.split("\n")
+            for d in directives(cell.source):
+                if d.name == "solution" and d.arg == label:
+                    return "\n".join(ln for ln in lines[d.first + 1:d.last] if not OPTION.match(ln)).strip("\n")
+    return ""
+
+
+def test_cell_source(source: str, where: str) -> str:
+    """A self-check cell as an autograder test: the check's result is shown, then asserted to be "correct".
+
+    The statement that calls ``check.<name>(...)`` is bound to :data:`VERDICT` (or keeps its own name if it
+    assigns one); the message of a failed assert is the check's own, which never holds the answer.
+    """
+    import ast
+
+    lines = source.rstrip("\n").split("\n")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise SystemExit(f"{where}: the self-check cell must be plain Python ({exc.msg})") from None
+    calls = [s for s in tree.body if CHECK_CALL.search(ast.get_source_segment(source, s) or "")]
+    if not calls:
+        raise SystemExit(f"{where}: no statement of the self-check cell calls check.<name>(...)")
+    stmt = calls[-1]
+    if isinstance(stmt, ast.Expr):
+        name = VERDICT
+        lines[stmt.lineno - 1] = f"{name} = {lines[stmt.lineno - 1]}"
+    elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        name = stmt.targets[0].id
+    else:
+        raise SystemExit(f"{where}: the self-check call must be a statement of its own or `name = check...(...)`")
+    return "\n".join(lines + [
+        f"display({name})  # the self-check's verdict: correct, close, wrong or not attempted",
+        f"assert {name}.status == \"correct\", f\"the self-check says {{{name}.status}}: {{{name}.message}}\""])
+
+
+def _split_markdown(source: str, conceptual: dict[str, Exercise]) -> list[tuple[str, str | None]]:
+    """``source`` cut after each conceptual ``{exercise}`` block: (text, label of the exercise it ends with)."""
+    lines = source.split("\n")
+    pieces, start = [], 0
+    for d in directives(source):
+        label = d.options.get("label", "")
+        if d.name == "exercise" and label in conceptual:
+            pieces.append(("\n".join(lines[start:d.last + 1]), label))
+            start = d.last + 1
+    pieces.append(("\n".join(lines[start:]), None))
+    return pieces
+
+
+def nbgrader_source(path: Path):
+    """The chapter at ``path`` as an nbgrader source notebook (the module docstring gives the metadata rule)."""
+    nb = read(path)
+    exs, problems = exercises(path)
+    if problems:
+        raise SystemExit("exercise format problems:\n  " + "\n  ".join(problems))
+    by_label = {ex.label: ex for ex in exs}
+    conceptual = {ex.label: ex for ex in exs if ex.kind == "conceptual"}
+    # which exercise each solution cell answers (the last {exercise} before it), and how many each has
+    owner, current = {}, None
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            for d in directives(cell.source):
+                if d.name == "exercise":
+                    current = d.options.get("label")
+        elif is_solution_cell(cell):
+            owner[i] = current
+    count = {label: list(owner.values()).count(label) for label in set(owner.values())}
+    seen: dict[str, int] = {}
+    cells = []
+    for i, cell in enumerate(nb.cells):
+        cell = copy.deepcopy(cell)
+        if cell.cell_type == "markdown":
+            for text, label in _split_markdown(cell.source, conceptual):
+                text = strip_teaching(strip_solutions(text)).strip("\n")
+                if text.strip():
+                    cells.append(nbformat.v4.new_markdown_cell(text, metadata=copy.deepcopy(cell.metadata)))
+                if label is not None:
+                    ex = conceptual[label]
+                    answer = nbformat.v4.new_markdown_cell(solution_text(nb, label) or "YOUR ANSWER HERE")
+                    answer.metadata["nbgrader"] = nbgrader_meta(f"{label}-answer", solution=True, grade=True,
+                                                                points=ex.minutes)
+                    cells.append(answer)
+            continue
+        cell.outputs, cell.execution_count = [], None
+        if i in owner:
+            label = owner[i]
+            seen[label] = n = seen.get(label, 0) + 1
+            suffix = f"-{n}" if n > 1 else ""
+            tags = [t for t in cell.metadata.get("tags", []) if t != HIDE_TAG]
+            cell.metadata.pop("tags", None)
+            if tags:
+                cell.metadata["tags"] = tags
+            cell.metadata["nbgrader"] = nbgrader_meta(f"{label}-answer{suffix}", solution=True)
+        elif i - 1 in owner:
+            label = owner[i - 1]
+            suffix = f"-{seen[label]}" if seen[label] > 1 else ""
+            minutes = by_label[label].minutes
+            points = minutes // count[label] if minutes % count[label] == 0 else round(minutes / count[label], 2)
+            cell.source = test_cell_source(cell.source, f"{path.name}: the self-check of {label}")
+            cell.metadata["nbgrader"] = nbgrader_meta(f"{label}-check{suffix}", grade=True, locked=True,
+                                                      points=points)
+        cells.append(cell)
+    out = copy.deepcopy(nb)
+    out.cells = cells
+    out.nbformat_minor = max(out.nbformat_minor, 5)
+    for cell in out.cells:  # markdown cells are new (a split one would otherwise share its id)
+        cell.setdefault("id", uuid.uuid4().hex[:8])
+    return out
+
+
+def grade_cells(nb) -> dict[str, dict]:
+    """``grade_id -> nbgrader metadata`` of the cells that carry points, in order."""
+    return {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"] for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade")}
+
+
+NBGRADER_CONFIG = f"""# nbgrader reads this from the current folder (written by tools/course.py: edits are overwritten)
+c = get_config()  # noqa: F821
+
+c.CourseDirectory.course_id = "{COURSE_ID}"
+# a chapter's cells take seconds to a minute each at the default quick scale (nbgrader's default is 30 s)
+c.Execute.timeout = 600
+# the student's stub, as in `make student`
+c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+"""
+
+
+def write_nbgrader(book: Path, out: Path, *, only: list[str] | None = None) -> list[Path]:
+    """The nbgrader source course in ``out``: ``source/<chapter>/<chapter>.ipynb`` with lessons_lib, a config
+    and a README (``only``: just those chapters, by notebook stem). Only ``source/`` and those two files are
+    rewritten: a gradebook, releases, submissions and grades already in ``out`` are left alone."""
+    import nbgrader.nbgraderformat as nbgraderformat  # only the course kit needs nbgrader
+
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "source", ignore_errors=True)
+    written = []
+    for path in ordered_chapters(book):
+        if only is not None and path.stem not in only:
+            continue
+        folder = out / "source" / path.stem
+        folder.mkdir(parents=True)
+        nb = nbgrader_source(path)
+        nbgraderformat.MetadataValidator().validate_nb(nb)
+        nbformat.write(nb, folder / path.name)
+        copy_library(folder)
+        written.append(folder / path.name)
+    (out / "nbgrader_config.py").write_text(NBGRADER_CONFIG)
+    (out / "README.md").write_text(nbgrader_readme(book))
+    return written
+
+
 def copy_library(out: Path) -> None:
     shutil.copytree(ROOT / "lessons_lib", out / "lessons_lib", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -285,7 +476,7 @@ def copy_library(out: Path) -> None:
 def runtime_requirements() -> str:
     keep = []
     for line in (ROOT / "requirements.txt").read_text().splitlines():
-        name = re.split(r"[=<>\[ ]", line.strip(), maxsplit=1)[0].lower()
+        name = re.split(r"[=<>\[ ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
         if name in RUNTIME:
             keep.append(line.strip())
     return "# What the notebooks need (the versions the book is tested with)\n" + "\n".join(keep) + "\n"
@@ -491,11 +682,67 @@ jupyter lab
 The notebooks import `lessons_lib`, the book's small library, from this folder. At the default quick scale every
 chapter runs on a laptop CPU in under a minute.
 
+""" + front_ends() + """
+
 ## Chapters
 
 | Notebook | Chapter | Exercises |
 | --- | --- | --- |
 """ + "\n".join(rows) + "\n"
+
+
+def front_ends() -> str:
+    """The student README's paragraph on where the notebooks render well (MyST markdown)."""
+    pinned = "jupyterlab-myst" in runtime_requirements().lower().replace("_", "-")
+    how = ("`requirements.txt` installs it" if pinned else
+           "install it into the same environment with `pip install jupyterlab-myst`")
+    return f"""## Which Jupyter to use
+
+The text cells are written in MyST Markdown: exercise boxes, numbered equations, cross-references and
+admonitions. They render best in **JupyterLab with the jupyterlab-myst extension**: {how}, and
+`jupyter lab` then shows them as in the book. Jupyter Notebook 7 uses the same extension
+(`pip install jupyterlab-myst` beside `notebook`). Front ends without MyST support (VS Code, Google Colab,
+the classic Notebook 6) run the notebooks just the same, but show the MyST blocks as plain text: an exercise is
+the block that starts with `{{exercise}}`, and a reference such as {{eq}}`eq-...` stays as written."""
+
+
+def nbgrader_readme(book: Path) -> str:
+    table, everything = overview_table(book, myst=False)
+    return f"""# Optimization Dynamics: the nbgrader course
+
+An nbgrader (0.9) course with one assignment per chapter: `source/<chapter>/<chapter>.ipynb` holds the
+chapter with its solutions and a copy of `lessons_lib` beside it. This folder is written by `make student`
+(`tools/course.py`), which rewrites `source/`, `nbgrader_config.py` and this README and nothing else.
+
+How it is graded:
+
+- each **code exercise** is an autograded answer cell (grade id `<label>-answer`) followed by a locked test
+  cell (`<label>-check`) that shows the self-check's verdict and asserts that it is *correct*; the test cell
+  carries the points, all or nothing;
+- each **conceptual exercise** is followed by a manually graded markdown answer cell (`<label>-answer`),
+  which here holds the solution for the grader and in the students' copy reads "YOUR ANSWER HERE";
+- **points**: one per minute of the exercise's estimated time (the Time column below).
+
+The workflow, run from this folder (`nbgrader_config.py` is read from the current directory):
+
+```bash
+nbgrader generate_assignment stability      # release/stability/: the students' copy; the gradebook learns the cells
+# hand out release/<chapter>/ (the notebook and lessons_lib); collect each student's folder into
+# submitted/<student id>/<chapter>/
+nbgrader autograde stability                # autograded/: every notebook executed, the test cells scored
+nbgrader formgrader                         # or grade the conceptual answers in the gradebook by hand
+nbgrader generate_feedback stability        # optional: feedback/ as HTML
+nbgrader export --to grades.csv             # one row per student and assignment: score and max_score
+```
+
+Autograding executes the whole chapter for each student (seconds to a minute per notebook at the default
+quick scale); `nbgrader_config.py` allows a cell up to 10 minutes. A blank notebook scores zero.
+
+In all: {summary(everything)}.
+
+## Exercises
+
+{table}"""
 
 
 def instructor_readme(book: Path) -> str:
@@ -510,7 +757,8 @@ In all: {summary(everything)}.
 From the book's repository:
 
 - `make student` writes the student notebooks to `_build/student/` (solution code replaced by nbgrader's stub,
-  solutions of conceptual exercises removed, self-checks kept), with `lessons_lib` and a README;
+  solutions of conceptual exercises removed, self-checks kept), with `lessons_lib` and a README, and the nbgrader
+  course to `_build/nbgrader/` (one assignment per chapter, autograded by the self-checks; see its README);
 - `make book HIDE_SOLUTIONS=1` builds the website without any solution.
 
 ## Exercises
@@ -575,9 +823,13 @@ def main(argv: list[str]) -> int:
         print(usage)
         return 2
     cmd, args = argv[0], [Path(a) for a in argv[1:]]
-    if cmd == "student" and len(args) == 1:
+    if cmd == "student" and len(args) in (1, 2):
         shutil.rmtree(args[0], ignore_errors=True)
         print(f"{len(write_student(ROOT / 'book', args[0]))} student notebooks in {args[0]}/")
+        target = args[1] if len(args) == 2 else args[0].parent / "nbgrader"
+        print(f"{len(write_nbgrader(ROOT / 'book', target))} assignments in the nbgrader course {target}/source/")
+    elif cmd == "nbgrader" and len(args) == 1:
+        print(f"{len(write_nbgrader(ROOT / 'book', args[0]))} assignments in the nbgrader course {args[0]}/source/")
     elif cmd == "instructor" and len(args) == 2:
         shutil.rmtree(args[1], ignore_errors=True)
         print(f"{len(write_instructor(args[0], args[1]))} instructor notebooks in {args[1]}/")
