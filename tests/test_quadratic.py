@@ -249,3 +249,60 @@ def test_gd_quadratic_default_blowup_radius_is_a_million_times_the_start(factor,
     H = torch.eye(2, dtype=torch.float64)
     run = quadratic.gd_quadratic(H, [1.0, 0.0], lr=1.0 + factor, steps=1)  # one step multiplies x by -factor
     assert bool(run.diverged) is diverged
+
+
+# --- the Hessian-vector product and power-iteration checks (cases on the check's own hidden losses) ---
+
+from lessons_lib import curvature  # noqa: E402
+from lessons_lib.check.quadratic import _hidden_losses  # noqa: E402
+
+
+def _hvp(loss_fn, x, v, *, scale=1.0, differentiate_twice=True):
+    """H v by double backprop (``differentiate_twice=False`` returns the gradient, ``scale`` misses by a factor)."""
+    x = x.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss_fn(x), x, create_graph=differentiate_twice)
+    if not differentiate_twice:
+        return g
+    (hv,) = torch.autograd.grad(g @ v, x)
+    return scale * hv
+
+
+def _power(loss_fn, x, v0, iters, *, square=False, scale=1.0):
+    """Power iteration on H v (``square=True`` returns |H v|^2, ``iters`` = 0 the start's Rayleigh quotient)."""
+    v = v0 / v0.norm()
+    for _ in range(iters):
+        hv = _hvp(loss_fn, x, v)
+        v = hv / hv.norm()
+    hv = _hvp(loss_fn, x, v)
+    return scale * float(hv @ hv if square else v @ hv)
+
+
+_TOPS = [float(torch.linalg.eigvalsh(curvature.hessian(f, x))[-1]) for f, x in _hidden_losses().values()]
+_HVS = [v for f, x in _hidden_losses().values()
+        for v in curvature.hvp(f, x, torch.ones_like(x)).tolist()]  # not the check's v, but the same Hessians
+
+CHECK_CASES.update({
+    "hvp": Case(_hvp, lambda *a: _hvp(*a, scale=1.0005),
+                (lambda *a: _hvp(*a, differentiate_twice=False), lambda *a: float(_hvp(*a) @ a[2])),
+                expected=_TOPS + _HVS, function=True, close_rtol=1e-3, nan=lambda *a: torch.full_like(a[1], math.nan),
+                hints=((lambda *a: _hvp(*a, differentiate_twice=False), "you returned the gradient"),
+                       (lambda *a: float(_hvp(*a, differentiate_twice=False) @ a[2]), "a single number"),
+                       (lambda *a: _hvp(*a, scale=2.0), "must return H @ v at every x"))),
+    "power_sharpness": Case(_power, lambda *a: _power(*a, scale=1.0005),
+                            (lambda f, x, v0, it: _power(f, x, v0, 0), lambda *a: _power(*a, square=True)),
+                            expected=_TOPS, function=True, close_rtol=1e-3, nan=lambda *a: math.nan,
+                            hints=((lambda f, x, v0, it: _power(f, x, v0, 0), "Rayleigh quotient v0 . H v0"),
+                                   (lambda *a: _power(*a, square=True), "the square of an eigenvalue"),
+                                   (lambda f, x, v0, it: _power(f, x, v0, 3), "is not the top eigenvalue"))),
+})
+
+
+def test_power_sharpness_check_runs_sixty_steps_on_losses_with_a_gap():
+    # the check's claim that 60 power steps pin lambda_max far below its 1e-6 tolerance: top two
+    # eigenvalues of each hidden loss with a ratio whose 120th power is below 1e-12
+    for loss_fn, x in _hidden_losses().values():
+        lam = torch.linalg.eigvalsh(curvature.hessian(loss_fn, x)).abs().sort(descending=True).values
+        assert float(lam[1] / lam[0]) ** 120 < 1e-12
+    seen = []
+    check.power_sharpness(lambda f, x, v0, iters: seen.append(iters) or _power(f, x, v0, iters))
+    assert seen == [60, 60]

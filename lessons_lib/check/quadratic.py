@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
 
-from .. import quadratic
+from .. import curvature, quadratic
 from ..backend import check_positive
 from .core import CheckResult, check_function, compare
 
@@ -47,3 +48,90 @@ def gd_iterates(fn: Callable, *, cases: Sequence[dict] | None = None) -> CheckRe
                 "same factor, built from lr and a")
 
     return check_function(fn, reference, cases, hint=hint)
+
+
+# --- Hessian-vector products and power iteration (eq-curv-hvp, eq-curv-sharpness) ----------------------
+
+def _hidden_losses() -> dict[str, tuple[Callable, torch.Tensor]]:
+    """Losses the learner's functions are tried on, with a point each; the learner never sees them.
+
+    A rotated quadratic (its Hessian is the same everywhere), and a non-quadratic loss
+    ``sum(log cosh(B x)) + (x.x)^2 / 4`` whose Hessian changes with ``x``. Their spectra have a clear gap,
+    so 60 power steps from any generic start pin the top eigenvalue to far below ``1e-6``.
+    """
+    gen = torch.Generator().manual_seed(1234)
+    Q, _ = torch.linalg.qr(torch.randn(5, 5, dtype=torch.float64, generator=gen))
+    H = Q @ torch.diag(torch.tensor([6.0, 2.5, 1.0, 0.5, 0.2], dtype=torch.float64)) @ Q.T
+    B = torch.randn(4, 4, dtype=torch.float64, generator=gen)
+    x_quad = torch.randn(5, dtype=torch.float64, generator=gen)
+    x_bumpy = 0.3 * torch.randn(4, dtype=torch.float64, generator=gen)
+    return {"a 5-dimensional quadratic": (lambda x: 0.5 * x @ H @ x, x_quad),
+            "a non-quadratic loss in 4 dimensions": (lambda x: torch.log(torch.cosh(B @ x)).sum() + 0.25 * (x @ x) ** 2,
+                                                    x_bumpy)}
+
+
+def hvp(fn: Callable) -> CheckResult:
+    """Check a learner's ``fn(loss_fn, x, v)`` returning the Hessian-vector product ``H(x) v`` (eq-curv-hvp).
+
+    The learner's function is called on two hidden losses (a quadratic and a non-quadratic one, at a
+    point and along a direction of their own) and compared with :func:`lessons_lib.curvature.hvp`.
+    The hint recognises the gradient returned in place of ``H v`` and the scalar ``g . v`` not yet
+    differentiated.
+    """
+    gen = torch.Generator().manual_seed(99)
+    cases = {}
+    for name, (loss_fn, x) in _hidden_losses().items():
+        v = torch.randn(x.numel(), dtype=torch.float64, generator=gen)
+        cases[name] = (loss_fn, x, v)  # positional: the learner may name the arguments as they like
+
+    def reference(loss_fn, x, v):
+        return curvature.hvp(loss_fn, x, v)
+
+    def hint(case, value):
+        got = torch.as_tensor(value, dtype=torch.float64).detach().flatten()
+        loss_fn, x, _ = case
+        x = x.detach().clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(loss_fn(x), x)
+        if got.numel() == 1:
+            return ("you returned a single number: g . v is a scalar; differentiate it once more with respect "
+                    "to x to get the vector H v")
+        if got.shape == g.shape and torch.allclose(got, g, rtol=1e-6, atol=1e-12):
+            return "you returned the gradient at x; H v is its derivative along v: differentiate g . v once more"
+        return ("not H v yet: on a quadratic 0.5 x^T H x your function must return H @ v at every x; "
+                "keep create_graph=True on the first gradient")
+
+    return check_function(fn, reference, cases, hint=hint, close_rtol=1e-3,
+                          close_note="near H v but not equal: a finite difference instead of autograd?")
+
+
+def power_sharpness(fn: Callable) -> CheckResult:
+    """Check a learner's ``fn(loss_fn, x, v0, iters)`` estimating ``lambda_max`` by power iteration.
+
+    Called with ``iters = 60`` on the two hidden losses of :func:`hvp` and a start vector ``v0`` of
+    its own; compared with the Lanczos value of :func:`lessons_lib.curvature.sharpness` (eq-curv-sharpness).
+    The hint recognises the Rayleigh quotient of the start vector (no iteration) and the square of
+    an eigenvalue (``|H v|^2`` instead of ``v . H v``).
+    """
+    gen = torch.Generator().manual_seed(7)
+    cases = {}
+    for name, (loss_fn, x) in _hidden_losses().items():
+        cases[name] = (loss_fn, x, torch.randn(x.numel(), dtype=torch.float64, generator=gen), 60)
+
+    def reference(loss_fn, x, v0, iters):
+        return curvature.sharpness(loss_fn, x, tol=1e-12, max_iter=200).value
+
+    def hint(case, value):
+        got = float(torch.as_tensor(value, dtype=torch.float64).flatten()[0])
+        loss_fn, x, v0, _ = case
+        lam = torch.linalg.eigvalsh(curvature.hessian(loss_fn, x))
+        start = float(v0 @ curvature.hvp(loss_fn, x, v0) / (v0 @ v0))
+        if math.isclose(got, start, rel_tol=1e-6):
+            return ("that is the Rayleigh quotient v0 . H v0 / |v0|^2 of the start vector: repeat "
+                    "v <- H v / |H v| first, then take the quotient")
+        if any(math.isclose(got, float(m) ** 2, rel_tol=1e-4) for m in lam):
+            return "your value is the square of an eigenvalue of H: take v . H v with |v| = 1, not |H v|^2"
+        return (f"your estimate {got:.4g} is not the top eigenvalue of H: normalise v at every step and "
+                "return v . H v for the final unit vector")
+
+    return check_function(fn, reference, cases, hint=hint, close_rtol=1e-3,
+                          close_note="near the top eigenvalue: too few iterations, or an unnormalised v?")
