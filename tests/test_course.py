@@ -4,7 +4,8 @@ Everything runs over every chapter in book/, so a new chapter is covered as soon
 
 - format and coverage: the exercise format of tools/course.py, >= 3 exercises and >= 1 code exercise with a
   self-check per chapter;
-- student notebooks: stubs in place, no line of any solution left (leaks), the placeholder rule;
+- student notebooks: stubs in place, no line of any solution left (leaks), the placeholder rule, no
+  ``% teaching:`` lines; the nbgrader source notebooks' cell metadata (tests/test_nbgrader.py runs nbgrader);
 - self-checks: for every check function, a wrong value gets a hint built from it, a near one "close", the
   right one "correct", odd input a friendly message, and the expected value is never shown (each check's
   case is the ``CHECK_CASES`` entry at the end of its chapter's tests/test_<topic>.py, collected here);
@@ -207,6 +208,68 @@ def test_student_kit_has_every_chapter_the_library_and_a_readme(student_kit):
     assert "YOUR CODE HERE" in readme and all(p.name in readme for p in CHAPTERS)
     reqs = (student_kit / "requirements.txt").read_text()
     assert "torch==" in reqs and "jupyterlab==" in reqs and "-e ." not in reqs
+
+
+def test_student_notebooks_hide_the_teaching_lines_and_the_readme_names_jupyterlab_myst(student_kit):
+    for nb_path in sorted(student_kit.glob("*.ipynb")):
+        assert "% teaching:" not in "\n".join(c.source for c in read(nb_path).cells), nb_path.name
+    readme = (student_kit / "README.md").read_text()
+    assert "jupyterlab-myst" in readme and "JupyterLab" in readme and "VS Code" in readme
+    pinned = "jupyterlab-myst" in (ROOT / "requirements.txt").read_text().lower().replace("_", "-")
+    assert ("jupyterlab-myst" in (student_kit / "requirements.txt").read_text().lower().replace("_", "-")) == pinned
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_nbgrader_source_notebook_metadata(path):
+    """Each code exercise: an autograded answer then a locked test cell with points that asserts the check's
+    verdict; each conceptual exercise: a manually graded markdown answer; nbgrader's validator accepts it."""
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    nb = course.nbgrader_source(path)
+    MetadataValidator().validate_nb(nb)
+    exs = {ex.label: ex for ex in course.exercises(path)[0]}
+    cells = course.grade_cells(nb)
+    assert sum(m["points"] for m in cells.values()) == sum(ex.minutes for ex in exs.values())
+    for i, cell in enumerate(nb.cells):
+        m = cell.metadata.get("nbgrader")
+        if not m:
+            assert course.BEGIN not in cell.source and "% teaching:" not in cell.source
+            continue
+        assert m["schema_version"] == 3 and m["task"] is False
+        label = re.sub(r"-(answer|check)(-\d+)?$", "", m["grade_id"])
+        if cell.cell_type == "code" and m["solution"]:
+            assert (m["grade"], m["locked"]) == (False, False) and "points" not in m
+            assert course.BEGIN in cell.source and course.HIDE_TAG not in cell.metadata.get("tags", [])
+            test = nb.cells[i + 1]
+            tm = test.metadata["nbgrader"]
+            assert (tm["grade"], tm["solution"], tm["locked"]) == (True, False, True)
+            assert tm["grade_id"] == m["grade_id"].replace("-answer", "-check") and tm["points"] > 0
+            assert course.CHECK_CALL.search(test.source)
+            assert test.source.rstrip().split("\n")[-1].startswith("assert verdict.status == \"correct\"")
+            assert exs[label].kind == "code"
+        elif cell.cell_type == "markdown":
+            assert (m["grade"], m["solution"], m["locked"]) == (True, True, False)
+            assert m["points"] == exs[label].minutes and exs[label].kind == "conceptual"
+            assert "{exercise}" in nb.cells[i - 1].source and f":label: {label}" in nb.cells[i - 1].source
+        else:
+            assert m["grade"] and m["locked"] and not m["solution"]
+    labels = {re.sub(r"-(answer|check)(-\d+)?$", "", gid) for gid in cells}
+    assert labels == set(exs)
+
+
+def test_nbgrader_test_cell_shows_then_asserts_the_verdict():
+    cell = course.test_cell_source("check.critical_lr(answer, a=4.0)", "here")
+    assert cell.split("\n")[0] == "verdict = check.critical_lr(answer, a=4.0)"
+    namespace = {"check": check, "answer": 0.5, "display": lambda v: None}
+    exec(cell, namespace)
+    assert namespace["verdict"].status == "correct"
+    namespace["answer"] = None
+    with pytest.raises(AssertionError, match="not attempted"):
+        exec(cell, namespace)
+    kept = course.test_cell_source("res = check.critical_lr(\n    answer, a=4.0)\nprint('done')", "here")
+    assert kept.endswith('assert res.status == "correct", f"the self-check says {res.status}: {res.message}"')
+    with pytest.raises(SystemExit):
+        course.test_cell_source("print('no check')", "here")
 
 
 def test_no_solution_line_in_any_student_notebook(student_kit):
