@@ -9,7 +9,9 @@ part, a *curl* (eq-curl-field): no loss decreases along them. Two exact cases:
   origin is a center;
 * the linear student-teacher network with presynaptic flips ``D1`` (inputs) and ``D2`` (hidden
   units): the end-to-end error ``delta = W1^T w2 - beta*`` obeys ``delta' = -K Sigma delta`` with
-  ``K = ||w2||^2 D1 + W1^T D2 W1`` (eq-curl-stability); the solution manifold is stable iff ``K > 0``.
+  ``K = ||w2||^2 D1 + W1^T D2 W1`` (eq-curl-stability), exactly for the plain flow; the solution
+  manifold is linearly stable iff ``K > 0``. The weight-norm rescaling of the authors' scripts
+  (``renormalize=True``) is not part of this derivation.
 
 References:
     Ninou, Kadmon & Cayco-Gajic (2025), Curl Descent: Non-Gradient Learning Dynamics with
@@ -154,7 +156,15 @@ def stability_matrix(W1: torch.Tensor, w2: torch.Tensor, D1: torch.Tensor, D2: t
         D1, D2: signs ``+-1`` per input ``(..., M)`` and per hidden unit ``(..., N)``.
 
     Returns:
-        ``K`` of shape ``(..., M, M)``; the solution manifold is stable iff its smallest eigenvalue is > 0.
+        ``K`` of shape ``(..., M, M)``. For the plain flow (no weight-norm rescaling) of a linear student,
+        ``delta' = -K Sigma delta`` holds exactly, with ``delta = W1^T w2 - beta*``; the solution manifold is
+        linearly stable there iff the smallest eigenvalue of ``K`` is > 0 (when ``Sigma`` is full rank). With
+        ``renormalize=True`` in :func:`train_student_teacher` the rescaling adds further, non-symmetric
+        terms, so the sign of ``lambda_min(K)`` is then a heuristic.
+
+    References:
+        Ninou, Kadmon & Cayco-Gajic (2025), Curl Descent: Non-Gradient Learning Dynamics with
+        Sign-Diverse Plasticity, NeurIPS, arXiv:2510.02765.
     """
     W1, w2, D1, D2 = as_tensors(W1=W1, w2=w2, D1=D1, D2=D2)
     if W1.ndim < 2 or w2.shape[-1] != W1.shape[-2] or D1.shape[-1] != W1.shape[-1] or D2.shape[-1] != W1.shape[-2]:
@@ -322,16 +332,26 @@ class SignCensus(Record):
         final_loss: shape ``(C, S)`` for ``C`` configurations and ``S`` seeds.
         lam_min: final ``lambda_min(K)``, shape ``(C, S)``.
         learned: bool ``(C, S)``, the final loss is below the tolerance (and the run did not diverge).
+        lam_min_start: ``lambda_min(K)`` at the initial weights, shape ``(C, S)``.
     """
 
     final_loss: torch.Tensor
     lam_min: torch.Tensor
     learned: torch.Tensor
+    lam_min_start: torch.Tensor
 
     @property
     def agree(self) -> int:
-        """Runs where the sign of ``lambda_min(K)`` predicted the outcome (``learned == (lam_min > 0)``)."""
+        """Runs where the sign of the final ``lambda_min(K)`` matches the outcome (``learned == (lam_min > 0)``).
+
+        Read at the end of training this is a diagnosis, not a prediction: see :attr:`agree_at_start`.
+        """
         return int((self.learned == (self.lam_min > 0)).sum())
+
+    @property
+    def agree_at_start(self) -> int:
+        """Runs whose outcome the sign of ``lambda_min(K)`` at the initial weights predicted."""
+        return int((self.learned == (self.lam_min_start > 0)).sum())
 
     @property
     def total(self) -> int:
@@ -341,7 +361,8 @@ class SignCensus(Record):
 
 def sign_census(configs: Sequence[dict], *, steps: int, seeds: int = 2, generator: int | torch.Generator = 0,
                 tol: float = 1e-6, **kwargs) -> SignCensus:
-    """Train each configuration and record whether ``lambda_min(K) > 0`` (eq-curl-stability) predicted success.
+    """Train each configuration and record whether the sign of ``lambda_min(K)`` (eq-curl-stability), at the
+    initial and at the final weights, matches success.
 
     Args:
         configs: keyword arguments of :func:`train_student_teacher` per configuration, e.g.
@@ -354,7 +375,12 @@ def sign_census(configs: Sequence[dict], *, steps: int, seeds: int = 2, generato
         **kwargs: further arguments shared by every run (``lr``, ``renormalize``, ...).
 
     Returns:
-        A :class:`SignCensus`; ``agree`` of ``total`` runs were predicted by the sign.
+        A :class:`SignCensus`: the sign of the final ``lambda_min(K)`` matches the outcome in ``agree`` of
+        ``total`` runs, the sign at the initial weights in ``agree_at_start``.
+
+    References:
+        Ninou, Kadmon & Cayco-Gajic (2025), Curl Descent: Non-Gradient Learning Dynamics with
+        Sign-Diverse Plasticity, NeurIPS, arXiv:2510.02765.
     """
     tol = check_positive(tol, name="tol")
     if not configs:
@@ -363,7 +389,7 @@ def sign_census(configs: Sequence[dict], *, steps: int, seeds: int = 2, generato
                                   record_every=steps)
             for config in progress(configs, desc="configurations")]
     return SignCensus(torch.stack([r.loss[-1] for r in runs]), torch.stack([r.lam_min[-1] for r in runs]),
-                      torch.stack([r.learned(tol) for r in runs]))
+                      torch.stack([r.learned(tol) for r in runs]), torch.stack([r.lam_min[0] for r in runs]))
 
 
 def network_field(params: torch.Tensor, *, X: torch.Tensor, y: torch.Tensor, D1: torch.Tensor,

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lessons_lib import curl as C
+from lessons_lib import measure
 
 
 def small_net(seed=0, M=4, N=6, n=20):
@@ -57,6 +58,35 @@ def test_origin_is_a_center(a):
     assert sorted(ev.imag.tolist()) == pytest.approx([-a, a])
 
 
+def _error_rate(W1, w2, dW1, dw2):
+    """d/dt of the end-to-end weights W1^T w2 along the velocities (dW1, dw2) (product rule)."""
+    return dW1.T @ w2 + W1.T @ dw2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stability_matrix_is_exact_for_the_plain_flow_and_not_for_the_rescaled_one(seed):
+    """delta' = -K Sigma delta for the plain field of a linear student (eq-curl-stability); the per-layer
+    norm rescaling that the chapter's runs use removes each layer's radial part and breaks the identity."""
+    g = torch.Generator().manual_seed(seed)
+    M, N, n = 5, 3, 40
+    X = torch.randn(n, M, generator=g, dtype=torch.float64)
+    beta = torch.randn(M, generator=g, dtype=torch.float64)
+    W1, w2 = torch.randn(N, M, generator=g, dtype=torch.float64), torch.randn(N, generator=g, dtype=torch.float64)
+    D1 = torch.tensor([-1.0, 1, 1, -1, 1], dtype=torch.float64)
+    D2 = torch.tensor([1.0, -1, 1], dtype=torch.float64)
+    F = C.network_field(torch.cat([W1.flatten(), w2]), X=X, y=X @ beta, D1=D1, D2=D2)
+    dW1, dw2 = F[: N * M].view(N, M), F[N * M:]
+    delta, Sigma = W1.T @ w2 - beta, X.T @ X / n
+    predicted = -C.stability_matrix(W1, w2, D1, D2) @ Sigma @ delta
+    plain = _error_rate(W1, w2, dW1, dw2)
+    assert torch.allclose(plain, predicted, rtol=1e-12, atol=1e-12 * float(predicted.norm()))
+    # the rescaled flow: each layer's velocity without its component along the layer (the norm stays put)
+    rW1 = dW1 - W1 * (W1 * dW1).sum() / (W1 * W1).sum()
+    rw2 = dw2 - w2 * (w2 @ dw2) / (w2 @ w2)
+    rescaled = _error_rate(W1, w2, rW1, rw2)
+    assert float((rescaled - predicted).norm()) > 0.05 * float(predicted.norm())  # measured 0.3-0.9
+
+
 def test_expansive_tolerates_all_inputs_flipped_compressive_fails_with_five():
     exp = C.train_student_teacher(n_inputs=10, n_hidden=50, flipped_inputs=10, steps=5000, record_every=5000,
                                   renormalize=True)
@@ -65,6 +95,31 @@ def test_expansive_tolerates_all_inputs_flipped_compressive_fails_with_five():
     assert bool((exp.loss[-1] < 1e-8).all())  # measured <= 5e-31 on 3/3 seeds
     assert bool((comp.loss[-1] > 1e-3).all())  # measured 0.14-0.30
     assert bool((exp.lam_min[-1] > 0).all()) and bool((comp.lam_min[-1] < 0).all())
+    # lambda_min(K) at initialisation would have predicted failure for one expansive seed, which learns anyway
+    assert bool((exp.lam_min[0] < 0).any())  # measured 3.25, 3.15, -0.45
+
+
+@pytest.mark.slow  # about 5 s alone
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_flipped_hidden_unit_speeds_a_contracting_net_only_without_rescaling(seed):
+    """The paper's speed-up architecture 100 -> 10 -> 1 at init scale 2 (full batch here): without the
+    weight-norm rescaling one flipped hidden unit reaches loss 1e-6 several times sooner than GD, because
+    GD shrinks ||w2||; with the rescaling ||w2|| is pinned and the two rules take the same time."""
+    kw = dict(n_inputs=100, n_hidden=10, init_scale=2.0, lr=0.1, n_samples=150, steps=2000, record_every=20, seeds=6,
+              generator=seed)
+    runs = {(renorm, k): C.train_student_teacher(flipped_hidden=k, renormalize=renorm, **kw)
+            for renorm in (True, False) for k in (0, 1)}
+    hit = {key: measure.steps_below(r.loss, 1e-6, steps=r.steps).double() for key, r in runs.items()}
+    for h in hit.values():
+        h[h < 0] = float("inf")  # not reached within the 2000 steps
+    free, pinned = hit[False, 1] / hit[False, 0], hit[True, 1] / hit[True, 0]
+    assert bool(torch.isfinite(hit[False, 1]).all())  # the flipped unit always gets there
+    assert float(free.median()) < 0.5  # measured 0.22-0.33 over seeds 0, 1, 2
+    assert int((free < 1).sum()) >= 5  # measured 5, 6, 6 of 6 (one tie)
+    assert 0.8 < float(pinned.median()) < 1.25  # measured 1.00-1.06
+    norm0 = runs[True, 0].w2.norm(dim=1)  # the rescaled runs keep the initial norm
+    assert bool((runs[False, 0].w2.norm(dim=1) < 0.8 * norm0).all())  # GD shrinks ||w2||: measured 0.41-0.71
+    assert bool((runs[False, 1].w2.norm(dim=1) >= 0.99 * runs[False, 0].w2.norm(dim=1)).all())  # one near-tie in seed 0
 
 
 @pytest.mark.slow  # about 4 s alone, 9-12 s on two busy cores
@@ -86,6 +141,8 @@ def test_sign_census_counts_agreement_like_the_runs_it_makes():
     assert torch.equal(census.final_loss, torch.stack([r.loss[-1] for r in runs]))
     assert torch.equal(census.lam_min, torch.stack([r.lam_min[-1] for r in runs]))
     assert torch.equal(census.learned, torch.stack([r.learned(1e-3) for r in runs]))
+    assert torch.equal(census.lam_min_start, torch.stack([r.lam_min[0] for r in runs]))
+    assert census.agree_at_start == sum(int((r.learned(1e-3) == (r.lam_min[0] > 0)).sum()) for r in runs)
     assert census.agree == sum(int((r.learned(1e-3) == (r.lam_min[-1] > 0)).sum()) for r in runs)
     with pytest.raises(ValueError, match="^configs:"):
         C.sign_census([], steps=10)
@@ -282,7 +339,32 @@ def _stability_example():
 
 _K_ARGS, _K_EIGS = _stability_example()
 
+def _stability_matrix(W1, w2, D1, D2, *, signs1=True, signs2=True, squared=True, scale=1.0):
+    """K of eq-curl-stability written out (not the library's); the flags make the usual slips."""
+    first = (w2 @ w2) ** (1.0 if squared else 0.5) * torch.diag(D1 if signs1 else torch.ones_like(D1))
+    return scale * (first + W1.T @ torch.diag(D2 if signs2 else torch.ones_like(D2)) @ W1)
+
+
+def _stability_cases_numbers():
+    from lessons_lib.check import curl as checks
+
+    return [v for case in checks.CASES.values() for v in _stability_matrix(**case).flatten().tolist()]
+
+
 CHECK_CASES = {
+    "curl_stability_matrix": Case(
+        _stability_matrix, lambda W1, w2, D1, D2: _stability_matrix(W1, w2, D1, D2, scale=1.01),
+        (lambda W1, w2, D1, D2: _stability_matrix(W1, w2, D1, D2, signs1=False),
+         lambda W1, w2, D1, D2: _stability_matrix(W1, w2, D1, D2, signs2=False)),
+        expected=_stability_cases_numbers(), inputs=[6, 3, 4, 1, 2], function=True,
+        nan=lambda W1, w2, D1, D2: torch.full((W1.shape[1], W1.shape[1]), float("nan")),
+        hints=((lambda W1, w2, D1, D2: _stability_matrix(W1, w2, D1, D2, signs1=False), "input flips"),
+               (lambda W1, w2, D1, D2: _stability_matrix(W1, w2, D1, D2, signs2=False), "hidden-unit flips"),
+               (lambda W1, w2, D1, D2: _stability_matrix(W1, w2, D1, D2, squared=False), "squared norm"),
+               (lambda W1, w2, D1, D2: W1 @ torch.diag(D2) @ W1.T, "shape"),
+               (lambda W1, w2, D1, D2: W1.T @ torch.diag(D2) @ W1, "update of w2"),
+               (lambda W1, w2, D1, D2: -_stability_matrix(W1, w2, D1, D2), "overall sign"),
+               (lambda W1, w2, D1, D2: (w2 @ w2) * torch.diag(D1) + torch.diag(D1) @ W1.T @ W1, "symmetric"))),
     "curl_lambda_min": Case(
         _K_EIGS[0], _K_EIGS[0] * 1.01, (_K_EIGS[-1], 1.0), expected=[_K_EIGS[0]], args=_K_ARGS,
         # W1 is 5 x 8, so W1^T W1 has the eigenvalue 0: "near" it means within 2e-5 (2 % of 1e-3)
