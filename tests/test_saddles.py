@@ -493,3 +493,43 @@ def test_best_single_unit_accepts_the_smallest_grid_and_refuses_a_smaller_one():
     y = 2 * torch.relu(x - 11.3) - 0.5 * torch.relu(11.8 - x)
     fine, coarse = S.best_single_unit(x, y), S.best_single_unit(x, y, grid=16)
     assert coarse.loss == pytest.approx(fine.loss, rel=1e-9) and coarse.kink == pytest.approx(fine.kink, rel=1e-6)
+
+
+def _mode_gd(s, z0, lr, steps, *, rule="gd", scale=1.0):
+    """Mode strengths of GD on the aligned linear net, written out: a <- a + lr (s - a^2) a and z = a^2.
+
+    ``rule="euler"`` steps the flow for z instead, ``rule="half"`` grows z at the amplitude's rate.
+    """
+    s = torch.as_tensor(s, dtype=torch.float64)
+    z = torch.full_like(s, z0)
+    out = [z]
+    for _ in range(steps):
+        if rule == "gd":
+            z = z * (1 + lr * (s - z)) ** 2
+        else:
+            z = z + (2 if rule == "euler" else 1) * lr * z * (s - z)
+        out.append(z)
+    return scale * torch.stack(out)
+
+
+CHECK_CASES["mode_strengths"] = Case(
+    _mode_gd, lambda *a: _mode_gd(*a, scale=1.01),
+    (lambda *a: _mode_gd(*a, rule="euler"), lambda *a: _mode_gd(*a, rule="half")),
+    expected=[float(v) for v in _mode_gd(torch.tensor([3.0, 1.0]), 1e-4, 0.1, 60)[20:61:10].flatten()],
+    inputs=[3.0, 1.0, 1e-4, 0.1, 60, 4.0, 2.0, 1.0, 1e-6, 0.05, 150], function=True, rtol=1e-9, close_rtol=0.02,
+    nan=lambda s, z0, lr, steps: torch.full((steps + 1, len(s)), math.nan, dtype=torch.float64),
+    hints=((lambda *a: _mode_gd(*a, rule="euler"), "an Euler step of the flow"),
+           (lambda *a: _mode_gd(*a, rule="half"), "at the amplitude's rate"),
+           (lambda *a: _mode_gd(*a)[1:], "one row per step, z_0 included"),
+           (lambda s, z0, lr, steps: _mode_gd(s, z0, 1.3 * lr, steps), "multiplies mode 1's strength by")))
+
+
+def test_mode_strengths_of_gd_on_the_aligned_net_are_the_squared_amplitude_recursion():
+    # the exercise's claim: from the aligned, balanced start GD on the matrices moves each amplitude by
+    # a <- a + lr (s - a^2) a exactly, so z_k = a_k^2 (checked to 1e-9 relative, also past the drop)
+    s = torch.tensor([4.0, 2.0, 1.0], dtype=torch.float64)
+    run = S.train_linear_net(torch.diag(s), width=3, init_scale=1e-3, lr=0.05, steps=200, init="aligned")
+    assert torch.allclose(run.singular_values, _mode_gd(s, 1e-6, 0.05, 200), rtol=1e-9)
+    assert float(run.singular_values[-1, 0]) == pytest.approx(4.0, rel=1e-6)  # the top mode has been learned
+    # and the flow's Euler step is a different, slower recursion (the hint the check gives for it)
+    assert float((_mode_gd(s, 1e-6, 0.05, 200, rule="euler") / run.singular_values - 1).abs().max()) > 0.5

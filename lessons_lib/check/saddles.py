@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
+
+import torch
 
 from .. import saddles
 from ..backend import as_tensor
-from .core import CheckResult, compare
+from .core import CheckResult, check_function, compare
 
 
 def drop_step(answer, *, spectrum, mode: int, init_scale: float, lr: float) -> CheckResult:
@@ -51,3 +54,45 @@ def drop_step(answer, *, spectrum, mode: int, init_scale: float, lr: float) -> C
                 f"s = {target:g}; {order}")
 
     return compare(answer, want, rtol=5e-3, close_rtol=0.15, hint=hint)
+
+
+def mode_strengths(fn: Callable) -> CheckResult:
+    """Check a learner's ``fn(s, z0, lr, steps)``: the mode strengths of GD on the aligned linear network.
+
+    ``s`` is a 1-D tensor of singular values (decreasing), ``z0`` the common starting strength, and
+    the learner returns the ``(steps + 1, len(s))`` strengths ``z_{i,k}`` without forming the matrices.
+    They are compared with the singular values of ``W2 W1`` that :func:`lessons_lib.saddles.train_linear_net`
+    records from the aligned, balanced start (``init="aligned"``) on the target ``diag(s)``, where the
+    mode equation (eq-saddle-mode-ode) holds exactly for the flow and its GD version is exact for the
+    weights. The hint recognises an Euler step of the flow for ``z`` (GD moves the amplitude
+    ``a = sqrt(z)``, not ``z``) and the amplitude's rate used for ``z``.
+    """
+    cases = {"two modes s = (3, 1), z0 = 1e-4, lr = 0.1, 60 steps": (torch.tensor([3.0, 1.0], dtype=torch.float64),
+                                                                     1e-4, 0.1, 60),
+             "three modes s = (4, 2, 1), z0 = 1e-6, lr = 0.05, 150 steps": (
+                 torch.tensor([4.0, 2.0, 1.0], dtype=torch.float64), 1e-6, 0.05, 150)}
+
+    def reference(s, z0, lr, steps):
+        run = saddles.train_linear_net(torch.diag(s), width=len(s), init_scale=math.sqrt(z0), lr=lr, steps=steps,
+                                       init="aligned")
+        return run.singular_values
+
+    def hint(case, value):
+        s, z0, lr, steps = case
+        z = torch.as_tensor(value, dtype=torch.float64)
+        if z.shape != (steps + 1, len(s)):
+            return (f"return an array of shape (steps + 1, number of modes) = ({steps + 1}, {len(s)}): "
+                    f"one row per step, z_0 included; yours has shape {tuple(z.shape)}")
+        if not torch.allclose(z[0], torch.full_like(z[0], z0), rtol=1e-9):
+            return "the first row should be the starting strength z0 of every mode"
+        ratio = float(z[1, 0] / z[0, 0])
+        growth = float(s[0]) - z0
+        if math.isclose(ratio, 1 + 2 * lr * growth, rel_tol=1e-6):
+            return ("your first step is an Euler step of the flow for z; GD moves the amplitude a = sqrt(z) "
+                    "of each weight matrix, and z = a^2 follows: square after the step")
+        if math.isclose(ratio, 1 + lr * growth, rel_tol=1e-6):
+            return "you grew z at the amplitude's rate; z = a^2, so square the amplitude's growth factor"
+        return (f"your first step multiplies mode 1's strength by {ratio:.4g}; derive what one GD step on W1 and W2 "
+                "does to the amplitude a of an aligned mode, then square it")
+
+    return check_function(fn, reference, cases, hint=hint, rtol=1e-9, close_rtol=0.02)
