@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -57,3 +58,100 @@ def stable_consensus_point(fn: Callable) -> CheckResult:
                    "exponents by their largest value before exp (the weights do not change), or use "
                    "torch.softmax / torch.logsumexp"),
         praise="including the large-alpha ones a naive exp gets wrong")
+
+
+# --- one CBO step with injected noise ------------------------------------------------------------------
+
+def _step_cases() -> dict[str, dict]:
+    g = torch.Generator().manual_seed(16)
+
+    def case(n, d, noise_type, sigma, dt, lam, alpha):
+        X = 4 * torch.rand(n, d, generator=g, dtype=torch.float64) - 2
+        return dict(X=X, fX=(X**2).sum(1) + torch.rand(n, generator=g, dtype=torch.float64), alpha=alpha, lam=lam,
+                    sigma=sigma, dt=dt, xi=torch.randn(n, d, generator=g, dtype=torch.float64),
+                    noise_type=noise_type)
+
+    return {"5 particles in [-2, 2]^3, anisotropic, sigma = 1, dt = 0.1, lam = 1, alpha = 2":
+            case(5, 3, "anisotropic", 1.0, 0.1, 1.0, 2.0),
+            "5 particles in [-2, 2]^3, isotropic, sigma = 1, dt = 0.1, lam = 1, alpha = 2":
+            case(5, 3, "isotropic", 1.0, 0.1, 1.0, 2.0),
+            "8 particles in [-2, 2]^10, isotropic, sigma = 3, dt = 0.04, lam = 0.5, alpha = 5":
+            case(8, 10, "isotropic", 3.0, 0.04, 0.5, 5.0),
+            "8 particles in [-2, 2]^10, anisotropic, sigma = 3, dt = 0.04, lam = 0.5, alpha = 5":
+            case(8, 10, "anisotropic", 3.0, 0.04, 0.5, 5.0)}
+
+
+# the keyword arguments that check.one_cbo_step hands the learner's function, by description
+STEP_CASES = _step_cases()
+
+
+def _step(X, fX, alpha, lam, sigma, dt, xi, noise_type, *, kick=None, drift_sign=1.0, swap=False,
+          after_drift=False, absolute=False):
+    """One step written out; the keywords make the mistakes the hints diagnose."""
+    c = cbo.consensus_point(X, fX, alpha=alpha)
+    v = X - c
+    moved = X - drift_sign * lam * dt * v
+    base = moved - c if after_drift else v
+    kind = ("isotropic" if noise_type == "anisotropic" else "anisotropic") if swap else noise_type
+    # anisotropic: the signed offset times xi, equal in law to diag(|v|) xi and what cbo.cbo_step computes
+    size = (base.abs() if absolute else base) if kind == "anisotropic" else torch.linalg.vector_norm(
+        base, dim=-1, keepdim=True)
+    scale = sigma * math.sqrt(dt) if kick is None else kick(sigma, dt)
+    return moved + scale * size * xi
+
+
+def _reference_step(X, fX, alpha, lam, sigma, dt, xi, noise_type):
+    return cbo.cbo_step(X, lambda _: fX, alpha=alpha, lam=lam, sigma=sigma, dt=dt, noise_type=noise_type, noise=xi)
+
+
+# (description of the mistake, the step it gives); the first that matches the learner's value is the hint
+_MISTAKES = (
+    ("your noise uses the other model: anisotropic noise scales each coordinate's kick by that coordinate's "
+     "own offset x_j - c_j, isotropic noise scales every coordinate's kick by the one length |x - c|",
+     dict(swap=True)),
+    ("your anisotropic kick uses |x_j - c_j| xi_j; that has the same distribution, but with a given xi the "
+     "convention here (and in CBXpy) is the signed offset, (x_j - c_j) xi_j", dict(absolute=True)),
+    ("your kick is scaled by dt; a Brownian increment over a time dt has size sqrt(dt), so the noise term is "
+     "sigma sqrt(dt) D(x - c) xi", dict(kick=lambda s, dt: s * dt)),
+    ("your kick has an extra factor sqrt(2): that is Pinnau et al.'s convention; this chapter writes "
+     "sigma sqrt(dt) with no sqrt(2)", dict(kick=lambda s, dt: math.sqrt(2) * s * math.sqrt(dt))),
+    ("your kick is scaled by sigma but not by sqrt(dt)", dict(kick=lambda s, dt: s)),
+    ("your particles move away from the consensus point: the drift is -lam dt (x - c)", dict(drift_sign=-1.0)),
+    ("your kick uses the offset after the drift (the authors' MATLAB order); eq-cbo-step takes both the drift "
+     "and the kick from the offset x - c before the step", dict(after_drift=True)),
+)
+
+
+def _step_hint(case, v) -> str:
+    X = case["X"]
+    v = torch.as_tensor(v, dtype=torch.float64)
+    if v.shape != X.shape:
+        return f"return the new particles, of the same shape (N, d) = {tuple(X.shape)} as X; yours has {tuple(v.shape)}"
+    if torch.allclose(v, X - case["lam"] * case["dt"] * (X - cbo.consensus_point(X, case["fX"], alpha=case["alpha"])),
+                      rtol=1e-9, atol=1e-12):
+        return "your step has the drift but no noise: add sigma sqrt(dt) D(x - c) xi, with xi the given noise"
+    moved_mean = X - case["lam"] * case["dt"] * (X - X.mean(0))
+    if torch.allclose(v - moved_mean, torch.zeros_like(v), atol=1e-12) or torch.allclose(
+            v, _step(**{**case, "alpha": 0.0}), rtol=1e-9, atol=1e-12):
+        return "your particles move towards the plain mean; the drift and the kick use the consensus point c_alpha"
+    for words, kw in _MISTAKES:
+        if torch.allclose(v, _step(**case, **kw), rtol=1e-9, atol=1e-12):
+            return words
+    return ("not right yet; compute c = c_alpha(X) once, then for every particle x - lam dt (x - c) plus the kick "
+            "sigma sqrt(dt) D(x - c) xi with this case's noise model")
+
+
+def one_cbo_step(fn: Callable) -> CheckResult:
+    """Check a learner's ``fn(X, fX, alpha, lam, sigma, dt, xi, noise_type)`` for one CBO step (eq-cbo-step).
+
+    ``X`` has shape ``(N, d)``, ``fX`` shape ``(N,)``, ``xi`` the injected standard normal noise of shape
+    ``(N, d)`` and ``noise_type`` is ``"anisotropic"`` or ``"isotropic"`` (eq-cbo-noise); the answer is
+    the new particles, shape ``(N, d)``. The hints name the learner's mistake (the other noise model,
+    ``dt`` for ``sqrt(dt)``, a ``sqrt(2)``, a reversed drift, the kick taken after the drift, no noise,
+    the plain mean) without showing the expected particles.
+    """
+    return check_function(fn, _reference_step, STEP_CASES, rtol=1e-8, close_rtol=0.05, hint=_step_hint,
+                          close_note="nearly there: is every particle's kick multiplied by its own xi row?",
+                          nonfinite="your particles contain NaN or infinity; the step only adds and multiplies "
+                                    "finite numbers, so check the consensus point first",
+                          praise="for both noise models")
