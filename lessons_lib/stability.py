@@ -136,3 +136,75 @@ def perturbation_growth(u, v, X, y, *, lr: float, eps: float = 1e-8, steps: int 
               steps=steps, blowup=blowup,
               record=lambda s, t: {"dist": torch.cat([s[0] - start[0], s[1] - start[1]]).norm()})
     return PerturbationGrowth(out.on_grid(steps)[1]["dist"], bool(out.diverged), out.diverged_step)
+
+
+def _check_gradients(g) -> torch.Tensor:
+    """Per-sample gradients as a float64 ``(n, p)`` tensor, or a ValueError naming ``g``."""
+    g = as_tensor(g, name="g")
+    if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] < 1:
+        raise ValueError(f"g: expected per-sample gradients of shape (n, p), got {tuple(g.shape)}")
+    return g
+
+
+def mean_square_operator(g, *, lr: float, batch_size: int = 1) -> torch.Tensor:
+    """The second-moment map of linearised minibatch SGD at an interpolating minimum, as a matrix.
+
+    Linearised SGD (eq-stab-linear-sgd) is ``delta <- (I - lr G_xi) delta`` with
+    ``G_xi = (1/B) sum_{i in xi} g_i g_i^T`` over a batch ``xi`` of ``B`` distinct samples drawn uniformly
+    (as :func:`lessons_lib.models.train_diagonal_net` draws them). The second moment
+    ``M = E[delta delta^T]`` then evolves linearly, ``M <- E[(I - lr G_xi) M (I - lr G_xi)]``
+    (eq-stab-mean-square); on ``vec(M)`` that map is the symmetric ``p^2 x p^2`` matrix
+    ``E[(I - lr G_xi) kron (I - lr G_xi)]``, which this returns. In closed form, with
+    ``A_i = g_i g_i^T``, ``G = mean_i A_i`` and ``c = (n - B) / (B (n - 1))`` (the variance of a mean of
+    ``B`` draws without replacement; ``c = 0`` when ``B = n``, which is GD),
+    ``E[G_xi kron G_xi] = G kron G + c (mean_i A_i kron A_i - G kron G)``.
+
+    Args:
+        g: per-sample gradients ``g_i`` of the model output at the minimum, shape ``(n, p)``.
+        lr: learning rate ``eta >= 0``.
+        batch_size: ``B``, an int in ``1 .. n``.
+
+    Returns:
+        The ``(p^2, p^2)`` float64 matrix, on the device of ``g``.
+
+    References:
+        Wu & Su (2023), The Implicit Regularization of Dynamical Stability in Stochastic Gradient
+        Descent, ICML, arXiv:2305.17490; Wu, Ma & E (2018), NeurIPS (linear stability of SGD).
+    """
+    g = _check_gradients(g)
+    lr = check_lr(lr)
+    n, p = g.shape
+    batch_size = check_count(batch_size, name="batch_size")
+    if batch_size > n:
+        raise ValueError(f"batch_size: must be <= n = {n}, got {batch_size}")
+    A = g[:, :, None] * g[:, None, :]  # (n, p, p)
+    G = A.mean(0)
+    c = 0.0 if n == 1 else (n - batch_size) / (batch_size * (n - 1))
+    eye = torch.eye(p, dtype=g.dtype, device=g.device)
+    GG = torch.kron(G, G)
+    AA = sum(torch.kron(a, a) for a in A) / n
+    return (torch.kron(eye, eye) - lr * (torch.kron(G, eye) + torch.kron(eye, G))
+            + lr**2 * (GG + c * (AA - GG)))
+
+
+def mean_square_radius(g, *, lr: float, batch_size: int = 1) -> float:
+    """Spectral radius of :func:`mean_square_operator` (eq-stab-mean-square): the factor by which the
+    second moment ``E[delta delta^T]`` of linearised SGD grows per step in the long run.
+
+    The minimum is linearly stable in mean square iff this is ``<= 1``. A direction orthogonal to every
+    ``g_i`` is never moved, so when the ``g_i`` do not span ``R^p`` the radius is at least 1; pass the
+    gradients in coordinates of their span (``p <= n``) to see the directions that matter.
+
+    Args:
+        g: per-sample gradients, shape ``(n, p)``.
+        lr: learning rate ``eta >= 0``.
+        batch_size: ``B`` in ``1 .. n`` (``B = n`` is GD, whose radius is ``max_i (1 - lr lambda_i)^2``).
+
+    Returns:
+        The radius, a Python float.
+
+    References:
+        Wu & Su (2023), arXiv:2305.17490.
+    """
+    T = mean_square_operator(g, lr=lr, batch_size=batch_size)
+    return float(torch.linalg.eigvalsh(T).abs().max())

@@ -92,6 +92,18 @@ def test_progressive_sharpening_starts_well_below_the_threshold(seed, lr):
     assert run.edge_reached_at is not None and 0 < run.edge_reached_at <= STEPS // 3  # measured <= 120
 
 
+@pytest.mark.parametrize("lr", LRS)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sharpness_overshoots_two_over_lr_before_it_settles(seed, lr):
+    """At toy scale the sharpness does not stop at 2/lr: it first overshoots (the chapter's figure says so)."""
+    run = eos_run(seed, lr, device())
+    early = run.ratio[run.sharpness_steps < STEPS // 3]
+    # measured peaks 1.98-2.27 x 2/lr (lr = 0.2) and 2.83-3.83 x (lr = 0.4) for seeds 0-2
+    assert 1.5 <= float(early.max()) <= 5.0, early
+    # and the last third is back near the edge (within 10 %), far below the peak
+    assert float(last_third(run).max()) <= 1.10 < 1.3 <= float(early.max())
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_small_lr_stays_stable_and_keeps_sharpening(seed):
     run = eos_run(seed, 0.03, device(), every=25)

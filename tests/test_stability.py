@@ -8,12 +8,13 @@ and SGD diverged on draws 4 and 6: lr = 0.07 is close to SGD's edge of stability
 """
 
 import functools
+import itertools
 
 import pytest
 import torch
 from conftest import random_spd
 
-from lessons_lib import curvature, models, quadratic, schedules
+from lessons_lib import check, curvature, models, quadratic, schedules
 from lessons_lib import stability as S
 from lessons_lib.backend import default_device
 
@@ -137,18 +138,32 @@ def test_large_lr_sgd_finds_the_sparse_solution_on_most_draws():
     assert sgd[2] < 0.03  # three of four draws: measured 0.003-0.010
 
 
-def test_gd_at_constant_lr_ends_linearly_stable_and_warmup_trap(data):
+def test_gd_at_constant_lr_ends_linearly_stable(data):
     const = S.train_diagonal_net(data.X, data.y, lr=0.05, steps=10_000, init_scale=1.0, record_every=10_000)
     assert float(const.lam_max) * 0.05 <= 2.0  # measured 0.83-0.95 of the bound
-    warm = S.train_diagonal_net(data.X, data.y, lr=0.05, steps=8000, init_scale=1.0, warmup_steps=5000,
-                                record_every=8000)
-    assert float(warm.lam_max) > 2 / 0.05 * 1.1  # measured 46-51 against 40: a minimum GD could not keep
-    assert float(warm.loss_history[-1]) < 1e-20
-    growth = S.perturbation_growth(warm.u, warm.v, data.X, data.y, lr=0.05, eps=1e-8, steps=300)
-    assert float(growth.distance[-1]) > 1e4 * 1e-8  # a tiny push along the top eigenvector grows
-    assert growth.distance.shape == (301,) and not growth.diverged
     stable = S.perturbation_growth(const.u, const.v, data.X, data.y, lr=0.05, eps=1e-8, steps=300)
     assert float(stable.distance[-1]) < 1e-7
+
+
+def test_warmup_trap_is_a_floating_point_fixed_point_that_any_push_leaves(data):
+    """The chapter's warm-up cell: GD parks at an unstable minimum only because its update rounds to zero."""
+    lr = 0.05
+    warm = S.train_diagonal_net(data.X, data.y, lr=lr, steps=8000, init_scale=1.0, warmup_steps=5000,
+                                record_every=8000)
+    assert float(warm.lam_max) > 2 / lr * 1.1  # measured 47.7 against 40: linearly unstable at the final lr
+    assert float(warm.loss_history[-1]) < 1e-20
+    # the gradient is tiny but not zero (measured 9.7e-15), and one more step changes no bit of (u, v)
+    J = S.diagonal_net_jacobian(warm.u, warm.v, data.X)
+    grad = J.T @ (data.X @ warm.beta - data.y) / data.X.shape[0]
+    assert 0 < float(grad.norm()) < 1e-12
+    u1, v1 = models.diagonal_net_step(warm.u, warm.v, data.X, data.y, lr=lr)
+    assert torch.equal(u1, warm.u) and torch.equal(v1, warm.v)
+    # in exact arithmetic the factor |1 - lr lambda_max| > 1 would act; a push of 1e-12 shows it does
+    assert abs(1 - lr * float(warm.lam_max)) > 1.3  # measured 1.387
+    growth = S.perturbation_growth(warm.u, warm.v, data.X, data.y, lr=lr, eps=1e-12, steps=300)
+    assert not growth.diverged and growth.distance.shape == (301,)
+    assert float(growth.distance[50]) > 1e4 * 1e-12  # measured 1.25e-5 after 50 steps
+    assert float(growth.distance[-1]) > 0.5  # it left for another minimum: measured 1.89 away
 
 
 def test_determinism(data):
@@ -171,10 +186,13 @@ def test_divergence_is_reported_per_run_and_frozen_not_zeroed(data):
 
 @pytest.mark.slow  # about 7 s on one busy core
 def test_minibatch_between_sgd_and_gd(data):
-    lr = 0.05
-    runs = {B: S.train_diagonal_net(data.X, data.y, lr=lr, steps=15_000, batch_size=B, warmup_steps=3000,
-                                    generator=0, record_every=15_000) for B in (1, 8, None)}
-    assert float(runs[1].trace) < float(runs[8].trace) < float(runs[None].trace)
+    # the chapter's setting and its explorer's batch sizes: B = 1, 4 and 40 (GD)
+    runs = S.train_diagonal_net(data.X, data.y, lr=[0.02, 0.05], steps=20_000, batch_size=4, warmup_steps=5000,
+                                generator=0, record_every=20_000)
+    sgd = S.train_diagonal_net(data.X, data.y, lr=[0.02, 0.05], steps=20_000, batch_size=1, warmup_steps=5000,
+                               generator=0, record_every=20_000)
+    gd = S.train_diagonal_net(data.X, data.y, lr=[0.02, 0.05], steps=10_000, warmup_steps=5000, record_every=10_000)
+    assert bool((sgd.trace < runs.trace).all()) and bool((runs.trace < gd.trace).all()), (sgd.trace, runs.trace)
 
 
 def test_bad_input_names_the_argument(data):
@@ -199,6 +217,85 @@ def test_bad_input_names_the_argument(data):
         S.sparse_regression(d=3, support=4)
     with pytest.raises(ValueError, match="eps"):
         S.perturbation_growth(torch.ones(2), torch.ones(2), torch.ones(3, 2), torch.ones(3), lr=0.1, eps=0)
+    g = torch.ones(3, 2, dtype=torch.float64)
+    for kwargs, name in [(dict(g=torch.ones(3), lr=0.1), "g"), (dict(g=g, lr=-0.1), "lr"),
+                         (dict(g=g, lr=0.1, batch_size=0), "batch_size"),
+                         (dict(g=g, lr=0.1, batch_size=4), "batch_size"),
+                         (dict(g=g, lr=0.1, batch_size=1.0), "batch_size")]:
+        for fn in (S.mean_square_operator, S.mean_square_radius):
+            with pytest.raises(ValueError, match=f"^{name}:"):
+                fn(**kwargs)
+
+
+# ---------------------------------------------------------------- mean-square stability (eq-stab-mean-square)
+
+
+def _enumerated_operator(g, lr, B):
+    """E[(I - lr G_xi) kron (I - lr G_xi)], averaged over every batch of B distinct samples."""
+    n, p = g.shape
+    eye = torch.eye(p, dtype=torch.float64)
+    batches = list(itertools.combinations(range(n), B))
+    mats = [eye - lr * g[list(b)].T @ g[list(b)] / B for b in batches]
+    return sum(torch.kron(M, M) for M in mats) / len(batches)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mean_square_operator_is_the_average_over_batches(seed):
+    g = torch.randn(5, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    for B in (1, 2, 3, 5):
+        T = S.mean_square_operator(g, lr=0.3, batch_size=B)
+        assert torch.allclose(T, _enumerated_operator(g, 0.3, B), atol=1e-12)
+        # one step of the second moment: E[M Sigma M] for a random Sigma, written out
+        Sig = torch.randn(3, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+        batches = list(itertools.combinations(range(5), B))
+        want = sum((torch.eye(3, dtype=torch.float64) - 0.3 * g[list(b)].T @ g[list(b)] / B) @ Sig
+                   @ (torch.eye(3, dtype=torch.float64) - 0.3 * g[list(b)].T @ g[list(b)] / B) for b in batches)
+        assert torch.allclose((T @ Sig.reshape(-1)).reshape(3, 3), want / len(batches), atol=1e-12)
+
+
+def test_mean_square_radius_closed_forms():
+    # orthogonal gradients, B = 1: the chapter's factor 1 - 1/n + (1/n)(1 - lr ||g_i||^2)^2, worst over i
+    norms2 = torch.tensor([1.0, 4.0, 9.0], dtype=torch.float64)
+    g = torch.diag(norms2.sqrt())
+    for lr in (0.1, 0.2, 0.25, 0.3):
+        want = float((1 - 1 / 3 + (1 - lr * norms2) ** 2 / 3).max())
+        assert S.mean_square_radius(g, lr=lr, batch_size=1) == pytest.approx(want, rel=1e-12)
+        # B = n is GD: max_i (1 - lr lambda_i)^2
+        assert S.mean_square_radius(g, lr=lr, batch_size=3) == pytest.approx(
+            float(((1 - lr * norms2 / 3) ** 2).max()), rel=1e-12)
+    # orthogonal, batch B of n: stable iff lr ||g_i||^2 <= 2B for every i (our batch-size derivation)
+    g = torch.diag(torch.tensor([1.0, 2.0, 3.0, 2.5], dtype=torch.float64))
+    for B in (1, 2, 3):
+        edge = 2 * B / 9.0
+        assert S.mean_square_radius(g, lr=0.99 * edge, batch_size=B) < 1 < S.mean_square_radius(
+            g, lr=1.01 * edge, batch_size=B)
+
+
+def _critical_lr(g, B):
+    """The largest lr with mean-square radius <= 1 (bisection; g spans its space, so the radius < 1 below it)."""
+    lo, hi = 0.0, 1.0
+    while S.mean_square_radius(g, lr=hi, batch_size=B) <= 1:
+        hi *= 2
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if S.mean_square_radius(g, lr=mid, batch_size=B) <= 1 else (lo, mid)
+    return lo
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sgd_mean_square_stable_implies_trace_bound_for_non_orthogonal_gradients(seed):
+    """Wu & Su's headline, Tr G <= 2/lr at any SGD-stable (B = 1) minimum, on random non-orthogonal gradients;
+    GD's edge (B = n) is 2/lambda_max, and B = 1 is never more permissive than GD."""
+    gen = torch.Generator().manual_seed(seed)
+    g = torch.randn(5, 3, generator=gen, dtype=torch.float64) * (0.5 + 2 * torch.rand(5, 1, generator=gen,
+                                                                                      dtype=torch.float64))
+    G = g.T @ g / 5
+    tr, lam_max = float(G.trace()), float(torch.linalg.eigvalsh(G)[-1])
+    eta1, eta_gd = _critical_lr(g, 1), _critical_lr(g, 5)
+    assert eta1 * tr <= 2 + 1e-9  # measured at most 0.97 x 2 over 30 random draws of this kind
+    assert eta_gd * lam_max == pytest.approx(2, rel=1e-9)
+    assert eta1 <= eta_gd + 1e-12
+    assert eta1 <= _critical_lr(g, 2) <= eta_gd + 1e-12  # a larger batch allows a larger lr
 
 
 # --- self-check cases (collected by tests/test_course.py) ---
@@ -217,7 +314,29 @@ def _worst_factor_words(lr):
             f"the worst one ({worst:.3g}) {'diverges' if abs(worst) > 1 else 'still contracts'}")
 
 
+def _radius(g, lr, batch_size):
+    return S.mean_square_radius(g, lr=lr, batch_size=batch_size)
+
+
+def _gd_radius(g, lr, batch_size):
+    """The mistake of dropping the batch noise: full-batch GD's factor max (1 - lr lambda)^2."""
+    return float(((1 - lr * torch.linalg.eigvalsh(g.T @ g / g.shape[0])) ** 2).max())
+
+
+def _first_moment(g, lr, batch_size):
+    """The mistake of tracking E[delta] instead of E[delta delta^T]."""
+    return float((1 - lr * torch.linalg.eigvalsh(g.T @ g / g.shape[0])).abs().max())
+
+
+_MS_CASES = check.stability.MEAN_SQUARE_CASES
+
 CHECK_CASES = {
+    "minibatch_mean_square_radius": Case(
+        _radius, lambda g, lr, batch_size: 1.002 * _radius(g, lr, batch_size), (_gd_radius, _first_moment),
+        expected=[_radius(**c) for c in _MS_CASES.values()],
+        inputs=[4, 3, 0.6, 1, 2, 9, 0.25, 4], function=True, rtol=1e-8, close_rtol=0.005,
+        nan=lambda g, lr, batch_size: float("nan"),
+        hints=((_gd_radius, "full-batch GD"), (_first_moment, "the mean E[delta]"))),
     "largest_stable_lr": Case(_STABLE_LR, _STABLE_LR * 1.01, (_STABLE_LR * 0.6, _STABLE_LR * 1.5),
                               expected=[_STABLE_LR], args=dict(H=_H_EXERCISE),
                               hints=tuple((f * _STABLE_LR, _worst_factor_words(f * _STABLE_LR)) for f in (0.6, 1.5))),
