@@ -8,6 +8,8 @@
 #   make student     student notebooks (solutions stubbed), lessons_lib and a README in _build/student
 #   make instructor  the executed notebooks with solutions, lessons_lib and a README in _build/instructor
 #   make book HIDE_SOLUTIONS=1   the site with every solution removed (for a course during term)
+#   make book REPOSITORY_URL=https://github.com/<owner>/<repo>   the site with Binder and Colab launch buttons
+#   make pdf     print the built site to _build/pdf: book.pdf and one handout per chapter (headless Chromium)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -17,6 +19,10 @@ STAMP := $(VENV)/.installed
 COURSE_STAMP := $(VENV)/.course-installed
 HIDE_SOLUTIONS ?=
 HIDE := $(filter 1 yes true,$(HIDE_SOLUTIONS))
+# launch buttons (tools/publish.py): off unless REPOSITORY_URL is set; JUPYTERHUB_URL adds a JupyterHub button
+REPOSITORY_URL ?=
+REPOSITORY_BRANCH ?= main
+JUPYTERHUB_URL ?=
 JOBS ?= 2
 PORT ?= 8000
 STAGE := _stage
@@ -30,8 +36,8 @@ test: DEVICE_AUDIT ?= 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup book html execute stage test lint unit slow site-test chromium lab serve clean course-setup student \
-	instructor course-test bench
+.PHONY: setup book html execute stage test lint unit slow site-test chromium poppler pdf lab serve clean course-setup \
+	student instructor course-test bench
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -74,9 +80,11 @@ execute: stage
 	    $(if $(strip $(CHAPTERS)),$(patsubst %,$(STAGE)/book/%.ipynb,$(CHAPTERS)),$(STAGE)/book)
 
 # HIDE_SOLUTIONS=1: stub the code solutions and drop the solution directives in the executed copy, and
-# switch on sphinx-exercise's hide_solutions, before building.
+# switch on sphinx-exercise's hide_solutions, before building. REPOSITORY_URL switches the launch buttons on.
 html: execute $(if $(HIDE),$(COURSE_STAMP))
 	$(if $(HIDE),$(BIN)/python tools/course.py hide $(STAGE))
+	REPOSITORY_URL="$(REPOSITORY_URL)" REPOSITORY_BRANCH="$(REPOSITORY_BRANCH)" JUPYTERHUB_URL="$(JUPYTERHUB_URL)" \
+	    $(BIN)/python tools/publish.py launch $(STAGE)
 	$(BIN)/jupyter-book build $(STAGE) --path-output . -W -n --keep-going
 	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html (or run: make serve)"
 
@@ -94,6 +102,16 @@ chromium:
 	@command -v chromium >/dev/null || { \
 	  echo "Installing Debian's chromium for the browser test"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's poppler-utils: pdfunite joins the PDF pages, pdftotext reads them back in the PDF test.
+poppler:
+	@command -v pdftotext >/dev/null && command -v pdfunite >/dev/null || { \
+	  echo "Installing Debian's poppler-utils for the PDF"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq poppler-utils >/dev/null; }
+
+# Print the built site (make book first) with headless Chromium: _build/pdf/book.pdf and _build/pdf/chapters/*.pdf
+pdf: chromium poppler $(STAMP)
+	$(BIN)/python tools/pdf.py _build/html _build/pdf
 
 # The course kit: student notebooks from book/, instructor notebooks from the executed copy.
 student: $(COURSE_STAMP)
@@ -119,7 +137,7 @@ slow: $(COURSE_STAMP)
 course-test: $(COURSE_STAMP) instructor
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -m course tests
 
-site-test: chromium $(COURSE_STAMP)
+site-test: chromium poppler $(COURSE_STAMP)
 	$(BIN)/python -m pytest -m site tests
 
 test: lint unit slow html course-test site-test
