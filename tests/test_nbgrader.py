@@ -58,8 +58,7 @@ TYPICAL_MISTAKES = {
                    "return xs",
     "largest_stable_lr": f"{SOLUTION}\nanswer = 2 / float(torch.linalg.eigvalsh(H_ex)[0])  # the flattest direction",
     "principal_coefficient": f"{SOLUTION}\nanswer = complex(answer).real  # log |1 - h lambda|: the phase dropped",
-    "curl_lambda_min": f"{SOLUTION}\nanswer = float(torch.linalg.eigvalsh(curl.stability_matrix(W1_ex, w2_ex, D1_ex, "
-                       "D2_ex))[-1])  # the largest eigenvalue",
+    "curl_lambda_min": f"{SOLUTION}\nanswer = -answer  # the sign of K's eigenvalue flipped",
     "drop_step": f"{SOLUTION}\nanswer = math.log(1.5 / eps**2 - 1) / (2 * lr * 1.5)  # mode 2's strength",
     "best_decay_fraction": f"{SOLUTION}\nanswer = max(fractions)  # 'the longer the decay, the better'",
     "stable_consensus_point": "w = torch.exp(-alpha * fX)  # not shifted: overflows or underflows\n"
