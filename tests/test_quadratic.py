@@ -297,6 +297,28 @@ CHECK_CASES.update({
 })
 
 
+def _hvp_central_difference(loss_fn, x, v, h=1e-5):
+    def grad(y):
+        y = y.detach().clone().requires_grad_(True)
+        return torch.autograd.grad(loss_fn(y), y)[0]
+    return (grad(x + h * v) - grad(x - h * v)) / (2 * h)
+
+
+def _hvp_without_graph(loss_fn, x, v):
+    x = x.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss_fn(x), x)  # the graph of g is not kept, so g . v cannot be differentiated
+    return torch.autograd.grad(g @ v, x)[0]
+
+
+def test_hvp_check_tells_a_finite_difference_and_a_lost_graph_apart_from_autograd():
+    assert check.hvp(_hvp).status == "correct"
+    fd = check.hvp(_hvp_central_difference)
+    assert fd.status == "close" and "finite difference" in fd.message
+    lost = check.hvp(_hvp_without_graph)
+    assert lost.status == "wrong" and "lost its link to x" in lost.message
+    assert "create_graph" not in lost.message.split("raised")[0]
+
+
 def test_power_sharpness_check_runs_sixty_steps_on_losses_with_a_gap():
     # the check's claim that 60 power steps pin lambda_max far below its 1e-6 tolerance: top two
     # eigenvalues of each hidden loss with a ratio whose 120th power is below 1e-12

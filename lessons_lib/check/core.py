@@ -182,7 +182,8 @@ def _time_limit(seconds: float | None):
 def check_function(fn: Callable, reference: Callable, cases: Sequence[Inputs] | Mapping[str, Inputs], *,
                    rtol: float = 1e-6, close_rtol: float = 0.05,
                    hint: Callable[[Inputs, Any], str] | None = None, close_note: str = CLOSE_NOTE,
-                   nonfinite: str = NONFINITE, praise: str = "", time_limit: float = 10.0) -> CheckResult:
+                   nonfinite: str = NONFINITE, praise: str = "", time_limit: float = 10.0,
+                   error_hint: Callable[[Exception], str | None] | None = None) -> CheckResult:
     """Call the learner's ``fn`` on each case's inputs and compare with ``reference`` on the same inputs.
 
     A case is a dict of keyword arguments (``fn(**case)``) or a tuple of positional ones
@@ -194,7 +195,8 @@ def check_function(fn: Callable, reference: Callable, cases: Sequence[Inputs] | 
     own output, with ``close_note`` and ``nonfinite`` as in :func:`compare`. The cases shown in a
     message are inputs, never outputs. When every case agrees, the message says so, followed by
     ``praise`` if given. A call that takes longer than ``time_limit`` seconds is stopped (see the
-    module docstring) and the verdict is "wrong": it took longer than that.
+    module docstring) and the verdict is "wrong": it took longer than that. A call that raises is "wrong",
+    with the exception's message and, when ``error_hint(exc)`` returns one, a hint about the usual cause.
     """
     check_callable(reference, name="reference")
     if isinstance(cases, (str, bytes)) or not isinstance(cases, (Mapping, Sequence)):
@@ -218,7 +220,9 @@ def check_function(fn: Callable, reference: Callable, cases: Sequence[Inputs] | 
         except NotImplementedError:
             return CheckResult("not attempted", "the function still raises NotImplementedError: fill it in")
         except Exception as exc:  # a learner's bug is feedback, not a traceback
-            return CheckResult("wrong", f"{name}: calling it raised {type(exc).__name__}: {exc}")
+            extra = error_hint(exc) if error_hint is not None else None
+            return CheckResult("wrong", f"{name}: calling it raised {type(exc).__name__}: {exc}"
+                                        + (f"; {extra}" if extra else ""))
         if _missing(value):
             return CheckResult("not attempted", f"the function returned {value!r}: return its result")
         if isinstance(value, torch.Tensor):

@@ -98,9 +98,17 @@ def hvp(fn: Callable) -> CheckResult:
         if got.shape == g.shape and torch.allclose(got, g, rtol=1e-6, atol=1e-12):
             return "you returned the gradient at x; H v is its derivative along v: differentiate g . v once more"
         return ("not H v yet: on a quadratic 0.5 x^T H x your function must return H @ v at every x; "
-                "keep create_graph=True on the first gradient")
+                "differentiate the scalar g . v with respect to x, with v held fixed as given (not normalised, "
+                "not multiplied in afterwards)")
 
-    return check_function(fn, reference, cases, hint=hint, close_rtol=1e-3,
+    def error_hint(exc):
+        if isinstance(exc, RuntimeError) and "does not require grad" in str(exc):
+            return ("the gradient you differentiate a second time has lost its link to x: the first "
+                    "gradient must itself be recorded for differentiation")
+        return None
+
+    # rtol 1e-10: autograd is exact to rounding, while a central finite difference is off by about 1e-8
+    return check_function(fn, reference, cases, hint=hint, rtol=1e-10, close_rtol=1e-3, error_hint=error_hint,
                           close_note="near H v but not equal: a finite difference instead of autograd?")
 
 

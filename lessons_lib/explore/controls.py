@@ -76,11 +76,16 @@ def linear(start: float, stop: float, num: int = 9, *, value: float | None = Non
 
 def log(start: float, stop: float, num: int = 9, *, value: float | None = None,
         label: str | None = None) -> Control:
-    """A log-scale slider from ``start`` to ``stop`` (both > 0), ``num`` geometric stops."""
+    """A log-scale slider from ``start`` to ``stop`` (both > 0), ``num`` geometric stops.
+
+    Each stop is rounded to 12 significant digits, so a stop that is a round number in exact arithmetic is
+    exactly that number (``log(0.125, 4, 21)`` passes through 1.0, not 0.9999999999999998), and a product of
+    stops such as ``lr * a`` lands exactly on 1 or 2 where it should.
+    """
     if not (check_real(start, name="start") > 0 and check_real(stop, name="stop") > 0):
         raise ValueError(f"start: a log slider needs start > 0 and stop > 0, got {start!r}, {stop!r}")
     a, b = (math.log10(v) for v in _check_range(start, stop, num))
-    values = [10 ** (a + (b - a) * i / max(num - 1, 1)) for i in range(num)]
+    values = [float(f"{10 ** (a + (b - a) * i / max(num - 1, 1)):.12g}") for i in range(num)]
     return _grid_control("log", values, value, label)
 
 
