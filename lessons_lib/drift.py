@@ -8,10 +8,15 @@ follow GD more closely:
 * the first-order modified flow, implicit gradient regularisation (IGR),
   ``theta' = -g - (h/2) H g``, the gradient flow of ``E + (h/4) ||g||^2`` (eq-drift-igr), with
   ``O(h^2)`` global error;
-* the next order, ``theta' = -[g + (h/2) H g + h^2 ((1/3) H^2 g + (1/12) D^3E[g, g])]`` (eq-drift-third);
-* on a quadratic, the principal flow, whose coefficient on eigendirection ``i`` is
-  ``log(1 - h lambda_i) / h`` (complex when ``h lambda_i > 1``); it equals GD at every integer time
-  (eq-drift-principal).
+* the second-order modified flow,
+  ``theta' = -[g + (h/2) H g + h^2 ((1/3) H^2 g + (1/12) D^3E[g, g])]`` (eq-drift-mf2), with ``O(h^3)``
+  global error;
+* the principal flow, ``theta' = sum_i [log(1 - h lambda_i) / (h lambda_i)] (g . u_i) u_i`` with
+  ``(lambda_i, u_i)`` the eigenpairs of ``H(theta)`` (eq-drift-pf-general): every term of the form
+  ``h^k H^k g`` of the modified-flow series, summed; it drops the terms with third and higher
+  derivatives, the first of which is ``-(h^2/12) D^3E[g, g]`` (added back with ``correction=True``).
+  On a quadratic it equals GD at every integer time (eq-drift-principal); it is complex when some
+  ``h lambda_i > 1``.
 
 Flows are integrated with SciPy's DOP853 (8th-order Runge-Kutta, rtol 1e-10, atol 1e-12) on float64
 copies of the parameters; vector fields come from :mod:`torch.func` through
@@ -57,8 +62,10 @@ class Flow(Trajectory):
     Attributes:
         status: ``"completed"`` (every time reached), ``"left the ball"`` (``||theta||`` exceeded the
             blow-up radius: ``diverged``), ``"not finite"`` (the field stopped being finite, or the
-            integrator's step size collapsed: ``diverged``), or ``"budget"`` (``max_evals``
-            evaluations of the field were spent first, as on a very stiff flow; not ``diverged``).
+            integrator's step size collapsed: ``diverged``), ``"budget"`` (``max_evals``
+            evaluations of the field were spent first, as on a very stiff flow; not ``diverged``), or
+            ``"complex"`` (:func:`principal_flow` only: the field turned complex, some
+            ``h lambda_i > 1`` with the gradient along ``u_i``; not ``diverged``).
         t_end: the last time the integrator reached.
 
     A flow is integrated between the requested times, not stepped, so where it diverged its rows end
@@ -73,6 +80,14 @@ class Flow(Trajectory):
 
 class _Budget(Exception):
     pass
+
+
+class _Stop(Exception):
+    """Raised by a vector field to end the integration with ``status`` (not a divergence)."""
+
+    def __init__(self, status: str):
+        super().__init__(status)
+        self.status = status
 
 
 def _integrate(field: Callable[[torch.Tensor], torch.Tensor], loss: LossFn, theta0, times, lr: float,
@@ -97,7 +112,11 @@ def _integrate(field: Callable[[torch.Tensor], torch.Tensor], loss: LossFn, thet
         return bool(np.all(np.isfinite(y))) and float(np.linalg.norm(y)) <= radius
 
     y0 = x0.detach().cpu().numpy()
-    if not np.all(np.isfinite(rhs(0.0, y0))):  # the integrator's first step would be NaN and never end
+    try:
+        first = rhs(0.0, y0)
+    except _Stop as stop:
+        raise ValueError(f"theta0: the flow cannot start there ({stop.status})") from None
+    if not np.all(np.isfinite(first)):  # the integrator's first step would be NaN and never end
         raise ValueError("theta0: the flow's vector field is not finite there")
     rows, status, t_end = [y0] * int(np.sum(t <= 0)), "completed", 0.0
     solver = None
@@ -112,6 +131,9 @@ def _integrate(field: Callable[[torch.Tensor], torch.Tensor], loss: LossFn, thet
                 dense = solver.dense_output()
         except _Budget:
             status = "budget"
+            break
+        except _Stop as stop:
+            status = stop.status
             break
         t_end, y = solver.t, solver.y
         while len(rows) < len(t) and t[len(rows)] <= t_end:
@@ -158,7 +180,7 @@ def gradient_flow(loss: LossFn, theta0, *, times, blowup: float = 1e6, rtol: flo
 def modified_flow_field(loss: LossFn, theta: torch.Tensor, *, lr: float, order: int = 1) -> torch.Tensor:
     """The right-hand side of the modified flow of GD with step ``h = lr``.
 
-    ``order=1`` (eq-drift-igr): ``-(g + (h/2) H g)``. ``order=2`` (eq-drift-third): adds
+    ``order=1`` (eq-drift-igr): ``-(g + (h/2) H g)``. ``order=2`` (eq-drift-mf2): adds
     ``-h^2 ((1/3) H^2 g + (1/12) D^3E[g, g])``, where ``D^3E[g, g] = grad_theta (g_s^T H(theta) g_s)``
     with ``g_s`` held fixed.
     """
@@ -180,7 +202,7 @@ def modified_flow_field(loss: LossFn, theta: torch.Tensor, *, lr: float, order: 
 
 def modified_flow(loss: LossFn, theta0, *, lr: float, times, order: int = 1, blowup: float = 1e6,
                   rtol: float = 1e-10, max_evals: int = 5000) -> Flow:
-    """Integrate the modified flow of GD (eq-drift-igr for ``order=1``, eq-drift-third for ``order=2``).
+    """Integrate the modified flow of GD (eq-drift-igr for ``order=1``, eq-drift-mf2 for ``order=2``).
 
     Order 1 is the gradient flow of the modified loss ``E + (h/4) ||grad E||^2`` (implicit gradient
     regularisation, Barrett & Dherin 2021); its global error against GD at a fixed time is
@@ -253,6 +275,123 @@ def principal_flow_quadratic(H, theta0, *, lr: float, times, blowup: float = 1e6
                 float(t[max(kept - 1, 0)]))
 
 
+def principal_vector_field(g, H, *, lr: float) -> torch.Tensor:
+    """The principal-flow vector field from a gradient and a Hessian (eq-drift-pf-general), complex128.
+
+    ``theta' = sum_i r(h lambda_i) (g . u_i) u_i`` with ``r(x) = log(1 - x) / x``, where
+    ``(lambda_i, u_i)`` are the eigenpairs of the symmetric ``H``, ``g`` is the gradient and
+    ``h = lr``. The factor ``r`` is ``-1`` at ``x = 0`` (the gradient flow's), ``-(1 + x/2 + x^2/3
+    + ...)`` for ``|x| < 1`` (the modified flows' ``h^k H^k g`` terms, summed), complex with imaginary
+    part ``pi / x`` for ``x > 1``, and ``-inf`` at ``x = 1`` exactly (that component vanishes in one
+    GD step: no finite flow does that), where the field is not finite unless ``g . u_i = 0``.
+
+    Args:
+        g: the gradient ``grad E(theta)``, shape ``(n,)``.
+        H: the Hessian ``grad^2 E(theta)``, shape ``(n, n)``, symmetric.
+        lr: the GD step ``h > 0``.
+
+    Returns:
+        The field, shape ``(n,)``, complex128 (its imaginary part is 0 when every ``h lambda_i < 1``).
+
+    References:
+        Rosca, Wu, Qin & Dherin (2023), On a continuous time model of gradient descent dynamics and
+        instability in deep learning, TMLR, arXiv:2302.01952.
+    """
+    h = check_positive(lr, name="lr")
+    H = quadratic.check_hessian(H)
+    g = as_tensor(g, name="g", device=H.device)
+    if g.shape != (H.shape[0],):
+        raise ValueError(f"g: expected shape ({H.shape[0]},), got {tuple(g.shape)}")
+    lam, U = torch.linalg.eigh(H.to(torch.float64))
+    proj = U.T @ g.to(torch.float64)
+    x = h * lam
+    # log|1 - x| / x in real arithmetic (log1p keeps it accurate near x = 0), plus i pi / x past x = 1
+    with torch.no_grad():
+        safe = torch.where(x == 0, torch.ones_like(x), x)
+        real = torch.where(x == 0, -torch.ones_like(x), torch.log1p(-x).where(x < 1, torch.log((x - 1).abs())) / safe)
+        imag = torch.where(x > 1, math.pi / safe, torch.zeros_like(x))
+    coeff = torch.complex(real, imag)
+    terms = torch.where(proj == 0, torch.zeros_like(coeff), coeff * proj)  # no inf * 0 for an unused direction
+    return U.to(torch.complex128) @ terms
+
+
+def principal_flow_field(loss: LossFn, theta: torch.Tensor, *, lr: float, correction: bool = False) -> torch.Tensor:
+    """The principal flow's vector field at ``theta`` (eq-drift-pf-general), complex128.
+
+    :func:`principal_vector_field` of the loss's gradient and dense Hessian at ``theta`` (one
+    eigendecomposition: for small models). With ``correction=True`` the lowest-order term the principal
+    flow leaves out, ``-(h^2/12) D^3E[g, g]`` (the third-derivative term of eq-drift-mf2), is added, as
+    in the public notebooks of Rosca et al. (2023); with it the field agrees with the modified-flow
+    series up to ``O(h^3)`` terms.
+
+    Args:
+        loss: maps a flat real parameter tensor of shape ``(n,)`` to a scalar.
+        theta: the point, shape ``(n,)``, real.
+        lr: the GD step ``h > 0``.
+        correction: add ``-(h^2/12) D^3E[g, g]``.
+
+    Returns:
+        Shape ``(n,)``, complex128.
+    """
+    check_callable(loss, name="loss")
+    theta = check_float_tensor(theta, name="theta")
+    if theta.ndim != 1:
+        raise ValueError(f"theta: expected a flat tensor of shape (n,), got {tuple(theta.shape)}")
+    if not bool(torch.isfinite(theta).all()):  # the eigendecomposition below would fail on NaN
+        raise ValueError("theta: contains NaN or infinite values")
+    if not isinstance(correction, bool):
+        raise ValueError(f"correction: expected True or False, got {correction!r}")
+    h = check_positive(lr, name="lr")
+    g, pullback = vjp(grad(loss), theta)  # linearise the gradient map once: H e_j for every basis vector
+    H = torch.stack([pullback(e)[0] for e in torch.eye(len(theta), dtype=theta.dtype, device=theta.device)])
+    out = principal_vector_field(g, 0.5 * (H + H.T), lr=h)
+    if correction:
+        gs = g.detach()
+        third = grad(lambda p: gs @ vjp(grad(loss), p)[1](gs)[0])(theta)
+        out = out - (h**2 / 12) * third.to(torch.complex128)
+    return out
+
+
+def principal_flow(loss: LossFn, theta0, *, lr: float, times, correction: bool = False, blowup: float = 1e6,
+                   rtol: float = 1e-10, max_evals: int = 5000, imag_tol: float = 1e-9) -> Flow:
+    """Integrate the principal flow of GD (eq-drift-pf-general) on a general loss, while it stays real.
+
+    The field is real as long as the gradient has no component along an eigenvector with
+    ``h lambda_i > 1``. Past that the flow is complex and needs the loss continued to complex
+    parameters, which this function does not do: the integration stops with ``status="complex"``
+    (not ``diverged``) at the first field whose imaginary part exceeds ``imag_tol`` times its size.
+    On a quadratic use :func:`principal_flow_quadratic`, which is exact in the complex regime too.
+
+    Args:
+        loss: maps a flat parameter tensor of shape ``(n,)`` to a scalar.
+        theta0: start, shape ``(n,)``.
+        lr: the GD step ``h > 0``.
+        times: evaluation times (GD step ``k`` is time ``k h``).
+        correction: add the lowest-order term the principal flow leaves out (see
+            :func:`principal_flow_field`).
+        blowup, rtol, max_evals: as in :func:`gradient_flow`.
+        imag_tol: relative size of the imaginary part that ends the real integration.
+
+    Returns:
+        A real :class:`Flow`; ``status`` says why it ended.
+
+    Raises:
+        ValueError: naming ``theta0`` if the field is already complex (or not finite) there.
+    """
+    h = check_positive(lr, name="lr")
+    imag_tol = check_positive(imag_tol, name="imag_tol")
+    if not isinstance(correction, bool):
+        raise ValueError(f"correction: expected True or False, got {correction!r}")
+
+    def field(x):
+        f = principal_flow_field(loss, x, lr=h, correction=correction)
+        if float(f.imag.abs().max()) > imag_tol * max(float(f.abs().max()), 1e-300):
+            raise _Stop("complex")
+        return f.real
+
+    return _integrate(field, loss, theta0, times, h, check_positive(blowup, name="blowup"), rtol, max_evals)
+
+
 def drift_adjusted_lr(loss: LossFn, theta, *, power: float = 1.0, scale: float = 1.0, cap: float = 5.0) -> float:
     """Drift-adjusted learning rate ``h = scale * 2 / (||H g|| / ||g||)^p``, at most ``cap`` (eq-drift-dal).
 
@@ -261,8 +400,11 @@ def drift_adjusted_lr(loss: LossFn, theta, *, power: float = 1.0, scale: float =
     ``h = 2 scale / (||H g|| / ||g||)``: a large step where the gradient points along flat
     directions, a small one where it points along sharp ones. ``power`` tempers the adaptation
     (``power = 0``: the constant rate ``2 scale``). At a stationary point the cap is returned.
-    ``scale = 1`` puts GD exactly at the stability limit of the gradient's direction (a two-cycle if
-    the gradient is an eigenvector); ``scale < 1`` keeps a margin.
+    ``||H g|| / ||g||`` is an upper bound on the curvature along the gradient, ``g^T H g / ||g||^2``
+    (Cauchy-Schwarz), equal to it only when ``g`` is an eigenvector of ``H``; so with ``power = 1``
+    and ``scale = 1`` the step is at or below the stability limit ``2 / (g^T H g / ||g||^2)`` of the
+    gradient's direction (exactly at it, a two-cycle, when ``g`` is an eigenvector), and
+    ``scale < 1`` keeps a margin.
     """
     check_callable(loss, name="loss")
     return _dal_step(loss, as_tensor(theta, name="theta"), *_check_dal(power, scale, cap))[0]

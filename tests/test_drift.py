@@ -8,11 +8,12 @@ so these values are pinned to 2e-3, the precision the chapter prints them with.
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from conftest import random_spd
 
-from lessons_lib import backend, check, descent, quadratic
+from lessons_lib import backend, check, curvature, descent, quadratic
 from lessons_lib import drift as D
 
 TH0 = torch.tensor([1.0, 0.8], dtype=torch.float64)
@@ -259,7 +260,35 @@ from checkcases import Case  # noqa: E402
 
 _PRINCIPAL = cmath.log(complex(1 - 0.5 * 3.0)) / 0.5  # log(1 - h lambda) / h at h = 0.5, lambda = 3
 
+def _pf_field(g, H, lr, *, conj=False, over_h=False, scale=1.0):
+    """The principal-flow field written out; ``conj``: the -pi branch; ``over_h``: divided by h, not h*lambda."""
+    lam, U = torch.linalg.eigh(H)
+    x = lr * lam
+    log_factor = torch.log1p((-x).to(torch.complex128))
+    coeff = torch.where(x == 0, -1.0 + 0j, log_factor / torch.where(x == 0, 1.0, lr if over_h else x))
+    out = U.to(torch.complex128) @ (coeff * (U.T @ g).to(torch.complex128)) * scale
+    return out.conj() if conj else out
+
+
+def _pf_real_part(g, H, lr):
+    return _pf_field(g, H, lr).real
+
+
+_FIELD_EXPECTED = [v for g, H, lr in check.drift.FIELD_CASES.values()
+                   for z in D.principal_vector_field(g, H, lr=lr).tolist() for v in (z.real, z.imag) if v != 0]
+
 CHECK_CASES = {
+    "principal_field": Case(
+        _pf_field, lambda g, H, lr: _pf_field(g, H, lr, scale=1.01),
+        (lambda g, H, lr: _pf_field(g, H, lr, conj=True), lambda g, H, lr: _pf_field(g, H, lr, over_h=True),
+         lambda g, H, lr: -_pf_field(g, H, lr), lambda g, H, lr: -(g + 0.5 * lr * H @ g)),
+        expected=_FIELD_EXPECTED, inputs=[1, 4, 0.5, -1, 0.1, 3, 0, 2.5, 0.3, 0.6, 2, 1e-16, 1 / 2],
+        function=True, nan=lambda g, H, lr: torch.full((len(g),), float("nan"), dtype=torch.complex128),
+        hints=((lambda g, H, lr: _pf_field(g, H, lr, conj=True), "wrong sign"),
+               (lambda g, H, lr: _pf_field(g, H, lr, over_h=True), "not by h"),
+               (lambda g, H, lr: -_pf_field(g, H, lr), "points the wrong way"),
+               (lambda g, H, lr: -(g + 0.5 * lr * H @ g), "first-order modified flow"),
+               (_pf_real_part, "in complex arithmetic"))),
     "principal_coefficient": Case(_PRINCIPAL, _PRINCIPAL * 1.01,
                                   (_PRINCIPAL.conjugate(), complex(_PRINCIPAL.real, 0.0), 1 + 1j),
                                   expected=[_PRINCIPAL.real, _PRINCIPAL.imag], inputs=[0.5, 3.0],
@@ -309,3 +338,152 @@ def test_principal_flow_default_blowup_radius_is_a_million_times_the_start(facto
     flow = D.principal_flow_quadratic(torch.eye(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64), lr=h,
                                       times=[0.0, h])
     assert flow.diverged is diverged
+
+
+# --- the general principal flow (eq-drift-pf-general) -------------------------------------------------
+
+@pytest.mark.parametrize("hl", [0.5, 1.5, 2.5])
+def test_principal_flow_field_on_a_quadratic_is_the_matrix_logarithm(hl):
+    """On E = theta^T H theta / 2 the field is log(I - hH) theta / h, complex past h lambda_max = 1."""
+    H = random_spd(4, 7, shift=0.2)
+    lam, U = torch.linalg.eigh(H)
+    h = hl / float(lam[-1])
+    theta = torch.tensor([0.3, -0.7, 1.1, 0.2], dtype=torch.float64)
+    field = D.principal_flow_field(quadratic.quadratic_loss(H), theta, lr=h)
+    logm = (U.to(torch.complex128) @ torch.diag(torch.log((1 - h * lam).to(torch.complex128)) / h)
+            @ U.T.to(torch.complex128))
+    assert float((field - logm @ theta.to(torch.complex128)).abs().max()) < 1e-12
+    assert (float(field.imag.abs().max()) > 1e-3) is (hl > 1)
+
+
+def test_principal_vector_field_is_minus_g_along_a_zero_eigenvalue_and_sums_the_modified_series():
+    g = torch.tensor([0.7, -0.4], dtype=torch.float64)
+    assert torch.allclose(D.principal_vector_field(g, torch.zeros(2, 2, dtype=torch.float64), lr=0.3),
+                          -g.to(torch.complex128), atol=0)
+    H = torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
+    h = 0.05  # h lambda_max = 0.11: the series -sum_k h^k H^k g / (k + 1) converges fast
+    series = -sum(h**k * torch.linalg.matrix_power(H, k) @ g / (k + 1) for k in range(40))
+    assert float((D.principal_vector_field(g, H, lr=h) - series).abs().max()) < 1e-14
+
+
+def test_principal_flow_agrees_with_the_second_order_modified_flow_to_third_order_on_the_factorisation():
+    """With the correction the field differs from eq-drift-mf2 by O(h^3): halving h divides the gap by 8."""
+    theta = torch.tensor([1.7, 0.3], dtype=torch.float64)
+
+    def gap(h):
+        pf = D.principal_flow_field(D.factorisation_loss, theta, lr=h, correction=True).real
+        return float((pf - D.modified_flow_field(D.factorisation_loss, theta, lr=h, order=2)).norm())
+
+    ratio = gap(0.02) / gap(0.01)
+    assert 7.5 < ratio < 8.5, ratio  # measured 8.0
+    # without the correction the gap is, to leading order, the h^2/12 third-derivative term it leaves out
+    h = 0.005
+    raw = D.principal_flow_field(D.factorisation_loss, theta, lr=h)
+    left_out = raw - D.principal_flow_field(D.factorisation_loss, theta, lr=h, correction=True)
+    gap_raw = float((raw.real - D.modified_flow_field(D.factorisation_loss, theta, lr=h, order=2)).norm())
+    assert 0.9 < gap_raw / float(left_out.abs().norm()) < 1.1  # measured about 1.03
+
+
+def test_integrated_principal_flow_on_a_quadratic_is_gd_at_integer_times():
+    H = torch.diag(torch.tensor([2.0, 0.02], dtype=torch.float64))
+    h, n = 0.4, 6  # h lambda_max = 0.8: a real flow
+    flow = D.principal_flow(quadratic.quadratic_loss(H), [-0.35, -0.2], lr=h, times=np.arange(n + 1) * h)
+    gd = quadratic.gd_quadratic(H, [-0.35, -0.2], lr=h, steps=n)
+    assert flow.status == "completed" and float((flow.params - gd.params).abs().max()) < 1e-8
+
+
+def test_principal_flow_follows_gd_on_the_factorisation_far_closer_than_the_igr_flow():
+    """uv = 1 model from (2.5, 0.2), h = 0.12 (h lambda_max up to 0.78), 10 steps: measured max distance from
+    GD 1.2e-3 for the principal flow, 2.15e-2 for IGR (ratio 0.056)."""
+    th0, h, n = [2.5, 0.2], 0.12, 10
+    times = np.arange(n + 1) * h
+    gd = descent.gd(D.factorisation_loss, torch.tensor(th0, dtype=torch.float64), lr=h, steps=n).params
+    pf = D.principal_flow(D.factorisation_loss, th0, lr=h, times=times, rtol=1e-9)
+    igr = D.modified_flow(D.factorisation_loss, th0, lr=h, times=times, rtol=1e-9)
+    assert pf.status == "completed"
+    e_pf = float((pf.params - gd).norm(dim=1).max())
+    e_igr = float((igr.params - gd).norm(dim=1).max())
+    assert e_pf < 0.1 * e_igr, (e_pf, e_igr)
+
+
+def test_principal_flow_stops_where_it_turns_complex_and_the_igr_flow_never_escapes_the_sharp_start():
+    """From (4, 0.1) with h = 0.2 (h lambda = 3.2) GD catapults to the far branch of uv = 1; the principal flow
+    has a growing direction there (real part of its coefficient > 0), the IGR flow settles nearby."""
+    start = torch.tensor([4.0, 0.1], dtype=torch.float64)
+    H = curvature.hessian(D.factorisation_loss, start)
+    assert float(D.principal_flow_coefficients(H, lr=0.2).real.max()) > 0
+    flow = D.principal_flow(D.factorisation_loss, start, lr=0.05, times=[0.0, 0.5])  # h lambda = 0.8 < 1: real
+    assert flow.status == "completed"
+    with pytest.raises(ValueError, match="^theta0:"):
+        D.principal_flow(D.factorisation_loss, start, lr=0.2, times=[0.0, 1.0])  # complex from the start
+    run = D.factorisation_gd(4.0, 0.1, lr=0.2, steps=3000)
+    u, v = run.trajectory.params[-1].tolist()
+    assert run.converged and u < 0 and v < 0 and run.final_sharpness < 2.1  # the negative branch, near (-1, -1)
+    igr = D.modified_flow(D.factorisation_loss, start, lr=0.2, times=[0.0, 20.0])
+    u, v = igr.params[-1].tolist()
+    assert u > 3 and u * v == pytest.approx(1, abs=1e-6) and u**2 + v**2 > 10
+
+
+def test_principal_flow_turns_complex_midway_and_says_so():
+    """From (0.1, 0.2) towards the minimum near (0.86, 0.86) the sharpness rises from about 1 to about 1.5; with
+    h = 0.6, h lambda passes 1 on the way (measured: at t = 2.7) and the real integration stops there."""
+    times = np.linspace(0, 10, 21)
+    flow = D.principal_flow(D.factorisation_loss, [0.1, 0.2], lr=0.6, times=times)
+    assert flow.status == "complex" and not flow.diverged and 0 < flow.t_end < 10 and 1 < len(flow.params) < 21
+    lams = [float(torch.linalg.eigvalsh(curvature.hessian(D.factorisation_loss, p))[-1]) for p in flow.params]
+    assert 0.6 * lams[0] < 0.6 * lams[-1] < 1  # the rows kept are real: h lambda_max still below 1
+    assert times[len(flow.params) - 1] <= flow.t_end < times[len(flow.params)]
+
+
+def test_gradient_flow_can_blow_up_in_finite_time():
+    """theta' = theta^3 (E = -theta^4 / 4) from 1: theta(t) = 1 / sqrt(1 - 2t), infinite at t = 1/2."""
+    flow = D.gradient_flow(lambda p: -(p**4).sum() / 4, [1.0], times=[0.0, 0.4, 0.6])
+    # the integrator cannot pass t = 1/2: it spends its budget of field evaluations against the singularity
+    assert flow.status in ("budget", "left the ball") and flow.params.shape == (2, 1)
+    assert flow.t_end == pytest.approx(0.5, abs=1e-6)
+    assert float(flow.params[1, 0]) == pytest.approx(1 / math.sqrt(0.2), rel=1e-8)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_drift_adjusted_ratio_bounds_the_curvature_along_the_gradient(seed):
+    """||Hg|| / ||g|| >= g^T H g / ||g||^2, with equality for an eigenvector: the DAL step with s = 1 is at or
+    below the stability limit of the gradient's direction, not at it."""
+    gen = torch.Generator().manual_seed(seed)
+    theta = torch.randn(2, generator=gen, dtype=torch.float64) * 2
+    g = torch.func.grad(D.factorisation_loss)(theta)
+    H = curvature.hessian(D.factorisation_loss, theta)
+    h = D.drift_adjusted_lr(D.factorisation_loss, theta, cap=1e9)
+    rayleigh = float(g @ H @ g / (g @ g))
+    assert h * abs(rayleigh) <= 2 + 1e-12
+    assert h * abs(rayleigh) < 1.999  # strictly below: g is not an eigenvector at a random point
+    quad = quadratic.quadratic_loss(torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64)))
+    on_axis = D.drift_adjusted_lr(quad, torch.tensor([0.0, 0.3], dtype=torch.float64))  # g is an eigenvector
+    assert on_axis * 4.0 == pytest.approx(2.0, rel=1e-12)
+
+
+def test_principal_flow_names_its_bad_arguments():
+    theta = torch.tensor([1.0, 0.5], dtype=torch.float64)
+    with pytest.raises(ValueError, match="^lr:"):
+        D.principal_flow_field(D.factorisation_loss, theta, lr=0.0)
+    with pytest.raises(ValueError, match="^correction:"):
+        D.principal_flow_field(D.factorisation_loss, theta, lr=0.1, correction=1)
+    with pytest.raises(ValueError, match="^g:"):
+        D.principal_vector_field(torch.ones(3, dtype=torch.float64), torch.eye(2, dtype=torch.float64), lr=0.1)
+    with pytest.raises(ValueError, match="^imag_tol:"):
+        D.principal_flow(D.factorisation_loss, theta, lr=0.1, times=[0.0, 1.0], imag_tol=-1.0)
+    with pytest.raises(ValueError, match="^loss:"):
+        D.principal_flow_field(None, theta, lr=0.1)
+
+
+# --- divergence cases (collected by tests/test_divergence.py) ---
+
+def _saddle_principal_flow(m):
+    """The principal flow on m (x^2 - y^2) / 2 from (0, 0.5) with h = 2, m times the rate 2 / m: along y it is real
+    and grows by log(1 + 2m) / 2 per unit time, like GD's factor 1 + 2m per step."""
+    return D.principal_flow(lambda p: 0.5 * m * (p[0] ** 2 - p[1] ** 2), [0.0, 0.5], lr=2.0,
+                            times=[2.0 * k for k in range(21)])
+
+
+DIVERGENCE_CASES = {"drift.principal_flow": (_saddle_principal_flow, "diverges", ())}
+NOT_RUNNERS = {"drift.principal_vector_field": "a vector field at one point: no dynamics",
+               "drift.principal_flow_field": "a vector field at one point: no dynamics"}
