@@ -109,7 +109,9 @@ def decay_schedule(peak: float, *, length: int, shape: Shape = "linear", final: 
     ``final + (peak - final) * S(s)`` with ``S = 1 - s`` (linear), ``1 - sqrt(s)`` (sqrt, the
     Hägele et al. 2024 cooldown) or ``(1 + cos(pi s)) / 2`` (cosine); ``peak / (1 + s (peak/final - 1))``
     (inverse) or ``peak**(1-s) * final**s`` = ``peak (final/peak)**s`` (exponential, MiniCPM-style).
-    This is the decay phase of eq-wsd-schedule.
+    In the unified form of eq-wsd-schedule, ``peak * D(s)`` with ``r = final / peak`` and
+    ``D(s) = r + (1 - r) S(s)`` for the first three shapes, ``r**s`` (exponential) and
+    ``1 / (1 + s (1/r - 1))`` (inverse): every shape is ``peak`` at ``s = 0`` and ``final`` at ``s = 1``.
 
     Args:
         peak: value at the first decay step; > 0.
@@ -384,6 +386,35 @@ def wsd_s_schedule(peak: float, *, checkpoints: Sequence[int], warmup: int, deca
         decay = decay_schedule(peak, length=max(d, 1), shape=shape, final=final)
         pieces += [(constant_schedule(peak), stable), (decay, d)]
     return _join_nonempty(pieces)
+
+
+def cyclic_cosine_schedule(peak: float, *, checkpoints: Sequence[int], warmup: int = 0,
+                           final: float = 0.0) -> Schedule:
+    """Cyclic cosine: a half cosine from ``peak`` to ``final`` over every period between checkpoints.
+
+    Period ``i`` spans ``[C_{i-1}, C_i)`` (``C_0 = 0``). The first period warms up linearly
+    (``peak (t + 1) / warmup``) and then decays; each later period restarts at ``peak`` and decays
+    ``eta(t) = final + (peak - final) (1 + cos(pi s)) / 2`` with ``s = (t - C_{i-1}) / (C_i - C_{i-1} - 1)``,
+    so ``final`` is reached at step ``C_i - 1`` (eq-wsd-schedule with the cosine shape and
+    ``T_d`` the whole period). It is WSD-S with no stable phase: ``wsd_s_schedule(..., decay_frac=1,
+    shape="cosine")``. Wen et al. (2025) compare WSD-S against such a schedule ("Cyclic-Cosine"); the
+    exact form they use (restart value, warmup) is our reading, not checked against their code.
+
+    Args:
+        peak: eta_max, > 0.
+        checkpoints: strictly increasing positive steps C_1 < ... < C_n.
+        warmup: warmup steps in the first period, 0 <= warmup <= C_1.
+        final: eta_min at the end of every period, 0 <= final < peak.
+
+    Raises:
+        ValueError: naming ``peak``, ``checkpoints``, ``warmup`` or ``final``.
+
+    References:
+        Wen et al. (2025), Understanding Warmup-Stable-Decay Learning Rates: A River Valley Loss
+        Landscape Perspective, arXiv:2410.05192.
+    """
+    return wsd_s_schedule(peak, checkpoints=checkpoints, warmup=warmup, decay_frac=1.0, shape="cosine",
+                          final=final)
 
 
 def schedule_values(schedule: Schedule, total: int) -> torch.Tensor:

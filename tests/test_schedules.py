@@ -202,3 +202,53 @@ def test_branch_plan_with_period_decays_matches_wsd_s_decays():
 def test_a_one_step_warmup_is_already_at_the_peak():
     # warmup convention: eta(t) = peak * (t + 1) / warmup, so with warmup = 1 step 0 trains at the peak
     assert float(S.wsd_schedule(2.0, total=4, warmup=1, decay_frac=0.0)(0)) == 2.0
+
+
+def _printed_decay(shape, s, r):
+    """The decay factor D(s) of eq-wsd-schedule as the chapter prints it, written out independently."""
+    return {"linear": r + (1 - r) * (1 - s), "sqrt": r + (1 - r) * (1 - math.sqrt(s)),
+            "cosine": r + (1 - r) * (1 + math.cos(math.pi * s)) / 2, "exponential": r**s,
+            "inverse": 1 / (1 + s * (1 / r - 1))}[shape]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_decay_follows_the_printed_equation_and_ends_at_eta_min_not_twice_it(shape):
+    # eq-wsd-schedule: eta = eta_max D((t - (T - T_d)) / (T_d - 1)) in the decay, D(0) = 1, D(1) = r
+    peak, final, T, T_w, T_d = 2.0, 0.02, 40, 4, 12  # r = 0.01
+    f = S.wsd_schedule(peak, total=T, warmup=T_w, decay_frac=T_d / T, shape=shape, final=final)
+    v = S.schedule_values(f, T)
+    for t in range(T - T_d, T):
+        s = (t - (T - T_d)) / (T_d - 1)
+        assert math.isclose(float(v[t]), peak * _printed_decay(shape, s, final / peak), rel_tol=1e-12), (t, shape)
+    # the last step is eta_min; the earlier printed form eta_min + (eta_max - eta_min) S(1) gave about 2 eta_min
+    assert math.isclose(float(v[-1]), final, rel_tol=1e-12)
+
+
+def test_cyclic_cosine_restarts_a_full_cosine_every_period():
+    f = S.cyclic_cosine_schedule(1.0, checkpoints=[5, 10], warmup=0)
+    half = [(1 + math.cos(math.pi * k / 4)) / 2 for k in range(5)]  # s = k / 4 over each 5-step period
+    assert torch.allclose(S.schedule_values(f, 12), torch.tensor(half + half + [0.0, 0.0], dtype=torch.float64),
+                          atol=1e-15)
+    # with warmup the first period warms up and then decays over what is left; later periods restart at peak
+    g = S.cyclic_cosine_schedule(2.0, checkpoints=[6, 16, 26], warmup=2, final=0.2)
+    v = S.schedule_values(g, 26)
+    assert v.tolist()[:3] == [1.0, 2.0, 2.0] and math.isclose(float(v[5]), 0.2, rel_tol=1e-12)
+    for start, end in ((6, 16), (16, 26)):
+        assert float(v[start]) == 2.0 and math.isclose(float(v[end - 1]), 0.2, rel_tol=1e-12)
+        assert bool((v[start:end].diff() < 0).all())  # no stable phase: it decays all the time
+    assert torch.equal(v, S.schedule_values(S.wsd_s_schedule(2.0, checkpoints=[6, 16, 26], warmup=2, decay_frac=1.0,
+                                                              shape="cosine", final=0.2), 26))
+    with pytest.raises(ValueError, match="^checkpoints:"):
+        S.cyclic_cosine_schedule(1.0, checkpoints=[5, 5])
+    with pytest.raises(ValueError, match="^final:"):
+        S.cyclic_cosine_schedule(1.0, checkpoints=[5], final=1.0)
+
+
+# --- the book-wide fuzz test's baseline call of the new schedule (tests/test_fuzz.py)
+
+from fuzz_specs import Spec  # noqa: E402
+
+FUZZ_SPECS = {
+    "schedules.cyclic_cosine_schedule": Spec(lambda: dict(peak=0.1, checkpoints=[10, 20], warmup=1),
+                                             positive="peak", nonneg="final"),
+}
