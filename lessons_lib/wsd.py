@@ -15,10 +15,20 @@ rate and divergence in its one meaning (the state leaves a ball of radius ``blow
 start; the run is frozen and flagged). Their histories cover every recorded step: after the loop
 stops (once every run has diverged) the frozen state's values are repeated.
 
-The bigram task is the paper's picture of how a river valley arises in next-token prediction
-(our reconstruction): tokens with one deterministic successor make the river (their excess loss
-can go to 0 only as their logits grow without bound), tokens with several equally likely successors
-make the hills (their excess loss is set by SGD noise and the learning rate).
+The bigram task is our reconstruction of the paper's picture of how a river valley arises in
+next-token prediction. Its excess loss splits exactly, row by row, into two parts
+(:func:`support_split`, eq-wsd-leakage):
+
+* the *leakage* ``-log sum_{j in supp P_i} q_ij``, the probability mass the model still puts on
+  successors that never occur. It goes to 0 only as those logits go to ``-inf``, so it is progress
+  along a river. A deterministic token's whole excess is leakage, and so is most of a stochastic
+  token's excess early in training;
+* the *within-support* KL between ``P_i`` and the model renormalised on the support: the shape of
+  the prediction among the successors that do occur. Only stochastic tokens have one; SGD noise
+  keeps it above 0 at a rate set by the current learning rate, so it is the hill.
+
+Splitting by token kind instead (deterministic tokens = river, stochastic tokens = hill) credits
+the stochastic tokens' leakage, a progress quantity, to the hill.
 
 References:
     Wen, Li, Wang, Hall, Liang & Ma (2025), Understanding Warmup-Stable-Decay Learning Rates: A River
@@ -156,6 +166,58 @@ def sgd_valley(valley: RiverValley, start, *, schedule: Schedule, steps: int, si
 
 # --- the bigram language model -------------------------------------------------------------------
 
+def support_split(p: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ``KL(p || softmax(logits))`` row by row into leakage and within-support parts (eq-wsd-leakage).
+
+    With ``q = softmax(logits)``, the support ``S = {j : p_j > 0}`` and the mass ``m = sum_{j in S} q_j``
+    that the model puts on it,
+
+    ``KL(p || q) = -log m + KL(p || q_S / m)``:
+
+    the *leakage* ``-log m >= 0`` (mass on successors that never occur; a river quantity, 0 only in
+    the limit of infinitely negative logits off the support) plus the *within-support* KL between
+    ``p`` and the model renormalised on ``S`` (the hill). Computed with log-sum-exp, so large
+    logits neither overflow nor underflow.
+
+    Args:
+        p: target distributions, shape ``(..., V)``, each row >= 0 and summing to 1.
+        logits: model logits, shape ``(..., V)`` (broadcast against ``p``).
+
+    Returns:
+        ``(leak, within)``, each of the broadcast batch shape ``(...)``.
+
+    Raises:
+        ValueError: naming ``p`` (negative entries, rows not summing to 1, not finite) or ``logits``
+            (not finite, or a shape that does not broadcast).
+
+    References:
+        Wen, Li, Wang, Hall, Liang & Ma (2025), Understanding Warmup-Stable-Decay Learning Rates: A
+        River Valley Loss Landscape Perspective, ICLR, arXiv:2410.05192 (the bigram river valley; this
+        split is ours).
+    """
+    p = as_tensor(p, name="p")
+    logits = as_tensor(logits, name="logits", device=p.device)
+    if p.ndim == 0 or logits.ndim == 0:
+        raise ValueError("p: expected distributions over a last axis of size V, got a scalar"
+                         if p.ndim == 0 else "logits: expected a last axis of size V, got a scalar")
+    if not bool(torch.isfinite(p).all()) or bool((p < 0).any()):
+        raise ValueError("p: entries must be finite and >= 0")
+    if not torch.allclose(p.sum(dim=-1), torch.ones((), dtype=p.dtype, device=p.device), atol=1e-9):
+        raise ValueError("p: every row must sum to 1")
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("logits: must be finite")
+    try:
+        p, logits = torch.broadcast_tensors(p, logits)
+    except RuntimeError:
+        raise ValueError(f"logits: shape {tuple(logits.shape)} does not broadcast with p's {tuple(p.shape)}") from None
+    support = p > 0
+    logq = torch.log_softmax(logits, dim=-1)
+    log_mass = torch.logsumexp(logq.masked_fill(~support, -math.inf), dim=-1)  # log m, <= 0
+    logp = torch.where(support, p.log(), torch.zeros_like(p))
+    within = torch.where(support, p * (logp - logq + log_mass.unsqueeze(-1)), torch.zeros_like(p)).sum(dim=-1)
+    return (-log_mass).clamp(min=0), within.clamp(min=0)
+
+
 @dataclass(frozen=True)
 class BigramTask:
     """A bigram source over ``vocab`` tokens: the previous token is uniform, the next one follows ``P``.
@@ -178,21 +240,38 @@ class BigramTask:
         logp = torch.where(self.P > 0, self.P.log(), torch.zeros_like(self.P))
         return float(-(self.P * logp).sum(dim=1).mean())
 
-    def excess(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact population excess loss ``mean_i KL(P_i || softmax(W_i))`` split into (river, hill).
-
-        Each part is the contribution of its tokens to the mean over all ``V`` previous tokens, so
-        ``river + hill`` is the total excess cross-entropy. ``logits`` has shape ``(..., V, V)``.
-        """
+    def _logits(self, logits) -> torch.Tensor:
         logits = as_tensor(logits, name="logits", device=self.P.device)
         if logits.shape[-2:] != self.P.shape:
             raise ValueError(f"logits: expected shape (..., {self.P.shape[0]}, {self.P.shape[1]}), "
                              f"got {tuple(logits.shape)}")
+        return logits
+
+    def excess(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact population excess loss ``mean_i KL(P_i || softmax(W_i))`` split by *token kind*.
+
+        Returns ``(deterministic, stochastic)``: each is the contribution of its tokens to the mean
+        over all ``V`` previous tokens, so their sum is the total excess cross-entropy
+        (eq-wsd-bigram). ``logits`` has shape ``(..., V, V)``; the results have shape ``(...)``.
+        This is *not* the river/hill split: a stochastic token's excess is mostly leakage, a river
+        quantity (see :meth:`split`).
+        """
+        logits = self._logits(logits)
         logq = torch.log_softmax(logits, dim=-1)
         logp = torch.where(self.P > 0, self.P.log(), torch.zeros_like(self.P))
         kl = (self.P * (logp - logq)).sum(dim=-1)  # (..., V)
         V = self.vocab
         return (kl * self.deterministic).sum(dim=-1) / V, (kl * ~self.deterministic).sum(dim=-1) / V
+
+    def split(self, logits: torch.Tensor) -> RiverHill:
+        """Exact population excess loss split into river (leakage) and hill (within-support) parts.
+
+        ``river = mean_i leak_i`` and ``hill = mean_i within_i`` with the per-row parts of
+        :func:`support_split` (eq-wsd-leakage); ``river + hill`` equals the sum of :meth:`excess`
+        up to rounding. ``logits`` has shape ``(..., V, V)``; the parts have shape ``(...)``.
+        """
+        leak, within = support_split(self.P, self._logits(logits))
+        return RiverHill(river=leak.mean(dim=-1), hill=within.mean(dim=-1))
 
 
 def bigram_task(vocab: int = 40, *, deterministic_frac: float = 0.5, branching: int = 5,
@@ -219,18 +298,32 @@ def bigram_task(vocab: int = 40, *, deterministic_frac: float = 0.5, branching: 
 
 @dataclass(frozen=True)
 class BigramRun(RiverHill):
-    """Excess loss over training, batched over seeds: ``river``/``hill`` have shape ``(K, S)``.
+    """Excess loss over training, batched over seeds: ``river``/``hill``/``deterministic`` have shape ``(K, S)``.
 
-    ``steps`` (K,) are the recorded steps, ``lr`` (steps,) the schedule, ``logits`` (S, V, V) the
-    final logit tables; ``diverged``/``diverged_at`` (S,) flag seeds whose logits blew up (frozen
-    there; their later records repeat the frozen values).
+    ``river`` is the leakage and ``hill`` the within-support part (:meth:`BigramTask.split`,
+    eq-wsd-leakage); ``deterministic`` is the deterministic tokens' excess (all of it leakage, so
+    part of ``river``); ``stochastic_leakage = river - deterministic`` is the part of the river that
+    a split by token kind would have called hill. ``steps`` (K,) are the recorded steps, ``lr``
+    (steps,) the schedule, ``logits`` (S, V, V) the final logit tables; ``diverged``/``diverged_at``
+    (S,) flag seeds whose logits blew up (frozen there; their later records repeat the frozen values).
     """
 
+    deterministic: torch.Tensor
     steps: torch.Tensor
     lr: torch.Tensor
     logits: torch.Tensor
     diverged: torch.Tensor
     diverged_at: torch.Tensor
+
+    @property
+    def stochastic_leakage(self) -> torch.Tensor:
+        """The stochastic tokens' leakage, ``river - deterministic``, shape ``(K, S)``."""
+        return self.river - self.deterministic
+
+    @property
+    def stochastic(self) -> torch.Tensor:
+        """The stochastic tokens' whole excess (leakage plus within-support), shape ``(K, S)``."""
+        return self.total - self.deterministic
 
 
 def train_bigram(task: BigramTask, schedule: Schedule, *, steps: int, batch: int = 32, seeds: int = 3,
@@ -242,7 +335,8 @@ def train_bigram(task: BigramTask, schedule: Schedule, *, steps: int, batch: int
     gradient of the mean cross-entropy on row ``i`` is ``softmax(W_i) - onehot(next)``. ``seeds``
     independent runs are trained side by side (leading dimension ``S``) on ``task.P``'s device;
     logits start at zero, or at ``init`` (shape ``(S, V, V)``) to resume a run, e.g. to branch off a
-    decay. The excess loss is computed exactly on the population (no evaluation sampling). A seed
+    decay. The excess loss is computed exactly on the population (no evaluation sampling) and
+    recorded split into leakage (river) and within-support (hill) parts (eq-wsd-leakage). A seed
     whose logits leave ``blowup * max(1, |W_0|)`` diverges: it is frozen and flagged
     (:mod:`lessons_lib.run`).
     """
@@ -274,13 +368,14 @@ def train_bigram(task: BigramTask, schedule: Schedule, *, steps: int, batch: int
         return W.index_put((rows, prev), -(lr / batch) * probs, accumulate=True)
 
     def record(W, t):
-        river, hill = task.excess(W)
-        return {"river": river, "hill": hill}
+        parts = task.split(W)
+        return {"river": parts.river, "hill": parts.hill, "deterministic": task.excess(W)[0]}
 
     out = run(step, W, steps=steps, lr=schedule, record=record, record_every=record_every, blowup=blowup,
               batched=True)
     at, history = out.on_grid(steps, record_every)
-    return BigramRun(river=history["river"], hill=history["hill"], steps=at, lr=out.lr, logits=out.state,
+    return BigramRun(river=history["river"], hill=history["hill"], deterministic=history["deterministic"],
+                     steps=at, lr=out.lr, logits=out.state,
                      diverged=out.diverged, diverged_at=out.diverged_at)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from .. import schedules, wsd
 from ..backend import as_tensor, check_count, check_positive, check_real
-from .core import CheckResult, _is_number, not_attempted
+from .core import CheckResult, _is_number, check_function, not_attempted
 
 
 def best_decay_fraction(answer, *, fractions, valley, x0: float, peak: float, steps: int, sigma: float,
@@ -49,3 +51,72 @@ def best_decay_fraction(answer, *, fractions, valley, x0: float, peak: float, st
     return CheckResult("wrong", f"at decay fraction {pick} the expected final loss is {river + hill:.3g} "
                                 f"(river {river:.3g}, hill {hill:.3g}), and it still falls if you make the decay "
                                 f"{'longer' if longer else 'shorter'}: evaluate every fraction offered")
+
+
+def _split_cases() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(27)
+    five = torch.zeros(8, dtype=torch.float64)
+    five[[0, 2, 3, 5, 6]] = 0.2
+    skew = torch.tensor([0.7, 0.0, 0.2, 0.0, 0.1, 0.0], dtype=torch.float64)
+    one = torch.zeros(6, dtype=torch.float64)
+    one[4] = 1.0
+    big = torch.where(five > 0, 800.0, 790.0) + torch.rand(8, generator=g, dtype=torch.float64)
+    return {"5 equally likely successors among 8 tokens, logits in [-2, 2]":
+                (five, 4 * torch.rand(8, generator=g, dtype=torch.float64) - 2),
+            "successor probabilities 0.7, 0.2, 0.1 on 3 of 6 tokens, logits in [-3, 3]":
+                (skew, 6 * torch.rand(6, generator=g, dtype=torch.float64) - 3),
+            "one deterministic successor among 6 tokens, logits in [-2, 2]":
+                (one, 4 * torch.rand(6, generator=g, dtype=torch.float64) - 2),
+            "the first case's 5 successors, logits in [800, 801] on them and [790, 791] off them": (five, big)}
+
+
+# the inputs (p, logits) that leakage_split hands the learner's function, by description
+SPLIT_CASES = _split_cases()
+
+
+def _split_reference(p, logits):
+    return torch.stack(wsd.support_split(p, logits))
+
+
+def _kl(p, logits) -> float:
+    logq = torch.log_softmax(logits, dim=-1)
+    return float(torch.where(p > 0, p * (torch.log(torch.where(p > 0, p, 1.0)) - logq), 0.0).sum())
+
+
+def _split_hint(case, value) -> str:
+    p, logits = case
+    v = torch.as_tensor(value, dtype=torch.float64).flatten()
+    if v.numel() != 2:
+        return f"return the two numbers (leak, within); your function returned {v.numel()} of them"
+    leak, within = float(v[0]), float(v[1])
+    kl = _kl(p, logits)
+    if leak < -1e-12:
+        return ("your leakage is negative; the mass m on the support is at most 1, so -log m >= 0: "
+                "check the sign")
+    if within < -1e-12:
+        return "your within-support part is negative, but a KL divergence is >= 0: check the sign and the ratio"
+    if math.isclose(leak, kl, rel_tol=1e-6) and abs(within) < 1e-9:
+        return ("your leakage is the whole excess KL(p || q) and your within-support part is 0; the leakage is "
+                "only -log m, the log of the mass q puts on the successors with p > 0")
+    if math.isclose(within, kl, rel_tol=1e-6):
+        return ("your within-support part is the whole KL(p || q): renormalise q on the support "
+                "(divide by the mass m there) before comparing it with p")
+    if not math.isclose(leak + within, kl, rel_tol=1e-6):
+        return "your two parts do not add up to KL(p || softmax(logits)); they must, for every p and logits"
+    return "the parts add up to the KL, but they are split differently: leak = -log m, the rest is within"
+
+
+def leakage_split(fn) -> CheckResult:
+    """Check a learner's ``fn(p, logits)`` for the leakage and within-support parts of one row (eq-wsd-leakage).
+
+    ``p`` and ``logits`` have shape ``(V,)``; the answer is ``(leak, within)`` (two numbers, or a
+    tensor of shape ``(2,)``), compared with :func:`lessons_lib.wsd.support_split`. The last case
+    has logits near 800, where a plain ``exp`` overflows. Messages name the case and describe the
+    learner's output, never the expected parts.
+    """
+    return check_function(
+        fn, _split_reference, SPLIT_CASES, rtol=1e-8, close_rtol=0.05, hint=_split_hint,
+        close_note="nearly there: is everything computed in float64, and is m the sum of softmax over the support?",
+        nonfinite=("your parts contain NaN or infinity, so exp overflowed or log met a 0; compute log m with "
+                   "torch.logsumexp over the support's log-probabilities (torch.log_softmax)"),
+        praise="including the one with large logits")
