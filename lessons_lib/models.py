@@ -286,6 +286,8 @@ class LinearNetRun(Record):
             in a batch, tensors of shape ``(R,)`` with ``diverged_at = -1`` where a run did not diverge). A
             single run's histories end there, at its frozen last finite state; in a batch a diverged run
             stays frozen while the others go on, and the histories end when every run has diverged.
+        mode_strengths: ``u_i^T W2 W1 v_i`` for the singular pairs ``(u_i, v_i)`` of ``A`` (descending ``s_i``),
+            the strength of each target mode itself rather than the sorted singular values, shape ``(K, R?, r)``.
     """
 
     steps: torch.Tensor
@@ -299,6 +301,7 @@ class LinearNetRun(Record):
     init_scale: float | torch.Tensor
     diverged: bool | torch.Tensor = False
     diverged_at: int | torch.Tensor | None = None
+    mode_strengths: torch.Tensor | None = None
 
     def single(self, run: int) -> LinearNetRun:
         """Run ``run`` of a batched result, as :func:`train_linear_net` returns it for that run's ``lr`` and
@@ -320,7 +323,8 @@ class LinearNetRun(Record):
             steps[-1] = at
         return LinearNetRun(steps, self.singular_values[rows, run], self.loss[rows, run], self.target,
                             self.u0[run], self.W1[run], self.W2[run], float(self.lr[run]),
-                            float(self.init_scale[run]), at >= 0, at if at >= 0 else None)
+                            float(self.init_scale[run]), at >= 0, at if at >= 0 else None,
+                            None if self.mode_strengths is None else self.mode_strengths[rows, run])
 
 
 def effective_mode_strengths(W1: torch.Tensor, W2: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
@@ -353,6 +357,13 @@ def effective_mode_strengths(W1: torch.Tensor, W2: torch.Tensor, A: torch.Tensor
     k = min(R.shape)
     u0[:k] = R.diagonal()[:k] ** 2
     return u0
+
+
+def _mode_projections(P: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """``u_i^T P_k v_i`` for each recorded product ``P_k`` (``(K, d_out, d_in)``) and singular pair of ``A``."""
+    U, _, Vh = torch.linalg.svd(A.to(P.device))
+    r = min(A.shape)
+    return torch.einsum("oi,koj,ij->ki", U[:, :r], P, Vh[:r])
 
 
 def _is_sequence(value) -> bool:
@@ -450,7 +461,7 @@ def train_linear_net(A, *, width: int, init_scale: float | Sequence[float], lr: 
         P = out.history["product"]  # (K, d_out, d_in), on the host like every record
         return LinearNetRun(out.steps, torch.linalg.svdvals(P), 0.5 * ((P - A.to(P.device)) ** 2).sum(dim=(1, 2)),
                             torch.linalg.svdvals(A), effective_mode_strengths(W1, W2, A), *out.state, lr, eps,
-                            bool(out.diverged), out.diverged_step)
+                            bool(out.diverged), out.diverged_step, _mode_projections(P, A))
 
     # One batched loop; inside a step each run takes the single call's 2-D products (a batched matmul
     # rounds differently, and where the top mode never settles that difference grows to O(1)).
@@ -468,8 +479,9 @@ def train_linear_net(A, *, width: int, init_scale: float | Sequence[float], lr: 
     sv = torch.stack([torch.linalg.svdvals(P) for P in products], dim=1)  # per run, as the single call rounds
     loss = torch.stack([0.5 * ((P - A.to(P.device)) ** 2).sum(dim=(1, 2)) for P in products], dim=1)
     u0 = torch.stack([effective_mode_strengths(w1, w2, A) for w1, w2 in starts])
+    modes = torch.stack([_mode_projections(P, A) for P in products], dim=1)
     return LinearNetRun(out.steps, sv, loss, torch.linalg.svdvals(A), u0, *out.state, lrs, epss, out.diverged,
-                        out.diverged_at)
+                        out.diverged_at, modes)
 
 
 # --- one-dimensional ReLU network ----------------------------------------------------------------
