@@ -343,7 +343,8 @@ def draw_graph(chapters: list[Chapter], target: Path) -> Path:
             if s in pos:
                 skip = pos[c.stem][0] - pos[s][0] > 1
                 ax.annotate("", xy=pos[c.stem], xytext=pos[s], zorder=4,
-                            arrowprops=dict(arrowstyle="-|>", color="#555555", lw=1.0, shrinkA=2, shrinkB=3, mutation_scale=12,
+                            arrowprops=dict(arrowstyle="-|>", color="#555555", lw=1.0, shrinkA=2, shrinkB=3,
+                                            mutation_scale=12,
                                             patchA=boxes[s].get_bbox_patch(), patchB=boxes[c.stem].get_bbox_patch(),
                                             connectionstyle=f"arc3,rad={-0.25 if skip else 0.0}"))
     ax.set_xlim(-0.6, max(len(columns) - 1, 0) + 0.6)
