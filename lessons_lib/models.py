@@ -363,7 +363,9 @@ def _mode_projections(P: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     """``u_i^T P_k v_i`` for each recorded product ``P_k`` (``(K, d_out, d_in)``) and singular pair of ``A``."""
     U, _, Vh = torch.linalg.svd(A.to(P.device))
     r = min(A.shape)
-    return torch.einsum("oi,koj,ij->ki", U[:, :r], P, Vh[:r])
+    # elementwise products summed per row, so each row rounds alike however many rows there are (a batched
+    # run's history is longer than the single call's where it diverged: both must agree bit for bit)
+    return (U.T[:r, :, None] * P[:, None] * Vh[:r, None, :]).sum(dim=(-2, -1))
 
 
 def _is_sequence(value) -> bool:
