@@ -71,10 +71,12 @@ def _step_cases() -> dict[str, dict]:
                     sigma=sigma, dt=dt, xi=torch.randn(n, d, generator=g, dtype=torch.float64),
                     noise_type=noise_type)
 
-    return {"5 particles in [-2, 2]^3, anisotropic, sigma = 1, dt = 0.1, lam = 1, alpha = 2":
-            case(5, 3, "anisotropic", 1.0, 0.1, 1.0, 2.0),
-            "5 particles in [-2, 2]^3, isotropic, sigma = 1, dt = 0.1, lam = 1, alpha = 2":
-            case(5, 3, "isotropic", 1.0, 0.1, 1.0, 2.0),
+    # alpha = 0.5 in d = 3 keeps the consensus point well away from the best particle, so that using the best
+    # particle instead of c_alpha is a clear mistake with its own hint rather than a "close" answer
+    return {"5 particles in [-2, 2]^3, anisotropic, sigma = 1, dt = 0.1, lam = 1, alpha = 0.5":
+            case(5, 3, "anisotropic", 1.0, 0.1, 1.0, 0.5),
+            "5 particles in [-2, 2]^3, isotropic, sigma = 1, dt = 0.1, lam = 1, alpha = 0.5":
+            case(5, 3, "isotropic", 1.0, 0.1, 1.0, 0.5),
             "8 particles in [-2, 2]^10, isotropic, sigma = 3, dt = 0.04, lam = 0.5, alpha = 5":
             case(8, 10, "isotropic", 3.0, 0.04, 0.5, 5.0),
             "8 particles in [-2, 2]^10, anisotropic, sigma = 3, dt = 0.04, lam = 0.5, alpha = 5":
@@ -85,17 +87,25 @@ def _step_cases() -> dict[str, dict]:
 STEP_CASES = _step_cases()
 
 
+# the isotropic length |x - c| computed in the ways a learner may get wrong: (name, function of the offsets V)
+_LENGTHS = {
+    "right": lambda V: torch.linalg.vector_norm(V, dim=-1, keepdim=True),
+    "columns": lambda V: torch.linalg.vector_norm(V, dim=0, keepdim=True),  # one length per coordinate
+    "squared": lambda V: V.pow(2).sum(-1, keepdim=True),  # |x - c|^2 instead of |x - c|
+    "frobenius": lambda V: torch.linalg.vector_norm(V),  # one length for the whole swarm
+}
+
+
 def _step(X, fX, alpha, lam, sigma, dt, xi, noise_type, *, kick=None, drift_sign=1.0, swap=False,
-          after_drift=False, absolute=False):
+          after_drift=False, absolute=False, best=False, length="right"):
     """One step written out; the keywords make the mistakes the hints diagnose."""
-    c = cbo.consensus_point(X, fX, alpha=alpha)
+    c = X[fX.argmin()] if best else cbo.consensus_point(X, fX, alpha=alpha)
     v = X - c
     moved = X - drift_sign * lam * dt * v
     base = moved - c if after_drift else v
     kind = ("isotropic" if noise_type == "anisotropic" else "anisotropic") if swap else noise_type
     # anisotropic: the signed offset times xi, equal in law to diag(|v|) xi and what cbo.cbo_step computes
-    size = (base.abs() if absolute else base) if kind == "anisotropic" else torch.linalg.vector_norm(
-        base, dim=-1, keepdim=True)
+    size = (base.abs() if absolute else base) if kind == "anisotropic" else _LENGTHS[length](base)
     scale = sigma * math.sqrt(dt) if kick is None else kick(sigma, dt)
     return moved + scale * size * xi
 
@@ -119,7 +129,31 @@ _MISTAKES = (
     ("your particles move away from the consensus point: the drift is -lam dt (x - c)", dict(drift_sign=-1.0)),
     ("your kick uses the offset after the drift (the authors' MATLAB order); eq-cbo-step takes both the drift "
      "and the kick from the offset x - c before the step", dict(after_drift=True)),
+    ("your step uses the best particle where eq-cbo-step uses the consensus point c_alpha, the weighted mean with "
+     "weights exp(-alpha f); the two agree only as alpha grows large", dict(best=True)),
+    ("isotropic: one length per particle, kept as an (N, 1) column; your lengths are taken down the columns "
+     "(over the particles, dim=0) instead of along each row (over the coordinates, dim=-1)", dict(length="columns")),
+    ("isotropic: one length per particle, kept as an (N, 1) column; yours is the squared length |x - c|^2, "
+     "take its square root", dict(length="squared")),
+    ("isotropic: one length per particle, kept as an (N, 1) column; yours is a single length for the whole "
+     "swarm (the norm of the full (N, d) array)", dict(length="frobenius")),
 )
+
+# the RuntimeError torch raises when an (N,) vector of lengths meets the (N, d) noise
+_KEEPDIM = ("isotropic: one length per particle, kept as an (N, 1) column (vector_norm(..., dim=-1, keepdim=True)) "
+            "so that it multiplies every coordinate of that particle's row of xi")
+
+
+def _explain_errors(fn: Callable) -> Callable:
+    """The learner's function, with a shape clash of the isotropic lengths explained (not only torch's message)."""
+    def wrapped(**case):
+        try:
+            return fn(**case)
+        except RuntimeError as exc:
+            if "must match the size" in str(exc) and case.get("noise_type") == "isotropic":
+                raise RuntimeError(f"{exc}; hint: {_KEEPDIM}") from None
+            raise
+    return wrapped
 
 
 def _step_hint(case, v) -> str:
@@ -148,10 +182,14 @@ def one_cbo_step(fn: Callable) -> CheckResult:
     ``(N, d)`` and ``noise_type`` is ``"anisotropic"`` or ``"isotropic"`` (eq-cbo-noise); the answer is
     the new particles, shape ``(N, d)``. The hints name the learner's mistake (the other noise model,
     ``dt`` for ``sqrt(dt)``, a ``sqrt(2)``, a reversed drift, the kick taken after the drift, no noise,
-    the plain mean) without showing the expected particles.
+    the plain mean, the best particle for ``c_alpha``, an isotropic length over the wrong axis, squared,
+    for the whole swarm or without ``keepdim``) without showing the expected particles.
     """
+    if callable(fn):
+        fn = _explain_errors(fn)
     return check_function(fn, _reference_step, STEP_CASES, rtol=1e-8, close_rtol=0.05, hint=_step_hint,
-                          close_note="nearly there: is every particle's kick multiplied by its own xi row?",
+                          close_note="nearly there, but not exact: compare the drift, the consensus point and the "
+                                     "kick with eq-cbo-step one term at a time",
                           nonfinite="your particles contain NaN or infinity; the step only adds and multiplies "
                                     "finite numbers, so check the consensus point first",
                           praise="for both noise models")
