@@ -1,10 +1,11 @@
 """Saddle-to-saddle dynamics: from a small start, networks learn one unit of complexity at a time.
 
 * **Two-layer linear network** on whitened data, ``L = ||W2 W1 - A||_F^2 / 2`` (eq-saddle-linear-loss).
-  Each singular mode of ``A`` grows on its own, ``u' = 2u(s - u)`` (eq-saddle-mode-ode), a logistic
-  curve (eq-saddle-mode-solution) that is half-learned after ``ln(s/u0 - 1) / (2 s lr)`` steps
-  (eq-saddle-half-time). A random start enters through an effective initial strength ``u0`` per mode
-  (eq-saddle-effective-init).
+  Each singular mode of ``A`` has a strength ``z`` that grows on its own, ``z' = 2z(s - z)``
+  (eq-saddle-mode-ode), a logistic curve (eq-saddle-mode-solution) that is half-learned after
+  ``ln(s/z0 - 1) / (2 s lr)`` steps (eq-saddle-half-time). A random start enters through an effective
+  initial strength ``z0`` per mode (eq-saddle-effective-init). The functions' argument for ``z0`` is
+  named ``u0``.
 * **Diagonal linear network** ``beta = u*u - v*v`` with an orthogonal design: coordinate ``i`` switches
   on after about ``ln(1/alpha) / (2 |beta*_i|)`` time units (eq-saddle-diagonal-time). The model is
   :func:`lessons_lib.models.train_diagonal_net`; this module only chooses the data.
@@ -82,14 +83,14 @@ def _mode_inputs(s, u0, init_scale):
 
 
 def saxe_mode_strength(s, t, *, init_scale: float | None = None, u0=None) -> torch.Tensor:
-    """Logistic solution ``u(t) = s / (1 + (s/u0 - 1) e^{-2 s t})`` of ``u' = 2u(s - u)`` (eq-saddle-mode-solution).
+    """Logistic solution ``z(t) = s / (1 + (s/z0 - 1) e^{-2 s t})`` of ``z' = 2z(s - z)`` (eq-saddle-mode-solution).
 
     Args:
-        s: mode strength(s), shape ``(m,)`` or scalar. t: time ``t = lr * step``, shape ``(K,)``.
-        init_scale: ``eps``, giving ``u0 = eps^2``; or pass ``u0`` directly.
+        s: singular value(s) of the target, shape ``(m,)`` or scalar. t: time ``t = lr * step``, shape ``(K,)``.
+        init_scale: ``eps``, giving ``z0 = eps^2``; or pass the initial strength ``z0`` as ``u0``.
 
     Returns:
-        ``u`` of shape ``(K, m)`` (or ``(K,)`` for a scalar ``s``).
+        The mode strength ``z`` of shape ``(K, m)`` (or ``(K,)`` for a scalar ``s``).
 
     References:
         Saxe, McClelland & Ganguli (2014), arXiv:1312.6120.
@@ -104,17 +105,17 @@ def saxe_learning_time(s, *, init_scale: float | None = None, lr: float, u0=None
                        rate: Literal["flow", "gd"] = "flow") -> torch.Tensor:
     """Step at which a mode of strength ``s`` is half learned (eq-saddle-half-time).
 
-    ``k_half = ln(s/u0 - 1) / (2 s lr)``, with ``u0 = init_scale^2`` by default, which is
+    ``k_half = ln(s/z0 - 1) / (2 s lr)``, with ``z0 = init_scale^2`` by default, which is
     ``~ ln(s/eps^2) / (2 s lr)`` for a small start. ``rate="gd"`` replaces the flow's growth
     ``e^{2 s lr}`` per step by GD's ``(1 + s lr)^2`` (eq-saddle-effective-init). A mode that starts
     above half strength has time 0.
 
     Args:
         s: singular value(s) ``> 0``. init_scale: ``eps > 0``. lr: ``eta > 0``.
-        u0: effective initial strengths (e.g. :attr:`LinearNetRun.u0`), overriding ``eps^2``.
+        u0: effective initial strengths ``z0`` (e.g. :attr:`LinearNetRun.u0`), overriding ``eps^2``.
 
     Returns:
-        Steps (float tensor shaped like ``s``); ``inf`` where ``u0 = 0``.
+        Steps (float tensor shaped like ``s``); ``inf`` where ``z0 = 0``.
 
     References:
         Saxe, McClelland & Ganguli (2014), arXiv:1312.6120; Zhang, Saxe & Latham (2026), arXiv:2512.20607.

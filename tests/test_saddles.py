@@ -178,6 +178,35 @@ def test_learning_rate_above_one_over_s_max_never_settles(A):
     assert torch.allclose(rough.singular_values[-1, 1:3], S_TARGET[1:], atol=1e-6)  # weaker modes still converge
 
 
+def test_mode_strengths_are_the_target_modes_coefficients_and_batch_like_a_single_call():
+    # aligned start: every mode stays on its own singular pair, so u_i^T W2 W1 v_i is the sorted singular value
+    s = torch.tensor([4.0, 2.0, 1.0], dtype=torch.float64)
+    target = S.random_target(s, d_out=6, d_in=6, generator=1)
+    aligned = S.train_linear_net(target, width=6, init_scale=1e-2, lr=0.05, steps=200, init="aligned")
+    assert torch.allclose(aligned.mode_strengths[:, :3], aligned.singular_values[:, :3], rtol=1e-9, atol=1e-12)
+    batch = S.train_linear_net(target, width=6, init_scale=1e-3, lr=[0.02, 0.27], steps=300, generator=0,
+                               record_every=3)
+    one = S.train_linear_net(target, width=6, init_scale=1e-3, lr=0.27, steps=300, generator=0, record_every=3)
+    assert torch.equal(batch.single(1).mode_strengths, one.mode_strengths)
+    assert batch.mode_strengths.shape == (len(batch.steps), 2, 6)
+
+
+def test_near_top_mode_is_dragged_into_the_oscillation_through_coupling_not_its_own_factor():
+    # the staircase explorer at its largest eta (eta s1 = 1.08 > 1), eps = 1e-6: with s2/s1 = 0.5 modes 2 and 3
+    # settle; with s2/s1 = 0.9 mode 2 (own factor 1 - 2 eta s2 = -0.94, stable) holds s2 for ~1000 steps
+    # and then bounces (measured range 3.01-4.13 over steps 900-1200), while mode 3 stays at s3 throughout
+    for ratio, dragged in ((0.5, False), (0.9, True)):
+        s = torch.tensor([4.0, 4.0 * ratio, 4.0 * ratio**2], dtype=torch.float64)
+        run = S.train_linear_net(S.random_target(s, d_out=6, d_in=6, generator=0), width=6, init_scale=1e-6,
+                                 lr=0.27, steps=1500, generator=0, record_every=3)
+        z = run.mode_strengths
+        assert abs(1 - 2 * 0.27 * float(s[1])) < 1 and float(z[100:, 0].max() - z[100:, 0].min()) > 1
+        early, late = (run.steps > 300) & (run.steps < 600), run.steps > 1200
+        assert float((z[early, 1] - s[1]).abs().max()) < 1e-6  # mode 2 first holds its target
+        assert float((z[run.steps > 300, 2] - s[2]).abs().max()) < 1e-6  # mode 3 never moves off it
+        assert (float((z[late, 1] - s[1]).abs().max()) > 0.2) == dragged
+
+
 def test_divergence_is_data(A):
     run = S.train_linear_net(A, width=6, init_scale=0.5, lr=2.0, steps=200, generator=0, blowup=1e3)
     assert run.diverged and 0 < run.diverged_at <= 200
@@ -426,7 +455,8 @@ def test_drop_step_check_verdicts_and_no_leak():
     assert "mode 2" in check.drop_step(float(S.saxe_learning_time(1.5, init_scale=EPS, lr=LR)), **kw).message
     assert "instead of a step count" in check.drop_step(want * LR, **kw).message
     assert "learned later" in check.drop_step(want * 0.5, **kw).message  # too early: a stronger mode
-    assert "learned sooner" in check.drop_step(want * 2, **kw).message
+    assert "learned sooner" in check.drop_step(want * 2.5, **kw).message
+    assert "without the factor 2" in check.drop_step(want * 2, **kw).message  # the mode is right, the rate is not
     for ok in (round(want), want * 1.08):
         assert digits not in shown(check.drop_step(ok, **kw))
     with pytest.raises(ValueError, match="mode"):
@@ -463,7 +493,9 @@ CHECK_CASES = {
                       hints=((0.0, "a drop happens at a positive step count"),
                              (_DROP_MODE2, "half-learns mode 2 (s = 1.5)"),
                              (math.log(2.0 / 1e-6 - 1) / (2 * 2.0 * 0.02), "a mode of strength s = 2, but mode 3"),
-                             (math.log(9.0 / 1e-6 - 1) / (2 * 9.0 * 0.02), "s = 9, stronger than any mode"))),
+                             (math.log(9.0 / 1e-6 - 1) / (2 * 9.0 * 0.02), "s = 9, stronger than any mode"),
+                             (2 * _DROP_RIGHT, "without the factor 2"),  # ln(s/eps^2 - 1) / (s lr)
+                             (math.log(0.5 / 1e-3 - 1) / (2 * 0.5 * 0.02), "z0 = eps^2"))),  # eps for eps^2
 }
 
 
@@ -495,6 +527,18 @@ def test_best_single_unit_accepts_the_smallest_grid_and_refuses_a_smaller_one():
     assert coarse.loss == pytest.approx(fine.loss, rel=1e-9) and coarse.kink == pytest.approx(fine.kink, rel=1e-6)
 
 
+def _mode_gd_sequential(s, z0, lr, steps):
+    """The mistake of stepping W2 from the already updated W1: two amplitudes, z = a1 a2."""
+    s = torch.as_tensor(s, dtype=torch.float64)
+    a1 = torch.full_like(s, math.sqrt(z0))
+    a2, out = a1.clone(), [a1 * a1]
+    for _ in range(steps):
+        a1 = a1 + lr * (s - a1 * a2) * a2
+        a2 = a2 + lr * (s - a1 * a2) * a1
+        out.append(a1 * a2)
+    return torch.stack(out)
+
+
 def _mode_gd(s, z0, lr, steps, *, rule="gd", scale=1.0):
     """Mode strengths of GD on the aligned linear net, written out: a <- a + lr (s - a^2) a and z = a^2.
 
@@ -521,7 +565,20 @@ CHECK_CASES["mode_strengths"] = Case(
     hints=((lambda *a: _mode_gd(*a, rule="euler"), "an Euler step of the flow"),
            (lambda *a: _mode_gd(*a, rule="half"), "at the amplitude's rate"),
            (lambda *a: _mode_gd(*a)[1:], "one row per step, z_0 included"),
-           (lambda s, z0, lr, steps: _mode_gd(s, z0, 1.3 * lr, steps), "multiplies mode 1's strength by")))
+           (lambda s, z0, lr, steps: _mode_gd(s, z0, 1.3 * lr, steps), "multiplies mode 1's strength by"),
+           (_mode_gd_sequential, "both matrices step from the same old weights")))
+
+
+def test_mode_strengths_in_float32_is_close_and_told_to_use_float64():
+    def in_float32(s, z0, lr, steps):  # the right recursion, rounded to float32 (relative error ~1e-7)
+        s = s.float()
+        z = [torch.full_like(s, z0)]
+        for _ in range(steps):
+            z.append(z[-1] * (1 + lr * (s - z[-1])) ** 2)
+        return torch.stack(z)
+
+    result = check.mode_strengths(in_float32)
+    assert result.status == "close" and "float64" in result.message
 
 
 def test_mode_strengths_of_gd_on_the_aligned_net_are_the_squared_amplitude_recursion():
