@@ -557,6 +557,9 @@ def median_log_offset(particles: torch.Tensor, consensus: torch.Tensor, *, noise
         raise ValueError(f"consensus: expected shape (S, M, d) matching particles (S, M, N, d) = "
                          f"{tuple(particles.shape)}, got {tuple(consensus.shape)}")
     check_noise_type(noise_type)
+    for name, value in (("particles", particles), ("consensus", consensus)):
+        if not torch.isfinite(value).all():
+            raise ValueError(f"{name}: holds NaN or inf; recorded runs are frozen at their last finite state")
     offset = particles - consensus.unsqueeze(-2)
     size = offset.abs() if noise_type == "anisotropic" else torch.linalg.vector_norm(offset, dim=-1)
     return size.clamp_min(1e-300).log().flatten(1).median(dim=1).values
