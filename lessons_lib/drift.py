@@ -229,6 +229,9 @@ def modified_flow(loss: LossFn, theta0, *, lr: float, times, order: int = 1, blo
 def principal_flow_coefficients(H, *, lr: float) -> torch.Tensor:
     """``log(1 - h lambda_i) / h`` per eigenvalue of ``H`` (eq-drift-principal), complex128.
 
+    The chapter calls these the *rates*; the *coefficients* of eq-drift-pf-general are the rates
+    divided by ``lambda_i``, ``log(1 - h lambda_i) / (h lambda_i)``.
+
     The real part is the growth rate per unit time (positive iff ``h lambda_i > 2``); the imaginary
     part is ``pi / h`` whenever ``h lambda_i > 1`` (an oscillation with period ``2 h``: a sign flip
     per step). ``h lambda_i = 1`` exactly maps to ``-inf`` (that component vanishes after one step).

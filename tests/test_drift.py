@@ -7,6 +7,7 @@ so these values are pinned to 2e-3, the precision the chapter prints them with.
 """
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -157,9 +158,33 @@ def test_dal_converges_where_a_fixed_rate_diverges():
     traj, rates = D.dal_descent(D.factorisation_loss, [4.0, 0.1], steps=300, scale=0.5)
     assert not traj.diverged and float(traj.loss[-1]) < 1e-12
     assert float(rates.max()) > 0.3  # it even takes steps larger than the rate that diverged
-    # scale = 1 sits at the stability limit of the gradient's direction and stalls instead
-    edge, _ = D.dal_descent(D.quartic_loss, TH0, steps=300, scale=1.0)
-    assert not edge.diverged and float(edge.loss[-1]) > 1e-3
+    # scale = 1 sits at the stability limit of the gradient's direction: it does not diverge and it does not
+    # stall either, it converges slowly (sublinearly): the loss keeps falling, but far above scale = 1/2's
+    edge, _ = D.dal_descent(D.quartic_loss, TH0, steps=1000, scale=1.0)
+    assert not edge.diverged and 1e-3 < float(edge.loss[1000]) < float(edge.loss[300]) / 2
+    slow, _ = D.dal_descent(D.factorisation_loss, [4.0, 0.1], steps=1000, scale=1.0)
+    assert not slow.diverged and 1e-4 < float(slow.loss[1000]) < float(slow.loss[300]) / 3
+    # sublinear: from step 300 to 1000 the loss falls by far less than a linear rate fitted to steps 0..300 predicts
+    linear = (float(slow.loss[300]) / float(slow.loss[0])) ** (700 / 300)
+    assert float(slow.loss[1000]) / float(slow.loss[300]) > 30 * linear
+
+
+def test_quartic_two_cycle_sits_where_the_y_factor_is_minus_one():
+    # h = 0.6, a = 4, c = 1: a flip of y needs 1 - h (a + c x) = -1, i.e. x = 2/h - a = -2/3, and the x-gradient
+    # x + x^3 + y^2 / 2 = 0 then fixes y^2 = -2 (x + x^3)
+    p = descent.gd(D.quartic_loss, TH0, lr=0.6, steps=400).params
+    x = -2.0 / 3.0
+    assert float(p[-1, 0]) == pytest.approx(x, abs=1e-6) and float(p[-2, 0]) == pytest.approx(x, abs=1e-6)
+    assert abs(float(p[-1, 1])) == pytest.approx(math.sqrt(-2 * (x + x**3)), abs=1e-6)
+    assert float(p[-1, 1]) * float(p[-2, 1]) < 0
+
+
+def test_gd_on_the_quartic_overshoots_at_h_a_below_one():
+    # the explorer's frame h = 0.6, a = 1: h a = 0.6 < 1, but the x-curvature 1 + 3 x^2 is 4 at the start, so the
+    # first step overshoots to negative x (and y): the verdict must come from the iterates, not from h a
+    p = descent.gd(partial(D.quartic_loss, a=1.0), TH0, lr=0.6, steps=2).params
+    assert float(p[1, 0]) < 0 and float(p[1, 1]) < 0
+    assert float(p[1, 0]) == pytest.approx(1 - 0.6 * (1 + 1 + 0.32), abs=1e-12)
 
 
 def test_dal_steps_with_the_rate_it_reports_and_quartic_loss_parameters():

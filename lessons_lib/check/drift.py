@@ -15,7 +15,7 @@ from .core import CheckResult, _is_bool, _missing, check_function, compare, not_
 
 
 def principal_coefficient(answer, *, lr: float, lam: float) -> CheckResult:
-    """Check the principal-flow coefficient ``log(1 - h lambda) / h`` (a complex number)."""
+    """Check the principal-flow rate ``log(1 - h lambda) / h`` (a complex number; exercise ex-drift-pf)."""
     lr, lam = check_positive(lr, name="lr"), check_real(lam, name="lam")
     if (missing := not_attempted(answer)) is not None:
         return missing
