@@ -179,6 +179,24 @@ def test_quartic_two_cycle_sits_where_the_y_factor_is_minus_one():
     assert float(p[-1, 1]) * float(p[-2, 1]) < 0
 
 
+def test_principal_flow_global_error_is_second_order_like_igr_and_one_below_the_second_order_flow():
+    # it misses (h^2 / 12) D^3E[g, g], so on a non-quadratic loss its error against GD at a fixed time is O(h^2):
+    # smaller than the IGR flow's here, but with the same slope, and one order above the order-2 flow's
+    x0, T, hs = torch.tensor([2.5, 0.2], dtype=torch.float64), 0.6, [0.06, 0.03, 0.015]
+    errors = {"pf": [], "igr": [], "mf2": []}
+    for h in hs:
+        n = int(round(T / h))
+        times = np.arange(n + 1) * h
+        gd = descent.gd(D.factorisation_loss, x0, lr=h, steps=n).params[-1]
+        flows = {"pf": D.principal_flow(D.factorisation_loss, x0, lr=h, times=times, rtol=1e-10),
+                 "igr": D.modified_flow(D.factorisation_loss, x0, lr=h, times=times, rtol=1e-10),
+                 "mf2": D.modified_flow(D.factorisation_loss, x0, lr=h, times=times, order=2, rtol=1e-10)}
+        for name, f in flows.items():
+            errors[name].append(float((f.params[-1] - gd).norm()))
+    slope = {name: D.loglog_slope(hs, torch.tensor(e)) for name, e in errors.items()}
+    assert 1.8 < slope["pf"] < 2.4 and 1.7 < slope["igr"] < 2.2 and slope["mf2"] > 2.6
+    assert all(p < i for p, i in zip(errors["pf"], errors["igr"]))
+
 def test_gd_on_the_quartic_overshoots_at_h_a_below_one():
     # the explorer's frame h = 0.6, a = 1: h a = 0.6 < 1, but the x-curvature 1 + 3 x^2 is 4 at the start, so the
     # first step overshoots to negative x (and y): the verdict must come from the iterates, not from h a
