@@ -5,7 +5,8 @@
 #   make execute CHAPTERS="stability drift"   execute only those chapters (into _stage), e.g. with DEVICE_AUDIT=1
 #   make lab     open JupyterLab on book/ with live widgets
 #   make serve   serve _build/html on http://127.0.0.1:$(PORT)
-#   make student     student notebooks (solutions stubbed), lessons_lib and a README in _build/student
+#   make student     student notebooks (solutions stubbed), lessons_lib and a README in _build/student, and the
+#                    nbgrader course (one assignment per chapter, code exercises autograded) in _build/nbgrader
 #   make instructor  the executed notebooks with solutions, lessons_lib and a README in _build/instructor
 #   make book HIDE_SOLUTIONS=1   the site with every solution removed (for a course during term)
 #   make book REPOSITORY_URL=https://github.com/<owner>/<repo>   the site with Binder and Colab launch buttons
@@ -47,8 +48,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
-# nbgrader for the course kit (requirements-course.txt, on top of the pins). It is used only as a library
-# (its ClearSolutions preprocessor), so its Jupyter server and lab extensions are switched off again.
+# nbgrader for the course kit (requirements-course.txt, on top of the pins): its ClearSolutions preprocessor
+# stubs the student notebooks, and its CLI and gradebook grade the nbgrader course that make student writes
+# (tests/test_nbgrader.py). Its Jupyter server and lab extensions are switched off again, so make lab looks as
+# before; an instructor who wants the formgrader enables it (book/how-to-use.md).
 $(COURSE_STAMP): requirements-course.txt $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-course.txt
 	$(BIN)/jupyter server extension disable --sys-prefix nbgrader.server_extensions.formgrader \
@@ -109,13 +112,14 @@ poppler:
 	  echo "Installing Debian's poppler-utils for the PDF"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq poppler-utils >/dev/null; }
 
-# Print the built site (make book first) with headless Chromium: _build/pdf/book.pdf and _build/pdf/chapters/*.pdf
+# Print the built site (built first if there is none) with headless Chromium: _build/pdf/book.pdf and _build/pdf/chapters/*.pdf
 pdf: chromium poppler $(STAMP)
+	@test -f _build/html/index.html || $(MAKE) html
 	$(BIN)/python tools/pdf.py _build/html _build/pdf
 
 # The course kit: student notebooks from book/, instructor notebooks from the executed copy.
 student: $(COURSE_STAMP)
-	$(BIN)/python tools/course.py student _build/student
+	$(BIN)/python tools/course.py student _build/student _build/nbgrader
 
 instructor: execute
 	$(BIN)/python tools/course.py instructor $(STAGE)/book _build/instructor
