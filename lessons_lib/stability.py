@@ -152,9 +152,9 @@ def mean_square_operator(g, *, lr: float, batch_size: int = 1) -> torch.Tensor:
     Linearised SGD (eq-stab-linear-sgd) is ``delta <- (I - lr G_xi) delta`` with
     ``G_xi = (1/B) sum_{i in xi} g_i g_i^T`` over a batch ``xi`` of ``B`` distinct samples drawn uniformly
     (as :func:`lessons_lib.models.train_diagonal_net` draws them). The second moment
-    ``M = E[delta delta^T]`` then evolves linearly, ``M <- E[(I - lr G_xi) M (I - lr G_xi)]``
-    (eq-stab-mean-square); on ``vec(M)`` that map is the symmetric ``p^2 x p^2`` matrix
-    ``E[(I - lr G_xi) kron (I - lr G_xi)]``, which this returns. In closed form, with
+    ``Sigma = E[delta delta^T]`` then evolves linearly, ``Sigma <- E[M_xi Sigma M_xi]`` with
+    ``M_xi = I - lr G_xi`` (eq-stab-mean-square); on ``vec(Sigma)`` that map is the symmetric
+    ``p^2 x p^2`` matrix ``E[M_xi kron M_xi]``, which this returns. In closed form, with
     ``A_i = g_i g_i^T``, ``G = mean_i A_i`` and ``c = (n - B) / (B (n - 1))`` (the variance of a mean of
     ``B`` draws without replacement; ``c = 0`` when ``B = n``, which is GD),
     ``E[G_xi kron G_xi] = G kron G + c (mean_i A_i kron A_i - G kron G)``.

@@ -63,6 +63,9 @@ def _mean_square_hint(case: dict, v) -> str:
     if same(float((1 - lr * lam).abs().max())):
         return ("your value is the contraction of the mean E[delta] (the factors 1 - lr lambda of G), not of the "
                 "second moment E[delta delta^T]: the operator acts on vec of a p x p matrix")
+    if same(stability.mean_square_radius(g, lr=lr, batch_size=B) ** 0.5):
+        return ("you returned the growth factor of |delta| per step, not of the second moment E[delta delta^T]: "
+                "the radius asked for is that of the map acting on Sigma, which is quadratic in delta")
     if B > 1 and same(_with_replacement(g, lr, B)):
         return ("your batches may repeat a sample (drawn with replacement); SGD here draws B distinct samples: "
                 "average over the C(n, B) subsets")
