@@ -47,8 +47,9 @@ PROJECT_FIELDS = ("title", "size", "goal", "start", "success")
 
 GOALS = re.compile(r"\*\*Learning goals\.\*\*[^\n]*\n(?P<list>(?:\s*\n)?(?:[ \t]*[*-] .*\n?(?:[ \t]+\S.*\n?)*)+)")
 PREREQ = re.compile(r"^\*\*Prerequisites\.\*\*[ \t]*(?P<text>.+?)\s*(?=\n\s*\n|\Z)", re.M | re.S)
-TIME = re.compile(r"^\*\*Time\.\*\*[ \t]*About (?P<read>\d+) min to read and (?P<ex>\d+ h \d\d min|\d+ min) for the "
-                  r"exercises; the notebook runs in about (?P<run>\d+) s on two CPU cores\.", re.M)
+TIME = re.compile(r"^\*\*Time\.\*\*\s+About\s+(?P<read>\d+)\s+min\s+to\s+read\s+and\s+(?P<ex>\d+\s+h\s+\d\d\s+min|"
+                  r"\d+\s+min)\s+for\s+the\s+exercises;\s+the\s+notebook\s+runs\s+in\s+about\s+(?P<run>\d+)\s+s\s+on\s+"
+                  r"two\s+CPU\s+cores\.", re.M)  # a paragraph may wrap anywhere
 DOC = re.compile(r"\{doc\}`(?:[^`<]*<)?(?P<stem>[\w-]+)>?`")
 HOURS_PER_WEEK = 8.0        # a project week's work for a student, besides lectures
 PAPER_MIN = 120             # reading a chapter's paper (or the part of it the chapter follows)
@@ -123,7 +124,7 @@ def read_chapters(book: Path) -> tuple[list[Chapter], list[str]]:
             ch.exercises = exs
             if m:
                 ch.read_min, ch.run_s = int(m["read"]), int(m["run"])
-                if m["ex"] != course.duration(exs):
+                if " ".join(m["ex"].split()) != course.duration(exs):
                     problems.append(f"{where}: the exercises take {course.duration(exs)} by their time= fields, "
                                     f"not {m['ex']}")
             else:
