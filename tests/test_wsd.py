@@ -161,6 +161,18 @@ def test_wsd_beats_cosine_on_the_river_while_cosine_has_the_lower_hill(seed):
     assert share["cosine"] > 0.85 and share["wsd"] > 0.6
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])  # about 4 s each
+def test_cosine_beats_wsd_at_the_larger_peak_rate_where_the_river_is_nearly_exhausted(seed):
+    """The ordering is not general: at eta_max = 20 cosine's lower hill decides (the chapter says so)."""
+    T, peak = 3000, 20.0
+    final = {name: float(wsd.train_bigram(bigram(seed), sched, steps=T, seeds=3, generator=seed,
+                                          record_every=T).total[-1].mean())
+             for name, sched in (("cosine", S.cosine_schedule(peak, total=T)),
+                                 ("wsd", S.wsd_schedule(peak, total=T, warmup=0, decay_frac=0.2)))}
+    # seed 0: cosine 0.0063 < WSD 20% 0.0083; over seeds 0-5 cosine / WSD measured 0.63-0.76 (mean 0.70)
+    assert final["cosine"] < 0.88 * final["wsd"]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_wsd_run_hill_falls_in_the_decay_while_the_river_never_rises(seed):
     T = 3000
@@ -272,14 +284,17 @@ def _best_fraction(fractions, valley, x0, peak, steps, sigma):
 
 _BEST_FRACTION = _best_fraction(**_DECAY_CHOICE)
 
-def _split_row(p, logits, *, whole_kl_is_leak=False, unnormalised=False, scale=1.0):
-    """The two parts written out for one row; the flags make the two mistakes the hints diagnose."""
+def _split_row(p, logits, *, whole_kl_is_leak=False, unnormalised=False, reverse=False, scale=1.0):
+    """The two parts written out for one row; the flags make the mistakes the hints diagnose."""
     logq = torch.log_softmax(logits, dim=-1)
     on = p > 0
     log_m = torch.logsumexp(logq[on], dim=0)
     kl = (p[on] * (p[on].log() - logq[on])).sum()
     if whole_kl_is_leak:
         return kl, torch.zeros((), dtype=torch.float64)
+    if reverse:  # KL(renormalised q || p): leakage right, within-support part the wrong way round
+        logr = logq[on] - log_m
+        return -log_m, (logr.exp() * (logr - p[on].log())).sum()
     within = (p[on] * (p[on].log() - logq[on] + (0.0 if unnormalised else log_m))).sum()
     return -log_m * scale, within
 
@@ -288,12 +303,14 @@ CHECK_CASES = {
     "leakage_split": Case(
         _split_row, lambda p, logits: _split_row(p, logits, scale=1.01),
         (lambda p, logits: _split_row(p, logits, whole_kl_is_leak=True),
-         lambda p, logits: _split_row(p, logits, unnormalised=True)),
+         lambda p, logits: _split_row(p, logits, unnormalised=True),
+         lambda p, logits: _split_row(p, logits, reverse=True)),
         expected=[float(v) for p, lg in check.wsd.SPLIT_CASES.values() for v in wsd.support_split(p, lg) if v > 0],
         inputs=[5, 8, -2, 2, 0.7, 0.2, 0.1, 3, 6, -3, 800, 801, 790, 791], function=True,
         nan=lambda p, logits: (torch.tensor(float("nan")), torch.tensor(float("nan"))),
         hints=((lambda p, logits: _split_row(p, logits, whole_kl_is_leak=True), "the leakage is only -log m"),
-               (lambda p, logits: _split_row(p, logits, unnormalised=True), "renormalise q on the support"))),
+               (lambda p, logits: _split_row(p, logits, unnormalised=True), "renormalise q on the support"),
+               (lambda p, logits: _split_row(p, logits, reverse=True), "the other way round"))),
     "best_decay_fraction": Case(_BEST_FRACTION, 0.3, (0.1, 0.9), expected=[_BEST_FRACTION],
                                 inputs=_DECAY_CHOICE["fractions"], args=_DECAY_CHOICE, close_rtol=None,
                                 hints=((0.1, "still falls if you make the decay longer"),

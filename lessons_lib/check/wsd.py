@@ -8,7 +8,7 @@ import torch
 
 from .. import schedules, wsd
 from ..backend import as_tensor, check_count, check_positive, check_real
-from .core import CheckResult, _is_number, check_function, not_attempted
+from .core import CheckResult, _is_number, _missing, check_function, not_attempted
 
 
 def best_decay_fraction(answer, *, fractions, valley, x0: float, peak: float, steps: int, sigma: float,
@@ -101,6 +101,13 @@ def _split_hint(case, value) -> str:
     if math.isclose(within, kl, rel_tol=1e-6):
         return ("your within-support part is the whole KL(p || q): renormalise q on the support "
                 "(divide by the mass m there) before comparing it with p")
+    on = p > 0
+    logr = torch.log_softmax(logits[on].to(torch.float64), dim=-1)  # the model renormalised on the support
+    reverse = float((logr.exp() * (logr - torch.log(p[on]))).sum())
+    if math.isclose(within, reverse, rel_tol=1e-6, abs_tol=1e-12) and not math.isclose(within, kl - leak,
+                                                                                          rel_tol=1e-6):
+        return ("your within-support part is KL(renormalised q || p), the divergence the other way round; "
+                "the excess loss is KL(p || q), so weight the log-ratio by p, not by q")
     if not math.isclose(leak + within, kl, rel_tol=1e-6):
         return "your two parts do not add up to KL(p || softmax(logits)); they must, for every p and logits"
     return "the parts add up to the KL, but they are split differently: leak = -log m, the rest is within"
@@ -110,12 +117,38 @@ def leakage_split(fn) -> CheckResult:
     """Check a learner's ``fn(p, logits)`` for the leakage and within-support parts of one row (eq-wsd-leakage).
 
     ``p`` and ``logits`` have shape ``(V,)``; the answer is ``(leak, within)`` (two numbers, or a
-    tensor of shape ``(2,)``), compared with :func:`lessons_lib.wsd.support_split`. The last case
+    tensor of shape ``(2,)``), compared part by part (each relative to its own size) with
+    :func:`lessons_lib.wsd.support_split`. The last case
     has logits near 800, where a plain ``exp`` overflows. Messages name the case and describe the
     learner's output, never the expected parts.
     """
+    if _missing(fn) or not callable(fn):
+        return check_function(fn, _split_reference, SPLIT_CASES)  # "not attempted" or "expected a function"
+    raw = {}
+
+    def per_part(p, logits):
+        # each part's error relative to its own size (with a floor for a part that is 0), so a wrong
+        # within-support part is not hidden behind a larger leakage
+        value = raw["value"] = fn(p, logits)
+        if value is None or value is ...:
+            return value
+        try:
+            got = torch.as_tensor([float(v) for v in value], dtype=torch.float64) if isinstance(value, (tuple, list)) \
+                else torch.as_tensor(value, dtype=torch.float64).detach().cpu().flatten()
+        except (TypeError, ValueError):
+            return value
+        want = _split_reference(p, logits)
+        if got.shape != want.shape:
+            return value
+        scale = torch.clamp(want.abs(), min=1e-6 * float(want.abs().max()) + 1e-300)
+        return 1.0 + (got - want) / scale
+
+    def hint(case, _value):
+        return _split_hint(case, raw["value"])
+
     return check_function(
-        fn, _split_reference, SPLIT_CASES, rtol=1e-8, close_rtol=0.05, hint=_split_hint,
+        per_part, lambda p, logits: torch.ones(2, dtype=torch.float64), SPLIT_CASES, rtol=1e-8, close_rtol=0.05,
+        hint=hint,
         close_note="nearly there: is everything computed in float64, and is m the sum of softmax over the support?",
         nonfinite=("your parts contain NaN or infinity, so exp overflowed or log met a 0; compute log m with "
                    "torch.logsumexp over the support's log-probabilities (torch.log_softmax)"),
