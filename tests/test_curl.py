@@ -99,27 +99,60 @@ def test_expansive_tolerates_all_inputs_flipped_compressive_fails_with_five():
     assert bool((exp.lam_min[0] < 0).any())  # measured 3.25, 3.15, -0.45
 
 
-@pytest.mark.slow  # about 5 s alone
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_one_flipped_hidden_unit_speeds_a_contracting_net_only_without_rescaling(seed):
-    """The paper's speed-up architecture 100 -> 10 -> 1 at init scale 2 (full batch here): without the
-    weight-norm rescaling one flipped hidden unit reaches loss 1e-6 several times sooner than GD, because
-    GD shrinks ||w2||; with the rescaling ||w2|| is pinned and the two rules take the same time."""
-    kw = dict(n_inputs=100, n_hidden=10, init_scale=2.0, lr=0.1, n_samples=150, steps=2000, record_every=20, seeds=6,
-              generator=seed)
-    runs = {(renorm, k): C.train_student_teacher(flipped_hidden=k, renormalize=renorm, **kw)
-            for renorm in (True, False) for k in (0, 1)}
-    hit = {key: measure.steps_below(r.loss, 1e-6, steps=r.steps).double() for key, r in runs.items()}
-    for h in hit.values():
-        h[h < 0] = float("inf")  # not reached within the 2000 steps
-    free, pinned = hit[False, 1] / hit[False, 0], hit[True, 1] / hit[True, 0]
-    assert bool(torch.isfinite(hit[False, 1]).all())  # the flipped unit always gets there
-    assert float(free.median()) < 0.5  # measured 0.22-0.33 over seeds 0, 1, 2
-    assert int((free < 1).sum()) >= 5  # measured 5, 6, 6 of 6 (one tie)
-    assert 0.8 < float(pinned.median()) < 1.25  # measured 1.00-1.06
-    norm0 = runs[True, 0].w2.norm(dim=1)  # the rescaled runs keep the initial norm
-    assert bool((runs[False, 0].w2.norm(dim=1) < 0.8 * norm0).all())  # GD shrinks ||w2||: measured 0.41-0.71
-    assert bool((runs[False, 1].w2.norm(dim=1) >= 0.99 * runs[False, 0].w2.norm(dim=1)).all())  # one near-tie in seed 0
+@pytest.mark.slow  # about 15 s alone
+def test_one_flipped_hidden_unit_speeds_a_contracting_net_only_without_rescaling():
+    """The paper's speed-up architecture 100 -> 10 -> 1 at init scale 2 (full batch here), three draws of six seeds
+    (the chapter shows the first two): without the weight-norm rescaling one flipped hidden unit reaches loss 1e-6
+    several times sooner than GD, because GD shrinks ||w2|| more; with the rescaling there is no systematic speed-up,
+    seeds differ by up to about 25 % either way, and the flipped run is more often slower than faster."""
+    faster = slower = 0
+    for seed in (0, 1, 2):
+        kw = dict(n_inputs=100, n_hidden=10, init_scale=2.0, lr=0.1, n_samples=150, steps=2000, record_every=20,
+                  seeds=6, generator=seed)
+        runs = {(renorm, k): C.train_student_teacher(flipped_hidden=k, renormalize=renorm, **kw)
+                for renorm in (True, False) for k in (0, 1)}
+        hit = {key: measure.steps_below(r.loss, 1e-6, steps=r.steps).double() for key, r in runs.items()}
+        for h in hit.values():
+            h[h < 0] = float("inf")  # not reached within the 2000 steps
+        free, pinned = hit[False, 1] / hit[False, 0], hit[True, 1] / hit[True, 0]
+        assert bool(torch.isfinite(hit[False, 1]).all())  # without rescaling the flipped unit always gets there
+        assert float(free.median()) < 0.5  # measured 0.29, 0.33, 0.22
+        assert int((free < 0.9).sum()) >= 5  # measured 5, 6, 6 of 6 (one tie)
+        assert 0.9 < float(pinned.median()) < 1.15  # measured 1.00, 1.04, 1.06: no systematic speed-up
+        finite = pinned[torch.isfinite(pinned)]
+        assert bool(((finite > 0.7) & (finite < 1.3)).all())  # measured 0.74-1.22: within about +-25 %
+        faster += int((pinned < 0.9).sum())
+        slower += int((pinned > 1.1).sum())
+        norm0 = runs[True, 0].w2.norm(dim=1)  # the rescaled runs keep the initial norm
+        assert bool((runs[False, 0].w2.norm(dim=1) < 0.8 * norm0).all())  # GD shrinks ||w2||: measured 0.41-0.71
+        # the flipped unit shrinks it less (one near-tie in seed 0: 0.64 and 0.64)
+        assert bool((runs[False, 1].w2.norm(dim=1) >= 0.99 * runs[False, 0].w2.norm(dim=1)).all())
+    assert faster <= 2 and slower > faster  # measured 2 faster (0.89, 0.74) and 4 slower of 18
+
+
+def test_more_flipped_inputs_than_hidden_units_is_always_unstable():
+    """k flipped inputs with k > N: the span of the flipped axes meets the null space of W1^T D2 W1, and there
+    v^T K v = -||w2||^2, so lambda_min(K) <= -||w2||^2 at any weights (eq-curl-stability); with k <= N it need
+    not be."""
+    g = torch.Generator().manual_seed(0)
+    M, N = 12, 4
+    for k in (5, 8, 12):
+        for _ in range(20):
+            W1 = 3.0 * torch.randn(N, M, generator=g, dtype=torch.float64)  # large W1: covering would need only rank
+            w2 = torch.randn(N, generator=g, dtype=torch.float64)
+            D1 = torch.ones(M, dtype=torch.float64)
+            D1[torch.randperm(M, generator=g)[:k]] = -1.0
+            D2 = torch.where(torch.rand(N, generator=g) < 0.25, -1.0, 1.0).double()
+            lam = float(torch.linalg.eigvalsh(C.stability_matrix(W1, w2, D1, D2))[0])
+            assert lam <= -float(w2 @ w2) * (1 - 1e-9)
+    # with k <= N a large W1 can cover the flipped axes: the bound is not a property of any flip
+    W1 = torch.zeros(N, M, dtype=torch.float64)
+    W1[torch.arange(N), torch.arange(N)] = 3.0  # each hidden unit reads one of the first N inputs
+    D1 = torch.ones(M, dtype=torch.float64)
+    D1[:N] = -1.0
+    w2 = torch.ones(N, dtype=torch.float64)
+    K = C.stability_matrix(W1, w2, D1, torch.ones(N, dtype=torch.float64))
+    assert float(torch.linalg.eigvalsh(K[:N, :N])[0]) > 0  # the flipped block is covered: 9 - 4 = 5
 
 
 @pytest.mark.slow  # about 4 s alone, 9-12 s on two busy cores
@@ -363,6 +396,7 @@ CHECK_CASES = {
                (lambda W1, w2, D1, D2: _stability_matrix(W1, w2, D1, D2, squared=False), "squared norm"),
                (lambda W1, w2, D1, D2: W1 @ torch.diag(D2) @ W1.T, "shape"),
                (lambda W1, w2, D1, D2: W1.T @ torch.diag(D2) @ W1, "update of w2"),
+               (lambda W1, w2, D1, D2: torch.linalg.eigvalsh(_stability_matrix(W1, w2, D1, D2)), "not its eigenvalues"),
                (lambda W1, w2, D1, D2: -_stability_matrix(W1, w2, D1, D2), "overall sign"),
                (lambda W1, w2, D1, D2: (w2 @ w2) * torch.diag(D1) + torch.diag(D1) @ W1.T @ W1, "symmetric"))),
     "curl_lambda_min": Case(

@@ -43,6 +43,9 @@ def _matrix_hint(case, v) -> str:
     W1, w2, D1, D2 = case["W1"], case["w2"], case["D1"], case["D2"]
     N, M = W1.shape
     v = torch.as_tensor(v, dtype=torch.float64)
+    if v.ndim == 1:
+        return (f"you returned a vector of length {len(v)}; return the matrix K itself, not its eigenvalues "
+                "(the smallest eigenvalue comes later, from your matrix)")
     if v.shape != (M, M):
         return (f"your matrix has shape {tuple(v.shape)}; K acts on the end-to-end weights W1^T w2, one entry per "
                 "input, so it is (inputs x inputs): check which side of W1 the transpose goes")
