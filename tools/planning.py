@@ -325,7 +325,7 @@ def draw_graph(chapters: list[Chapter], target: Path) -> Path:
     for c in chapters:
         columns.setdefault(depth[c.stem], []).append(c)
     rows = max((len(v) for v in columns.values()), default=1)
-    fig, ax = plt.subplots(figsize=(2.6 * max(len(columns), 1) + 0.4, 0.9 * rows + 0.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(2.6 * max(len(columns), 1) + 0.4, 0.9 * rows + 0.8), dpi=110, layout="none")
     pos: dict[str, tuple[float, float]] = {}
     for x, col in sorted(columns.items()):   # each column ordered by where its prerequisites sit (fewer crossings)
         col.sort(key=lambda c: (sum(pos[s][1] for s in c.prereqs if s in pos) / max(len(c.prereqs), 1), c.number),
