@@ -48,6 +48,15 @@ def test_the_first_chapter_needs_no_chapter_and_every_other_needs_one(chapters):
     assert all(c.prereqs for c in chapters[1:]), [c.stem for c in chapters[1:] if not c.prereqs]
 
 
+def test_the_graph_draws_only_arrows_no_other_prerequisite_implies(chapters):
+    by_stem = {c.stem: c for c in chapters}
+    for c in chapters:
+        drawn = planning.reduced_prereqs(c, by_stem)
+        assert set(drawn) <= set(c.prereqs) and (drawn or not c.prereqs)
+        for s in set(c.prereqs) - set(drawn):  # every left-out arrow is implied by a drawn path
+            assert any(s in planning._needs(o, by_stem) for o in drawn), (c.stem, s)
+
+
 def _brute_force(loads, groups):
     n, best = len(loads), float("inf")
     for k in range(1, min(groups, n) + 1):

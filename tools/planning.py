@@ -311,6 +311,20 @@ def course_plan(chapters: list[Chapter]) -> str:
 
 # --- the dependency graph ---------------------------------------------------------------------------------
 
+def _needs(stem: str, by_stem: dict[str, Chapter]) -> set[str]:
+    """Every chapter that ``stem`` needs, directly or through its prerequisites."""
+    out: set[str] = set()
+    for s in by_stem[stem].prereqs if stem in by_stem else []:
+        out |= {s} | _needs(s, by_stem)
+    return out
+
+
+def reduced_prereqs(ch: Chapter, by_stem: dict[str, Chapter]) -> list[str]:
+    """The prerequisites of ``ch`` that no other prerequisite already needs (the transitive reduction): the
+    arrows worth drawing."""
+    return [s for s in ch.prereqs if not any(s in _needs(o, by_stem) for o in ch.prereqs if o != s)]
+
+
 def draw_graph(chapters: list[Chapter], target: Path) -> Path:
     """The chapters as boxes in columns by depth (a chapter sits right of everything it needs), arrows from
     prerequisite to chapter. Written as a PNG for the planning page."""
@@ -340,7 +354,7 @@ def draw_graph(chapters: list[Chapter], target: Path) -> Path:
                                 bbox=dict(boxstyle="round,pad=0.4", fc="#EAF2FB", ec="#0072B2"))
     fig.canvas.draw()  # the boxes' patches get their size here, so arrows can stop at their edges
     for c in chapters:
-        for s in c.prereqs:
+        for s in reduced_prereqs(c, by_stem):
             if s in pos:
                 skip = pos[c.stem][0] - pos[s][0] > 1
                 ax.annotate("", xy=pos[c.stem], xytext=pos[s], zorder=4,
@@ -351,7 +365,7 @@ def draw_graph(chapters: list[Chapter], target: Path) -> Path:
     ax.set_xlim(-0.6, max(len(columns) - 1, 0) + 0.6)
     ax.set_ylim(-rows / 2 - 0.2, rows / 2 + 0.2)
     ax.axis("off")
-    ax.set_title("Each chapter builds on the chapters to its left (arrows: prerequisite → chapter)", fontsize=9)
+    ax.set_title("Each chapter builds on the chapters to its left (arrows: direct prerequisite → chapter)", fontsize=9)
     target.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(target, bbox_inches="tight")
     plt.close(fig)
@@ -398,8 +412,9 @@ The slowest runs in about {max((c.run_s for c in chapters), default=0)} s on two
 :alt: The chapter dependency graph. {'; '.join(f'{s} before {c.stem}' for c in chapters for s in c.prereqs)}.
 :width: 100%
 
-The chapters' own prerequisites: an arrow runs from a chapter to one that uses it. Chapters in the same
-column can be taught in either order.
+The chapters' own prerequisites: an arrow runs from a chapter to one that uses it, and a chapter also needs
+what its prerequisites need (arrows implied that way are left out). Chapters in the same column can be taught
+in either order.
 ```
 
 The edges, as links: {', '.join(edges) or 'none'}.
