@@ -8,7 +8,6 @@ pages and sizes are written to _build/reports/pdf.json.
 """
 
 import html as htmllib
-import importlib.util
 import json
 import pathlib
 import re
@@ -25,15 +24,10 @@ SITE = ROOT / "_build" / "html"
 OUT = ROOT / "_build" / "pdf"
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = sys.modules.setdefault(name, importlib.util.module_from_spec(spec))
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(ROOT / "tools"))  # tools/ is a folder of scripts, as in test_structure.py
+import course  # noqa: E402
+import pdf  # noqa: E402
 
-
-pdf = load("pdf")
-course = load("course")
 CHAPTERS = [(path, course.page_title(path)) for _, paths in course.parts(ROOT / "book") for path in paths]
 
 #: source that must not reach the printed page (each is allowed as often as the site prints it as code)

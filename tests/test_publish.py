@@ -6,7 +6,6 @@ JUPYTERHUB_URL, builds it with `jupyter-book build -W -n` (under a minute on two
 every chapter page links to its own notebook on Binder, Colab and the hub, and that other pages have none.
 """
 
-import importlib.util
 import json
 import pathlib
 import re
@@ -25,15 +24,10 @@ REPO = "https://github.com/example-org/optimization-dynamics"
 HUB = "https://hub.example.org"
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = sys.modules.setdefault(name, importlib.util.module_from_spec(spec))
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(ROOT / "tools"))  # tools/ is a folder of scripts, as in test_structure.py
+import course  # noqa: E402
+import publish  # noqa: E402
 
-
-publish = load("publish")
-course = load("course")
 CHAPTERS = [path.stem for _, paths in course.parts(ROOT / "book") for path in paths]
 PAGES = yaml.safe_load((ROOT / "_toc.yml").read_text())
 
