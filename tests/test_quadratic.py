@@ -312,6 +312,9 @@ def _hvp_without_graph(loss_fn, x, v):
 
 def test_hvp_check_tells_a_finite_difference_and_a_lost_graph_apart_from_autograd():
     assert check.hvp(_hvp).status == "correct"
+    for h in (1e-4, 1e-5, 3e-6, 1e-6, 1e-7):  # no step makes a finite difference pass for autograd
+        fd = check.hvp(lambda f, x, v, h=h: _hvp_central_difference(f, x, v, h=h))
+        assert fd.status != "correct", h
     fd = check.hvp(_hvp_central_difference)
     assert fd.status == "close" and "finite difference" in fd.message
     lost = check.hvp(_hvp_without_graph)
