@@ -63,8 +63,8 @@ def drop_step(answer, *, spectrum, mode: int, init_scale: float, lr: float) -> C
                 f"s = {target:g}; {order}")
 
     return compare(answer, want, rtol=5e-3, close_rtol=0.15, hint=hint,
-                   close_note="near the drops a simulation measures, but the closed form gives one number: evaluate "
-                              "it with the -1 inside the logarithm and without rounding on the way")
+                   close_note="near the closed form but not on it: a drop measured from a simulation or read off "
+                              "a plot lands here; evaluate the closed form itself")
 
 
 def mode_strengths(fn: Callable) -> CheckResult:
