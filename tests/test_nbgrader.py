@@ -59,6 +59,9 @@ TYPICAL_MISTAKES = {
     "largest_stable_lr": f"{SOLUTION}\nanswer = 2 / float(torch.linalg.eigvalsh(H_ex)[0])  # the flattest direction",
     "principal_coefficient": f"{SOLUTION}\nanswer = complex(answer).real  # log |1 - h lambda|: the phase dropped",
     "curl_lambda_min": f"{SOLUTION}\nanswer = -answer  # the sign of K's eigenvalue flipped",
+    # a function of the solution's lines where the mistake sits inside them
+    "curl_stability_matrix": lambda sol: sol.replace("return first + second",
+                                                     "return first + W1.T @ W1  # the hidden signs D2 forgotten"),
     "drop_step": f"{SOLUTION}\nanswer = math.log(1.5 / eps**2 - 1) / (2 * lr * 1.5)  # mode 2's strength",
     "best_decay_fraction": f"{SOLUTION}\nanswer = max(fractions)  # 'the longer the decay, the better'",
     "stable_consensus_point": "w = torch.exp(-alpha * fX)  # not shifted: overflows or underflows\n"
@@ -108,7 +111,10 @@ def mistaken(source: str, check_name: str) -> str:
     before, indent, lines, after = split_solution(source)
     sol = "\n".join(ln[len(indent):] if ln.startswith(indent) else ln for ln in lines)
     mistake = TYPICAL_MISTAKES.get(check_name)
-    if mistake is not None:
+    if callable(mistake):
+        mistake = mistake(sol)
+        assert mistake != sol, f"the typical mistake for {check_name} no longer matches its solution"
+    elif mistake is not None:
         mistake = mistake.replace(SOLUTION, sol)
     elif indent:  # the body of a function
         mistake = ("def _right():\n" + textwrap.indent(sol, "    ") +
@@ -145,7 +151,9 @@ def submit(course_dir: pathlib.Path, stem: str, student: str, source_nb, how: st
 
 
 def said(cell) -> str:
-    return "".join(o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in cell.get("outputs", []))
+    """What a cell showed, without its stderr (a warning a wrong answer raises comes before the verdict)."""
+    return "".join(o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in cell.get("outputs", [])
+                   if o.get("name") != "stderr")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
