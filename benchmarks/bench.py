@@ -355,11 +355,32 @@ def write(out: Path, header: list[str], parts: dict[str, str]) -> None:
               "weight": "Static weight", "build": "Build", "cbo": "Peers: CBO against cbx",
               "curvature": "Peers: sharpness and Hessian trace against a dense Hessian",
               "scaling": "Scaling"}
+    fresh = {titles.get(key, key): body for key, body in parts.items()}
+    old = sections(out.read_text() if out.is_file() else "")
+    kept = [(title, body) for title, body in old if title not in fresh]  # a run of some sections keeps the others
+    order = [title for title, _ in old] + [title for title in fresh if title not in dict(old)]  # (the mutation
+    merged = {**dict(old), **fresh}                                                            # score too)
     text = ["# Benchmarks", "", "Written by `make bench` (`benchmarks/bench.py`); do not edit by hand.", ""]
-    text += header + [""]
-    for key, body in parts.items():
-        text += [f"## {titles.get(key, key)}", "", body, ""]
+    text += header + ([f"- **kept from the previous results file** (not run by this command): "
+                       f"{', '.join(title for title, _ in kept)}"] if kept else []) + [""]
+    for title in order:
+        text += [f"## {title}", "", merged[title], ""]
     out.write_text("\n".join(text))
+
+
+def sections(text: str) -> list[tuple[str, str]]:
+    """The ``## `` sections of a results file, in order: (title, body without its surrounding blank lines)."""
+    found, title, body = [], None, []
+    for line in text.split("\n"):
+        if line.startswith("## "):
+            if title is not None:
+                found.append((title, "\n".join(body).strip("\n")))
+            title, body = line[3:].strip(), []
+        elif title is not None:
+            body.append(line)
+    if title is not None:
+        found.append((title, "\n".join(body).strip("\n")))
+    return found
 
 
 def main(argv=None) -> int:

@@ -175,3 +175,17 @@ def test_latency_measures_cold_warm_and_warm_up_through_the_display_hook(tmp_pat
         explore._HOOKS.clear()
     live = json.loads(path.read_text())
     assert live["refresh"] and live["points"] == 4
+
+
+def test_a_run_of_some_sections_keeps_the_others_in_their_place(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench
+
+    out = tmp_path / "results.md"
+    bench.write(out, ["- first run"], {"chapters": "T1", "latency": "L1"})
+    (out.open("a")).write("## Mutation score\n\nM1\n")  # written by another tool
+    bench.write(out, ["- second run"], {"latency": "L2"})
+    found = bench.sections(out.read_text())
+    assert found == [("Chapter execution time", "T1"), ("Explorer latency", "L2"), ("Mutation score", "M1")]
+    assert "kept from the previous results file" in out.read_text() and "second run" in out.read_text()
+
