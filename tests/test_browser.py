@@ -4,11 +4,9 @@ Playwright drives the system browser (/usr/bin/chromium, installed by `make chro
 browser download is not needed. Every request is recorded, and any that leaves localhost fails.
 """
 
-import functools
-import http.server
 import pathlib
 import shutil
-import threading
+import sys
 from urllib.parse import urlparse
 
 import pytest
@@ -21,6 +19,9 @@ SITE = ROOT / "_build" / "html"
 # every chapter, and every page of the book, as _toc.yml lists them (a new chapter is tested without an edit here)
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+sys.path.insert(0, str(ROOT / "tools"))
+import pdf  # noqa: E402
+
 PAGES = [TOC["root"]] + [ch["file"] for part in TOC["parts"] for ch in part["chapters"]]
 LOCAL = {"127.0.0.1", "localhost", "::1"}
 RAW_WIDGET = ("FloatSlider(", "FloatLogSlider(", "Output()", "HBox(", "VBox(", "IntProgress(")
@@ -28,14 +29,7 @@ RAW_WIDGET = ("FloatSlider(", "FloatLogSlider(", "Output()", "HBox(", "VBox(", "
 
 @pytest.fixture(scope="module")
 def server():
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(SITE))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    httpd = pdf.serve(SITE)  # the quiet local server tools/pdf.py prints the site from
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
 

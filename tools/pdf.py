@@ -25,6 +25,9 @@ from urllib.parse import urlparse
 
 import yaml
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import course  # noqa: E402  (tools/course.py: the parts and chapters of _toc.yml)
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LOCAL = {"127.0.0.1", "localhost", "::1"}
 
@@ -72,9 +75,8 @@ def toc_pages(root: pathlib.Path = ROOT) -> list[str]:
 
 
 def chapter_pages(root: pathlib.Path = ROOT) -> list[str]:
-    """The chapters: the pages of the numbered parts of _toc.yml, in order."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    return [ch["file"] for part in toc.get("parts", []) if part.get("numbered") for ch in part.get("chapters", [])]
+    """The chapters: the pages of the numbered parts of _toc.yml, in order (tools/course.py reads the parts)."""
+    return [f"book/{path.stem}" for _, paths in course.parts(root / "book") for path in paths]
 
 
 def serve(site: pathlib.Path):
