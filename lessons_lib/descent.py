@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch.func import grad
 
-from .backend import Record, as_tensor, check_callable, check_positive
+from .backend import Record, as_tensor, check_callable, check_float_tensor, check_positive
 from .run import run
 
 
@@ -87,3 +87,40 @@ def gd(loss_fn: Callable[[torch.Tensor], torch.Tensor], x0, *, lr: float, steps:
         raise ValueError(f"x0: expected a flat tensor of shape (n,), got {tuple(x0.shape)}")
     g = grad(loss_fn)
     return iterate(lambda x: x - lr * g(x), loss_fn, x0, lr=lr, steps=steps, blowup=blowup)
+
+
+def adam_direction(g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: int, *,
+                   betas: tuple[float, float] = (0.9, 0.999),
+                   eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One Adam moment update and its bias-corrected direction ``p`` (the step is ``-lr * p``).
+
+    ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2`` and ``p = m_hat / (sqrt(v_hat) + eps)`` with
+    ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)`` (Kingma & Ba 2015, Adam: A Method for
+    Stochastic Optimization, arXiv 1412.6980, Algorithm 1); it matches :class:`torch.optim.Adam` without
+    weight decay. Returning the direction rather than the new parameters lets a caller choose the
+    step's length, as the step-capping controllers of the book do.
+
+    Args:
+        g: gradient, any shape.
+        m: first moment, same shape (zeros at the start).
+        v: second moment, same shape (zeros at the start).
+        t: the step's number, counted from 1.
+        betas: decay rates ``(b1, b2)``, each in ``[0, 1)``.
+        eps: added to ``sqrt(v_hat)``, ``> 0``.
+
+    Returns:
+        ``(p, m, v)``: the direction and the updated moments.
+    """
+    if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+        raise ValueError(f"t: expected the step's number counted from 1, got {t!r}")
+    b1, b2 = (float(b) for b in betas)
+    if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
+        raise ValueError(f"betas: expected two numbers in [0, 1), got {betas!r}")
+    eps = check_positive(eps, name="eps")
+    g, m, v = (check_float_tensor(x, name=name) for x, name in ((g, "g"), (m, "m"), (v, "v")))
+    if not g.shape == m.shape == v.shape:
+        raise ValueError(f"m, v: expected the shape of g, {tuple(g.shape)}, got {tuple(m.shape)} and {tuple(v.shape)}")
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    p = (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + eps)
+    return p, m, v

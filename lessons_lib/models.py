@@ -710,6 +710,34 @@ MLPTargets = Literal["random", "smooth"]
 _MLP_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "elu": torch.nn.functional.elu}
 
 
+def mlp_shapes(sizes: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    """Parameter shapes of a fully connected net of widths ``sizes``, in flat order: ``(fan_out, fan_in)``
+    then ``(fan_out,)`` per layer."""
+    out: list[tuple[int, ...]] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        out += [(fan_out, fan_in), (fan_out,)]
+    return tuple(out)
+
+
+def _mlp_forward(params: torch.Tensor, X: torch.Tensor, sizes: Sequence[int], activation: str) -> torch.Tensor:
+    """Outputs ``W_L s(... s(W_1 x + b_1) ...) + b_L`` of a fully connected net, shape ``(n, sizes[-1])``.
+
+    ``params`` is the flat vector, each weight (row-major ``(fan_out, fan_in)``) followed by its bias; the
+    function is written with plain tensor operations so that ``torch.func`` (``jvp``, ``vmap``, ``grad``)
+    differentiates it.
+    """
+    shapes = mlp_shapes(sizes)
+    act = _MLP_ACTIVATIONS[activation]
+    chunks = torch.split(params, [math.prod(s) for s in shapes])
+    h = X
+    n_layers = len(sizes) - 1
+    for i in range(n_layers):
+        h = h @ chunks[2 * i].view(shapes[2 * i]).T + chunks[2 * i + 1]
+        if i < n_layers - 1:
+            h = act(h)
+    return h
+
+
 @dataclass(frozen=True)
 class MLPProblem:
     """A synthetic square-loss regression task for a fully connected network with flat parameters.
@@ -736,10 +764,7 @@ class MLPProblem:
     @property
     def shapes(self) -> tuple[tuple[int, ...], ...]:
         """Parameter shapes in flat order: ``(fan_out, fan_in)`` then ``(fan_out,)`` per layer."""
-        out: list[tuple[int, ...]] = []
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
-            out += [(fan_out, fan_in), (fan_out,)]
-        return tuple(out)
+        return mlp_shapes(self.sizes)
 
     @property
     def n_params(self) -> int:
@@ -754,15 +779,7 @@ class MLPProblem:
         check_float_tensor(params, name="params")
         if params.shape != (self.n_params,):
             raise ValueError(f"params: expected shape ({self.n_params},), got {tuple(params.shape)}")
-        act = _MLP_ACTIVATIONS[self.activation]
-        chunks = torch.split(params, [math.prod(s) for s in self.shapes])
-        h = self.X.to(params)
-        n_layers = len(self.sizes) - 1
-        for i in range(n_layers):
-            h = h @ chunks[2 * i].view(self.shapes[2 * i]).T + chunks[2 * i + 1]
-            if i < n_layers - 1:
-                h = act(h)
-        return h[:, 0]
+        return _mlp_forward(params, self.X.to(params), self.sizes, self.activation)[:, 0]
 
     def loss(self, params: torch.Tensor) -> torch.Tensor:
         """Square loss ``L = 1/(2n) sum_i (f(x_i) - y_i)^2`` (half the mean squared error)."""
@@ -843,6 +860,150 @@ def mlp_problem(
         w = torch.randn(d, generator=gen, dtype=dtype, device=device)
         y = torch.sin(2 * X @ w / math.sqrt(d))
     return MLPProblem(X, y, (d,) + (width,) * depth + (1,), activation, init_scale)
+
+
+# --- digits classification (scikit-learn's 8x8 digits, which ship inside the package) ------------
+
+
+@dataclass(frozen=True)
+class DigitsSplit:
+    """scikit-learn's 1,797 handwritten 8x8 digits, split once into a training and a test set.
+
+    Pixels are scaled from ``0..16`` to ``[0, 1]``. The tensors live on the device they were made on
+    (not the host: a trainer uses them on every step).
+
+    Attributes:
+        X_train: inputs, shape ``(n_train, 64)``.
+        y_train: labels ``0..9``, long tensor of shape ``(n_train,)``.
+        X_test: inputs, shape ``(n_test, 64)``.
+        y_test: labels, shape ``(n_test,)``.
+    """
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def digits_split(*, test_fraction: float = 0.25, generator: int | torch.Generator = 0,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> DigitsSplit:
+    """The digits data, shuffled by ``generator`` and split into train and test sets.
+
+    The data come from :func:`sklearn.datasets.load_digits`, which reads a file inside the installed
+    package: nothing is downloaded. The shuffle is drawn on the CPU, so a seed gives the same split on
+    every device.
+
+    Args:
+        test_fraction: share of the 1,797 samples held out, in ``(0, 1)``; the test set has
+            ``round(test_fraction * 1797)`` samples.
+        generator: seed or CPU generator of the shuffle.
+        dtype: floating dtype of the inputs (float32 by default: these are network inputs).
+        device: where the tensors live; defaults to :func:`~lessons_lib.backend.default_device`.
+
+    Returns:
+        A :class:`DigitsSplit`.
+    """
+    from sklearn.datasets import load_digits
+
+    test_fraction = check_real(test_fraction, name="test_fraction")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype: expected a floating torch dtype, got {dtype!r}")
+    device = torch.device(device) if device is not None else default_device()
+    data = load_digits()
+    X = torch.as_tensor(data.data, dtype=torch.float64) / 16.0
+    y = torch.as_tensor(data.target, dtype=torch.long)
+    order = torch.randperm(len(y), generator=as_generator(generator, "cpu"))
+    n_test = round(test_fraction * len(y))
+    if not 0 < n_test < len(y):
+        raise ValueError(f"test_fraction: {test_fraction} leaves an empty training or test set")
+    test, train = order[:n_test], order[n_test:]
+    return DigitsSplit(*(t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+                         for t in (X[train], y[train], X[test], y[test])))
+
+
+@dataclass(frozen=True)
+class MLPClassifier:
+    """A fully connected classifier with flat parameters and the cross-entropy loss.
+
+    The logits are ``z = W_L s(... s(W_1 x + b_1) ...) + b_L`` (see :func:`mlp_forward`); the loss is
+    the mean cross-entropy ``(1/n) sum_i [logsumexp(z_i) - z_{i, y_i}]``. Parameters are one flat
+    vector, so ``torch.func`` can take Jacobian-vector products (the logits' change along a direction)
+    and per-sample gradients of it.
+
+    Attributes:
+        sizes: layer widths, e.g. ``(64, 128, 10)``.
+        activation: ``"relu"``, ``"tanh"`` or ``"elu"``.
+    """
+
+    sizes: tuple[int, ...]
+    activation: MLPActivation
+
+    @property
+    def n_params(self) -> int:
+        """Length of the flat parameter vector."""
+        return sum(math.prod(s) for s in mlp_shapes(self.sizes))
+
+    def logits(self, params: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Logits of inputs ``X`` (shape ``(n, sizes[0])``) for flat ``params``; shape ``(n, sizes[-1])``.
+
+        Shapes and types are checked, values are not (``torch.func`` differentiates this): NaN in, NaN out.
+        """
+        check_float_tensor(params, name="params")
+        check_float_tensor(X, name="X")
+        if params.shape != (self.n_params,):
+            raise ValueError(f"params: expected shape ({self.n_params},), got {tuple(params.shape)}")
+        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+            raise ValueError(f"X: expected shape (n, {self.sizes[0]}), got {tuple(X.shape)}")
+        return _mlp_forward(params, X.to(params), self.sizes, self.activation)
+
+    def loss(self, params: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the logits against labels ``y`` (long, shape ``(n,)``)."""
+        z = self.logits(params, X)
+        if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != z.shape[:1]:
+            raise ValueError(f"y: expected a long tensor of {z.shape[0]} labels, got {_describe(y)}")
+        return torch.nn.functional.cross_entropy(z, y)
+
+    def accuracy(self, params: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> float:
+        """Share of inputs whose largest logit is the label."""
+        z = self.logits(params, X)
+        if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != z.shape[:1]:
+            raise ValueError(f"y: expected a long tensor of {z.shape[0]} labels, got {_describe(y)}")
+        return float((z.argmax(-1) == y).to(torch.float64).mean())
+
+    def init(self, generator: int | torch.Generator = 0, *, dtype: torch.dtype = torch.float32,
+             device: torch.device | str | None = None) -> torch.Tensor:
+        """Random flat parameters: weights ``N(0, gain**2 / fan_in)`` with gain ``sqrt(2)`` for ReLU
+        (He) and 1 otherwise (LeCun), zero biases; shape ``(n_params,)``."""
+        device = torch.device(device) if device is not None else default_device()
+        gen = as_generator(generator, device)
+        gain = math.sqrt(2.0) if self.activation == "relu" else 1.0
+        parts = []
+        for shape in mlp_shapes(self.sizes):
+            if len(shape) == 2:
+                w = torch.randn(shape, generator=gen, dtype=dtype, device=device)
+                parts.append((w * (gain / math.sqrt(shape[1]))).flatten())
+            else:
+                parts.append(torch.zeros(shape, dtype=dtype, device=device))
+        return torch.cat(parts)
+
+
+def _describe(y) -> str:
+    return f"{y.dtype} of shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
+
+
+def mlp_classifier(sizes: Sequence[int] = (64, 128, 10), *, activation: MLPActivation = "relu") -> MLPClassifier:
+    """An :class:`MLPClassifier` of widths ``sizes`` (at least an input and ``>= 2`` classes)."""
+    sizes = tuple(sizes) if isinstance(sizes, (list, tuple)) else sizes
+    if not isinstance(sizes, tuple) or len(sizes) < 2:
+        raise ValueError(f"sizes: expected a sequence of at least two widths, got {sizes!r}")
+    sizes = tuple(check_count(s, name="sizes") for s in sizes)
+    if sizes[-1] < 2:
+        raise ValueError(f"sizes: a classifier needs at least 2 classes, got {sizes[-1]}")
+    if activation not in _MLP_ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {sorted(_MLP_ACTIVATIONS)}, got {activation!r}")
+    return MLPClassifier(sizes, activation)
 
 
 # --- student-teacher network ---------------------------------------------------------------------

@@ -67,6 +67,15 @@ def mlp():
     return models.mlp_problem(n=8, d=3, width=4, depth=2, generator=0)
 
 
+def clf():
+    return models.mlp_classifier((3, 4, 2))
+
+
+def clf_data() -> dict:
+    return dict(params=clf().init(0, dtype=torch.float64, device="cpu"), X=randn(5, 3),
+                y=torch.tensor([0, 1, 0, 1, 1]))
+
+
 def valley():
     return landscapes.river_valley(mu=0.01, a=10.0)
 
@@ -210,6 +219,8 @@ SPECS: dict[str, Spec] = {
     "descent.check_lr": Spec(lambda: dict(lr=0.1), nonneg="lr"),
     "descent.iterate": Spec(lambda: dict(step=lambda x: x - 0.1 * 2 * x, loss_fn=bowl, x0=t(1.0, 2.0), lr=0.1,
                                          steps=3), nonneg="lr blowup"),
+    "descent.adam_direction": Spec(lambda: dict(g=t(1.0, -2.0), m=t(0.0, 0.0), v=t(0.0, 0.0), t=1, eps=1e-8),
+                                   positive="eps", skip="betas"),  # betas: a pair, tested by name in test_descent
     "descent.gd": Spec(lambda: dict(loss_fn=bowl1, x0=t(1.0, 2.0), lr=0.1, steps=3), nonneg="lr blowup"),
     # drift
     "drift.gradient_flow": Spec(lambda: dict(loss=bowl1, theta0=t(1.0, 2.0), times=t(0.0, 0.5, 1.0)),
@@ -303,6 +314,13 @@ SPECS: dict[str, Spec] = {
     "models.MLPProblem.predict": Spec(lambda: dict(params=mlp().init(0)), instance=mlp),
     "models.MLPProblem.loss": Spec(lambda: dict(params=mlp().init(0)), instance=mlp),
     "models.MLPProblem.init": Spec(lambda: dict(generator=0), instance=mlp),
+    "models.mlp_shapes": Spec(lambda: dict(sizes=[3, 4, 2]), skip="sizes"),  # the nets' own widths
+    "models.digits_split": Spec(lambda: dict(test_fraction=0.25, generator=0), positive="test_fraction"),
+    "models.mlp_classifier": Spec(lambda: dict(sizes=[3, 4, 2], activation="relu"), skip="sizes"),
+    "models.MLPClassifier.logits": Spec(lambda: {k: v for k, v in clf_data().items() if k != "y"}, instance=clf),
+    "models.MLPClassifier.loss": Spec(clf_data, instance=clf),
+    "models.MLPClassifier.accuracy": Spec(clf_data, instance=clf),
+    "models.MLPClassifier.init": Spec(lambda: dict(generator=0), instance=clf),
     "models.mlp_problem": Spec(lambda: dict(n=8, d=3, width=4, depth=2, init_scale=0.8, generator=0),
                                positive="init_scale"),
     "models.teacher_data": Spec(lambda: dict(n_inputs=3, n_samples=5, seeds=2, generator=0)),
@@ -456,6 +474,10 @@ KNOWN_FAILURES: dict[str, dict[tuple[str, str], str]] = {
         "a field differentiated by torch.func.jacrev: params cannot be checked for NaN there",
         "params=nan-tensor",
     ),
+    "descent.adam_direction": _known(
+        "per-step primitive of the Adam runs (every step, where a NaN state is divergence data): NaN in, NaN out",
+        "g=nan-tensor", "m=nan-tensor", "v=nan-tensor",
+    ),
     "descent.iterate": _known(
         "lr is a label here: NaN documents a varying rate (dal_descent)",
         "lr=nan",
@@ -488,6 +510,12 @@ KNOWN_FAILURES: dict[str, dict[tuple[str, str], str]] = {
     ), _known(
         "differentiated by torch.func inside the sharpness estimate (no data-dependent check): NaN in, NaN out",
         "params=nan-tensor",
+    )),
+    **dict.fromkeys((
+        "models.MLPClassifier.logits", "models.MLPClassifier.loss", "models.MLPClassifier.accuracy",
+    ), _known(
+        "differentiated by torch.func (JVPs, per-sample gradients; no data-dependent check): NaN in, NaN out",
+        "params=nan-tensor", "X=nan-tensor",
     )),
     "models.diagonal_net_step": _known(
         "step function run every step by run.py: no per-step checks (cost; divergence is data); its runner validates",

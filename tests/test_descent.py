@@ -133,3 +133,32 @@ def test_the_default_blowup_radius_is_a_million_times_the_start(factor, diverged
     loss = lambda x: 0.5 * (x**2).sum()  # noqa: E731
     assert descent.gd(loss, [1.0], lr=lr, steps=1).diverged is diverged
     assert descent.iterate(lambda x: (1 - lr) * x, loss, torch.ones(1, dtype=F64), lr=lr, steps=1).diverged is diverged
+
+
+def test_adam_direction_matches_torch_adam_step_by_step():
+    w = torch.randn(6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ref = w.clone().requires_grad_()
+    opt = torch.optim.Adam([ref], lr=0.03, betas=(0.8, 0.99), eps=1e-6)
+    m, v = torch.zeros(6, dtype=torch.float64), torch.zeros(6, dtype=torch.float64)
+    for t in range(1, 21):
+        p, m, v = descent.adam_direction(torch.cos(w) + w, m, v, t, betas=(0.8, 0.99), eps=1e-6)
+        w = w - 0.03 * p
+        opt.zero_grad()
+        (torch.sin(ref) + ref ** 2 / 2).sum().backward()
+        opt.step()
+    assert torch.allclose(w, ref.detach(), atol=1e-14)
+
+
+def test_adam_direction_first_step_is_the_gradient_sign():
+    g = torch.tensor([3.0, -0.01, 0.0], dtype=torch.float64)
+    p, m, v = descent.adam_direction(g, torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 1,
+                                     eps=1e-12)
+    assert torch.allclose(p, torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64), atol=1e-9)
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(t=0), "t"), (dict(t=True), "t"), (dict(betas=(1.0, 0.9)), "betas"),
+                                          (dict(eps=0.0), "eps")])
+def test_bad_adam_direction_names_the_argument(kwargs, name):
+    z = torch.zeros(2)
+    with pytest.raises(ValueError, match=name):
+        descent.adam_direction(z, z, z, **{"t": 1, **kwargs})

@@ -503,3 +503,67 @@ FUZZ_SPECS = {
     "models.LinearNetRun.single": Spec(lambda: dict(run=1), instance=lambda: models.train_linear_net(
         torch.eye(2, dtype=torch.float64), width=2, init_scale=0.1, lr=[0.05, 0.1], steps=3)),
 }
+
+
+# --- digits classification -----------------------------------------------------------------------
+
+
+def test_digits_split_is_a_reproducible_disjoint_split_of_all_samples():
+    a = models.digits_split(test_fraction=0.25, generator=3, device="cpu")
+    b = models.digits_split(test_fraction=0.25, generator=3, device="cpu")
+    c = models.digits_split(test_fraction=0.25, generator=4, device="cpu")
+    assert a.X_train.shape == (1348, 64) and a.X_test.shape == (449, 64)
+    assert a.X_train.dtype == torch.float32 and a.y_train.dtype == torch.long
+    assert torch.equal(a.X_train, b.X_train) and torch.equal(a.y_test, b.y_test)
+    assert not torch.equal(a.y_train, c.y_train)
+    assert float(a.X_train.min()) == 0.0 and float(a.X_train.max()) == 1.0
+    rows = {tuple(r) for r in torch.cat([a.X_train, a.X_test]).tolist()}
+    assert len(rows) > 1700  # (the data hold a few duplicate images)
+    assert torch.bincount(torch.cat([a.y_train, a.y_test])).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174,
+                                                                          180]
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(test_fraction=0.0), "test_fraction"),
+                                          (dict(test_fraction=1.0), "test_fraction"),
+                                          (dict(test_fraction=1e-5), "test_fraction"),
+                                          (dict(dtype=torch.long), "dtype")])
+def test_bad_digits_split_names_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        models.digits_split(**kwargs)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_classifier_logits_and_loss_match_the_equivalent_torch_network(activation):
+    clf = models.mlp_classifier((5, 7, 3), activation=activation)
+    params = clf.init(2, dtype=torch.float64, device="cpu")
+    X = torch.randn(9, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2])
+    act = torch.nn.ReLU if activation == "relu" else torch.nn.Tanh
+    net = torch.nn.Sequential(torch.nn.Linear(5, 7, dtype=torch.float64), act(),
+                              torch.nn.Linear(7, 3, dtype=torch.float64))
+    torch.nn.utils.vector_to_parameters(params, net.parameters())
+    assert torch.allclose(clf.logits(params, X), net(X).detach(), atol=1e-14)
+    reference = torch.nn.functional.cross_entropy(net(X), y)
+    reference.backward()
+    grad_nn = torch.nn.utils.parameters_to_vector(p.grad for p in net.parameters())
+    assert float(clf.loss(params, X, y)) == pytest.approx(float(reference.detach()), rel=1e-12)
+    assert torch.allclose(torch.func.grad(clf.loss)(params, X, y), grad_nn, atol=1e-13)
+    assert clf.n_params == 5 * 7 + 7 + 7 * 3 + 3
+    assert clf.accuracy(params, X, y) == float((net(X).argmax(-1) == y).double().mean())
+
+
+def test_classifier_init_is_he_scaled_for_relu_with_zero_biases():
+    clf = models.mlp_classifier((400, 300, 2))
+    W1, b1, W2, b2 = torch.split(clf.init(0, device="cpu"), [400 * 300, 300, 600, 2])
+    assert float(W1.var()) == pytest.approx(2 / 400, rel=0.05)
+    assert not b1.any() and not b2.any()
+    assert clf.init(0, device="cpu").dtype == torch.float32
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(sizes=(64,)), "sizes"), (dict(sizes=(64, 1)), "sizes"),
+                                          (dict(sizes=(64, 0, 10)), "sizes"), (dict(activation="gelu"), "activation")])
+def test_bad_classifier_names_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        models.mlp_classifier(**kwargs)
+    with pytest.raises(ValueError, match="params"):
+        models.mlp_classifier((3, 2)).logits(torch.zeros(7), torch.zeros(1, 3))
