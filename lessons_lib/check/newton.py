@@ -1,0 +1,111 @@
+"""Self-checks of the chapter on gradient-normalised smoothness (gradient-normalised-smoothness.ipynb)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .. import newton
+from .core import CheckResult, _missing, check_function
+
+
+def _cases() -> dict[str, tuple]:
+    gen = torch.Generator().manual_seed(3)
+    X = torch.randn(30, 3, generator=gen, dtype=torch.float64)
+    y = (torch.rand(30, generator=gen, dtype=torch.float64) < 0.5).to(torch.float64)
+    P = newton.logistic_regression(X, y, mu=0.01)
+    x = torch.tensor([0.5, -1.0, 0.8], dtype=torch.float64)
+    A = torch.tensor([[4.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+
+    def quad(v):
+        return 0.5 * v @ A @ v + 0.25 * (v ** 4).sum()
+
+    def quad_grad(v):
+        return A @ v + v ** 3
+
+    z = torch.tensor([1.5, -2.0], dtype=torch.float64)
+    return {"logistic regression in 3-d, exact Hessian, gamma = 10 (the first trial passes)":
+            (P.value, P.grad, x, P.hess(x), 10.0),
+            "the same problem, H = 0.001 I (far too flat), gamma = 50 (trials must be rejected)":
+            (P.value, P.grad, x, 1e-3 * torch.eye(3, dtype=torch.float64), 50.0),
+            "a quartic in 2-d, H = A / 10 (too flat), gamma = 8": (quad, quad_grad, z, A / 10, 8.0)}
+
+
+# the inputs (value, grad, x, H, gamma) handed to the learner's function, by description
+CASES = _cases()
+
+
+def _pack(out):
+    """``(x_new, gamma_new)`` as one float64 vector ``[*x_new, gamma_new]``; anything else unchanged."""
+    if _missing(out) or not isinstance(out, (tuple, list)) or len(out) != 2:
+        return out
+    try:
+        x_new = torch.as_tensor(out[0], dtype=torch.float64).reshape(-1)
+        g_new = torch.as_tensor(out[1], dtype=torch.float64).reshape(1)
+    except Exception:
+        return out
+    return torch.cat([x_new, g_new])
+
+
+def _variant(value, grad, x, H, gamma, *, double=True, inverted=False, old_grad=False, no_search=False):
+    """The search with one deliberate mistake, to recognise a learner's output."""
+    g = grad(x)
+    gn = float(g.norm())
+    f0 = float(value(x))
+    for _ in range(40):
+        lam = gn * gamma if inverted else gn / gamma
+        x_new = x + newton.regularized_newton_step(g, H, lam)
+        gt = g if old_grad else grad(x_new)
+        if no_search or f0 - float(value(x_new)) >= float(gt @ gt) / (8 * lam):
+            return _pack((x_new, 2 * gamma if double else gamma))
+        gamma /= 2
+    return _pack((x, gamma))
+
+
+def _reference(value, grad, x, H, gamma):
+    s = newton.gamma_search(value, grad, x, H, gamma=gamma)
+    return _pack((s.x, s.gamma))
+
+
+def _hint(case, out) -> str:
+    value, grad, x, H, gamma = case
+    if not isinstance(out, torch.Tensor) or out.shape != (len(x) + 1,):
+        return f"return a pair (x_new, gamma_new): x_new a vector of shape ({len(x)},) like x, gamma_new a number"
+    want = _reference(*case)
+
+    def near(v):
+        return isinstance(v, torch.Tensor) and bool(torch.allclose(out, v, rtol=1e-6, atol=1e-10))
+
+    if torch.allclose(out[:-1], want[:-1], rtol=1e-6, atol=1e-10):
+        return ("your new point is right but not the gamma you return: after an accepted trial the next step "
+                "starts from twice the radius of that trial")
+    if near(_variant(*case, inverted=True)):
+        return "your damping grows with gamma: lambda = ||g|| / gamma shrinks as the radius grows"
+    if near(_variant(*case, old_grad=True)):
+        return ("your test uses the gradient at the old point; the acceptance test needs the gradient at the "
+                "trial point x+")
+    if near(_variant(*case, no_search=True)) or near(_variant(*case, no_search=True, double=False)):
+        return ("you take the first trial whatever happens; in this case it fails the descent test, so halve "
+                "gamma and try again")
+    return ("not right yet: try lambda = ||g|| / gamma, x+ = x - (H + lambda I)^(-1) g, accept if "
+            "f(x) - f(x+) >= ||grad f(x+)||^2 / (8 lambda), otherwise halve gamma and retry")
+
+
+def gamma_search(fn: Callable) -> CheckResult:
+    """Check a learner's ``fn(value, grad, x, H, gamma) -> (x_new, gamma_new)``: one adaptive search (eq-newton-accept).
+
+    The cases include one where the first trial passes and two where trials must be rejected first.
+    Messages name the case and describe the learner's output, never the expected point.
+    """
+    if not _missing(fn) and callable(fn):
+        learner = fn
+
+        def fn(value, grad, x, H, gamma):
+            return _pack(learner(value, grad, x.clone(), H.clone(), gamma))
+
+    return check_function(
+        fn, _reference, CASES, rtol=1e-8, close_rtol=0.05, hint=_hint,
+        close_note="nearly there: is everything computed in float64?",
+        nonfinite="your answer contains NaN or infinity: is lambda zero or H + lambda I singular?",
+        praise="including searches that must reject trials before one passes")
