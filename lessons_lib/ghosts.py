@@ -45,6 +45,7 @@ from .backend import (
     check_callable,
     check_choice,
     check_count,
+    check_flag,
     check_float_tensor,
     check_positive,
     default_device,
@@ -57,6 +58,13 @@ F32 = torch.float32
 
 
 # --- the radius: complex zeros of the partition function --------------------------------------------
+
+
+def _finite(x, name: str) -> torch.Tensor:
+    x = check_float_tensor(x, name=name)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return x
 
 
 def _spreads(a: torch.Tensor) -> torch.Tensor:
@@ -91,6 +99,7 @@ def taylor_radius(a, *, per_sample: bool = False) -> torch.Tensor:
         Sao (2026), Ghosts of Softmax, arXiv:2603.13552.
     """
     a = _logit_tensor(a, "a")
+    per_sample = check_flag(per_sample, name="per_sample")
     spread = _spreads(a) if per_sample else _spreads(a).max()
     return math.pi / spread
 
@@ -193,7 +202,7 @@ def logit_jvp(logits_fn: Callable[[torch.Tensor], torch.Tensor], params: torch.T
         ``(z, a)``, both of shape ``(n, K)``.
     """
     check_callable(logits_fn, name="logits_fn")
-    params = check_float_tensor(params, name="params")
+    params = _finite(params, "params")
     direction = check_float_tensor(direction, name="direction")
     if direction.shape != params.shape:
         raise ValueError(f"direction: expected the shape of params, {tuple(params.shape)}, got "
@@ -223,6 +232,9 @@ def capped_lr(logits_fn: Callable[[torch.Tensor], torch.Tensor], params: torch.T
     """
     lr = check_positive(lr, name="lr", allow_zero=True)
     kappa = check_positive(kappa, name="kappa")
+    p = _finite(p, "p")
+    if float(p.norm()) == 0.0:
+        raise ValueError("p: expected a non-zero direction")
     _, a = logit_jvp(logits_fn, params, p)
     rho = float(taylor_radius(a))
     return min(lr, kappa * rho / float(p.double().norm())), rho
@@ -281,6 +293,8 @@ def onset(inflation: Inflation, *, threshold: float = 1.1) -> float:
         inflation: from :func:`loss_inflation`, with ``r`` increasing.
         threshold: the loss ratio that counts as inflation, ``> 0``.
     """
+    if not isinstance(inflation, Inflation):
+        raise ValueError(f"inflation: expected an Inflation record, got {type(inflation).__name__}")
     threshold = check_positive(threshold, name="threshold")
     r, q = inflation.r, inflation.ratio
     above = (q >= threshold).nonzero()
@@ -300,8 +314,11 @@ def hessian_scale(loss_fn: Callable[[torch.Tensor], torch.Tensor], params: torch
 
     This is the *Stability* limit ``2 / lambda`` with the curvature along ``v``; ``inf`` where it is zero.
     """
-    direction = check_float_tensor(direction, name="direction")
-    v = direction / direction.norm()
+    params = _finite(params, "params")
+    direction = _finite(direction, "direction")
+    if direction.shape != params.shape or float(direction.norm()) == 0.0:
+        raise ValueError(f"direction: expected a non-zero vector of the shape of params, {tuple(params.shape)}")
+    v = (direction / direction.norm()).to(params)
     curv = float(torch.dot(curvature.hvp(loss_fn, params, v), v))
     return 2.0 / abs(curv) if curv != 0 else math.inf
 
@@ -337,7 +354,7 @@ def subnormals_flushed() -> bool:
 
 def clip_norm(g: torch.Tensor, max_norm: float) -> torch.Tensor:
     """``g`` scaled down to norm ``max_norm`` when it is longer (``torch.nn.utils.clip_grad_norm_``'s rule)."""
-    g = check_float_tensor(g, name="g")
+    g = _finite(g, "g")
     max_norm = check_positive(max_norm, name="max_norm")
     return g * (max_norm / (g.norm() + 1e-6)).clamp(max=1.0)
 
@@ -528,6 +545,8 @@ def adam_checkpoints(*, checkpoints: Sequence[int] = (30, 300, 1500), lr: float 
     Returns:
         A :class:`Checkpoints`.
     """
+    if not isinstance(checkpoints, (list, tuple)):
+        raise ValueError(f"checkpoints: expected a sequence of steps, got {type(checkpoints).__name__}")
     cps = [check_count(c, name="checkpoints", minimum=0) for c in checkpoints]
     if not cps or cps != sorted(set(cps)):
         raise ValueError(f"checkpoints: expected increasing steps, got {list(checkpoints)!r}")
@@ -597,11 +616,15 @@ def temperature_onsets(params: torch.Tensor, *, temperatures: Sequence[float] = 
     Returns:
         A :class:`TemperatureOnsets` (an onset never reached is ``inf`` and is left out of the spreads).
     """
-    params = check_float_tensor(params, name="params")
+    params = _finite(params, "params")
+    if not isinstance(temperatures, (list, tuple)):
+        raise ValueError(f"temperatures: expected a sequence of numbers, got {type(temperatures).__name__}")
     temps = torch.tensor([check_positive(t, name="temperatures") for t in temperatures], dtype=torch.float64)
     if len(temps) == 0:
         raise ValueError("temperatures: expected at least one temperature")
     r = torch.logspace(-3, math.log10(35.0), 40, dtype=torch.float64) if r is None else as_tensor(r, name="r")
+    if r.ndim != 1 or len(r) < 2 or bool((r <= 0).any()) or bool((r.diff() <= 0).any()):
+        raise ValueError("r: expected at least two increasing normalised steps > 0")
     threshold = check_positive(threshold, name="threshold")
     d = _digits(data, params.device)
     clf = models.mlp_classifier((64, 128, 10))

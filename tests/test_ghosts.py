@@ -392,11 +392,12 @@ FUZZ_SPECS = {
                                                      kappa=1.0, clip=1.0, temperature=1.0, batch_size=4,
                                                      generator=0),
                                         positive="base_lr spike kappa clip temperature"),
+    # batch_size=None is valid: full-batch Adam
     "ghosts.adam_checkpoints": fuzz_specs.Spec(lambda: dict(checkpoints=[1, 2], lr=1e-3, batch_size=4, generator=0),
-                                               positive="lr"),
+                                               positive="lr", skip="batch_size"),
     "ghosts.temperature_onsets": fuzz_specs.Spec(lambda: dict(
         params=models.mlp_classifier().init(0, device="cpu"), temperatures=[1.0, 2.0], r=[0.1, 1.0, 10.0],
-        threshold=1.1), positive="threshold"),
+        threshold=1.1), positive="threshold", nan_fields="onset_r onset_tau"),  # inf: an onset never reached
     "check.ghosts.capped_step": fuzz_specs.Spec(lambda: dict(fn=lambda *c: c[1]), skip="fn"),
 }
 FUZZ_OPT_OUT = {"ghosts.flush_subnormals": "takes nothing: a context manager",
