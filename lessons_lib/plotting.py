@@ -29,6 +29,11 @@ COLORS: dict[str, str] = {
     "cbo": "#009E73",  # green
     "curl": "#56B4E9",  # sky blue
     "adam": "#F0E442",  # yellow
+    "capped": "#117733",  # dark green: a step capped at a radius (ghosts of softmax)
+    "clipped": "#AA4499",  # purple: gradient-norm clipping
+    "bo-rep": "#44AA99",  # teal: normalised momentum steps (BO-REP)
+    "newton": "#882255",  # wine: Newton-type steps with an exact or approximate Hessian
+    "m-fac": "#332288",  # indigo
     "theory": "#777777",  # grey, for closed forms and bounds
     "unstable": "#D55E00",  # vermillion, for divergence and stability limits
 }
