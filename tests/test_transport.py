@@ -275,7 +275,7 @@ _SWEEP_EXPECTED = [v for case in check.transport.SWEEP_CASES.values()
 CHECK_CASES = {
     "sinkhorn_sweep": Case(
         _sweep, lambda *a: _sweep(*a, scale=1.01), (_jacobi, _no_minus_one, _y_first),
-        expected=_SWEEP_EXPECTED, inputs=[6, 5, 4, 7, 3, 40, 1200, -1, 0], function=True,
+        expected=_SWEEP_EXPECTED, inputs=[6, 5, 4, 7, 3, 40, 1200, -1, 0, 1], function=True,
         nan=lambda x, y, C, r, c, eta: (torch.full_like(x, float("nan")), torch.full_like(y, float("nan"))),
         hints=((_jacobi, "old x"), (_no_minus_one, "keep the -1"), (_y_first, "updated y first"),
                (_naive, "logsumexp"))),

@@ -25,8 +25,9 @@ def _sweep_cases() -> dict[str, tuple]:
         "4 sources and 7 targets (a rectangular C), eta = 3, from nonzero potentials": (
             0.1 * torch.arange(4, dtype=torch.float64), -0.05 * torch.arange(7, dtype=torch.float64),
             rect_C, rect_r, rect_c, 3.0),
-        "40 grid points, eta = 1200, from x = y = 0 (exp(-eta C) underflows)": (
-            z(40, dtype=torch.float64), z(40, dtype=torch.float64), chapter.C, chapter.r, chapter.c, 1200.0),
+        "40 grid points, eta = 1200, from x = -y = 1 (exp(eta y) underflows, exp(eta x) overflows)": (
+            torch.ones(40, dtype=torch.float64), -torch.ones(40, dtype=torch.float64), chapter.C, chapter.r,
+            chapter.c, 1200.0),
     }
 
 
@@ -103,6 +104,7 @@ def sinkhorn_sweep(fn: Callable) -> CheckResult:
     return check_function(
         fn, _reference, SWEEP_CASES, rtol=1e-8, close_rtol=0.05, hint=_hint,
         close_note="nearly there: is everything computed in float64?",
-        nonfinite=("your potentials contain NaN or infinity: at eta = 1200 exp(-eta C) underflows to 0 and its "
-                   "logarithm is -inf; use torch.logsumexp on the exponents instead of exponentiating first"),
+        nonfinite=("your potentials contain NaN or infinity: at eta = 1200 exponentials such as exp(eta y) underflow "
+                   "to 0 or overflow to infinity; use torch.logsumexp on the exponents instead of exponentiating "
+                   "first"),
         praise="including eta = 1200, where only the log domain stays finite")
