@@ -34,6 +34,9 @@ COLORS: dict[str, str] = {
     "bo-rep": "#44AA99",  # teal: normalised momentum steps (BO-REP)
     "newton": "#882255",  # wine: Newton-type steps with an exact or approximate Hessian
     "m-fac": "#332288",  # indigo
+    "sinkhorn": "#88CCEE",  # cyan: Sinkhorn's matrix scaling (block ascent)
+    "sns": "#882255",  # wine, as Newton: Sinkhorn-Newton-Sparse with the whole Hessian
+    "sns sparse": "#117733",  # dark green: Sinkhorn-Newton-Sparse with a sparsified Hessian
     "theory": "#777777",  # grey, for closed forms and bounds
     "unstable": "#D55E00",  # vermillion, for divergence and stability limits
 }
