@@ -250,6 +250,19 @@ def gamma_search(value: Callable, grad: Callable, x, H, *, gamma: float, max_tri
 
 # --- the method ----------------------------------------------------------------------------------------
 
+class _LastCall:
+    """``fn`` with a one-entry cache: the loop asks for ``f`` and ``grad f`` at the same point several times
+    (the stopping test, the search, the record), so each point is evaluated once."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]):
+        self.fn, self.x, self.out = fn, None, None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.x is None or self.x.shape != x.shape or not torch.equal(self.x, x):
+            self.x, self.out = x.clone(), self.fn(x)
+        return self.out
+
+
 @dataclass(frozen=True)
 class NewtonRun(Record):
     """A run of :func:`gradient_regularized_newton` (or :func:`gradient_descent`).
@@ -300,7 +313,11 @@ def _hessian_fn(problem: LogisticRegression, hessian: HessianChoice) -> Callable
     s = check_real(hessian, name="hessian")
     if not 0.0 <= s <= 1.0:
         raise ValueError(f"hessian: the mixing weight s must lie in [0, 1], got {s}")
+    if s == 0.0:  # the ends need one matrix, not both (the sum would give the same bits)
+        return problem.hess
     fixed = problem.fixed_hessian()
+    if s == 1.0:
+        return lambda x: fixed
     return lambda x: (1 - s) * problem.hess(x) + s * fixed
 
 
@@ -347,15 +364,16 @@ def gradient_regularized_newton(problem: LogisticRegression, x0, *, hessian: Hes
         tol = check_positive(tol, name="tol")
     H_of = _hessian_fn(problem, hessian)
     kw = dict(dtype=x0.dtype, device=x0.device)
+    value, grad = _LastCall(problem.value), _LastCall(problem.grad)
 
     def numbers(x):
-        return torch.stack([problem.value(x), problem.grad(x).norm()])
+        return torch.stack([value(x), grad(x).norm()])
 
     def step(state, t, lr):
         x, log2_gamma, _, done = state
-        if bool(done) or (tol is not None and float(problem.grad(x).norm()) <= tol):
+        if bool(done) or (tol is not None and float(grad(x).norm()) <= tol):
             return x, log2_gamma, torch.zeros(3, **kw), torch.ones((), **kw)
-        s = gamma_search(problem.value, problem.grad, x, H_of(x), gamma=2.0 ** float(log2_gamma),
+        s = gamma_search(value, grad, x, H_of(x), gamma=2.0 ** float(log2_gamma),
                          max_tries=max_tries, adaptive=adaptive)
         gamma_used = s.gamma / 2 if (adaptive and s.accepted) else s.gamma
         info = torch.tensor([math.log2(gamma_used), s.lam, s.tries + 0.5 * s.accepted], **kw)
