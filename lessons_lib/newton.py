@@ -4,9 +4,10 @@ One step solves ``(H + lam I) d = -g`` with ``lam = ||g|| / gamma`` (eq-newton-s
 Hessian, a fixed bound on it, or a mixture of the two; ``gamma`` is the radius, measured against
 ``||g||``, within which ``H`` predicts the change of the gradient. It is found by a doubling-and-halving
 search (eq-newton-accept): a trial step is accepted when the loss falls by at least
-``||g+||^2 / (8 lam)``, and then ``gamma`` doubles; otherwise ``gamma`` halves and the step is tried
-again. As the gradient vanishes, so does the damping, and with the exact Hessian the method turns into
-Newton's method.
+``||g+||^2 / (8 lam)`` (the constant 8 is an argument), and then ``gamma`` doubles; otherwise ``gamma``
+halves and the step is tried again. With the exact Hessian the damping vanishes with the gradient and the
+method turns into Newton's method; with a fixed approximation ``gamma`` falls with the gradient and the
+damping levels off (a linear rate).
 
 The problem of the chapter is l2-regularised logistic regression, digits even against odd
 (:func:`digits_parity`, :func:`logistic_regression`).
@@ -125,15 +126,24 @@ def logistic_regression(X, y, *, mu: float) -> LogisticRegression:
     return LogisticRegression(X, y, mu)
 
 
-def digits_parity(*, dtype: torch.dtype = torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """All 1,797 digits as ``(X, y)``: pixels / 16 plus a bias column of ones, ``y = 1`` for an even digit.
+def digits_parity(*, subset: str = "all", dtype: torch.dtype = torch.float64,
+                  device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The digits as ``(X, y)``: pixels / 16 plus a bias column of ones, ``y = 1`` for an even digit.
 
-    The samples are the union of :func:`~lessons_lib.models.digits_split`'s training and test sets
-    (seed 0), so they come in a shuffled order; the mean loss does not depend on the order.
+    ``subset="all"`` gives all 1,797 samples, the union of :func:`~lessons_lib.models.digits_split`'s
+    training and test sets (seed 0), in a shuffled order (the mean loss does not depend on the order);
+    ``subset="train"`` gives its 1,348 training samples only.
+
+    Args:
+        subset: ``"all"`` or ``"train"``.
+        dtype: floating dtype of ``X`` and ``y``.
+        device: where the tensors live (``None``: the default device).
 
     Returns:
-        ``X`` of shape ``(1797, 65)`` and ``y`` of shape ``(1797,)``, both of ``dtype``.
+        ``X`` of shape ``(n, 65)`` and ``y`` of shape ``(n,)``, both of ``dtype``, with ``n = 1797`` or ``1348``.
     """
+    if subset not in ("all", "train"):
+        raise ValueError(f"subset: expected 'all' or 'train', got {subset!r}")
     if device is not None and not isinstance(device, (str, torch.device)):
         raise ValueError(f"device: expected a device name or torch.device, got {type(device).__name__}")
     try:
@@ -142,9 +152,10 @@ def digits_parity(*, dtype: torch.dtype = torch.float64, device=None) -> tuple[t
     except RuntimeError as exc:
         raise ValueError(f"device: {exc}") from None
     split = models.digits_split(generator=0, dtype=dtype, device=device)
-    X = torch.cat([split.X_train, split.X_test])
+    X = torch.cat([split.X_train, split.X_test]) if subset == "all" else split.X_train
     X = torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype, device=X.device)], dim=1)
-    y = (torch.cat([split.y_train, split.y_test]) % 2 == 0).to(dtype)
+    y = (torch.cat([split.y_train, split.y_test]) if subset == "all" else split.y_train) % 2 == 0
+    y = y.to(dtype)
     return X, y
 
 
@@ -152,6 +163,9 @@ def digits_parity(*, dtype: torch.dtype = torch.float64, device=None) -> tuple[t
 
 def regularized_newton_step(g, H, lam: float) -> torch.Tensor:
     """The step ``d = -(H + lam I)^{-1} g`` of (eq-newton-step), by one Cholesky factorisation.
+
+    For a positive semidefinite ``H`` its length is at most ``||g|| / lam`` (eq-newton-radius), and at most
+    ``||g|| / sigma_min(H)`` whatever ``lam``.
 
     Args:
         g: gradient, shape ``(d,)``.
@@ -199,11 +213,12 @@ class Search(Record):
 
 
 def gamma_search(value: Callable, grad: Callable, x, H, *, gamma: float, max_tries: int = 40,
-                 adaptive: bool = True) -> Search:
+                 adaptive: bool = True, constant: float = 8.0) -> Search:
     """One step of the adaptive search for ``gamma`` (eq-newton-accept).
 
     Trial ``i`` uses ``gamma_i = gamma / 2^(i-1)``, ``lam_i = ||g|| / gamma_i`` and
-    ``x+ = x - (H + lam_i I)^{-1} g``. It is accepted when ``f(x) - f(x+) >= ||grad f(x+)||^2 / (8 lam_i)``,
+    ``x+ = x - (H + lam_i I)^{-1} g``. It is accepted when
+    ``f(x) - f(x+) >= ||grad f(x+)||^2 / (constant lam_i)``, with ``constant = 8`` as in the paper's code,
     and then the next step starts from ``2 gamma_i``. After ``max_tries`` rejections ``x`` stays where it
     was. With ``adaptive=False`` the first trial is taken whatever the test says and ``gamma`` is kept.
 
@@ -215,6 +230,7 @@ def gamma_search(value: Callable, grad: Callable, x, H, *, gamma: float, max_tri
         gamma: the first trial's radius, ``> 0``.
         max_tries: at most this many trials.
         adaptive: search (``True``) or take one step with the fixed ``gamma``.
+        constant: the constant ``> 0`` of the test (8 in eq-newton-accept; a smaller one is stricter).
 
     Returns:
         A :class:`Search`.
@@ -230,6 +246,7 @@ def gamma_search(value: Callable, grad: Callable, x, H, *, gamma: float, max_tri
     gamma = check_positive(gamma, name="gamma")
     max_tries = check_count(max_tries, name="max_tries")
     adaptive = check_flag(adaptive, name="adaptive")
+    constant = check_positive(constant, name="constant")
     g = grad(x)
     g_norm = float(g.norm())
     f0 = float(value(x))
@@ -239,7 +256,7 @@ def gamma_search(value: Callable, grad: Callable, x, H, *, gamma: float, max_tri
         lam = g_norm / gamma
         x_new = x + regularized_newton_step(g, H, lam)
         g_new = grad(x_new)
-        accepted = bool(f0 - float(value(x_new)) >= float(g_new @ g_new) / (8 * lam))
+        accepted = bool(f0 - float(value(x_new)) >= float(g_new @ g_new) / (constant * lam))
         if not adaptive:
             return Search(x_new, gamma, lam, tries, accepted)
         if accepted:
@@ -323,7 +340,7 @@ def _hessian_fn(problem: LogisticRegression, hessian: HessianChoice) -> Callable
 
 def gradient_regularized_newton(problem: LogisticRegression, x0, *, hessian: HessianChoice = "exact",
                                 gamma0: float = 1.0, adaptive: bool = True, steps: int = 100,
-                                max_tries: int = 40, tol: float | None = None) -> NewtonRun:
+                                max_tries: int = 40, tol: float | None = None, constant: float = 8.0) -> NewtonRun:
     """Newton with gradient regularisation and an adaptive radius (eq-newton-step, eq-newton-accept).
 
     ``x_{k+1} = x_k - (H_k + lam_k I)^{-1} grad f(x_k)`` with ``lam_k = ||grad f(x_k)|| / gamma_k``, where
@@ -342,6 +359,7 @@ def gradient_regularized_newton(problem: LogisticRegression, x0, *, hessian: Hes
         max_tries: trials per step of the search.
         tol: stop once ``||grad f(x_k)|| <= tol`` (``None``: run every step). Without it a run past
             machine precision keeps failing the test and halves ``gamma`` up to ``2^max_tries`` times.
+        constant: the constant ``> 0`` of the test (eq-newton-accept), 8 by default.
 
     Returns:
         A :class:`NewtonRun`.
@@ -362,6 +380,7 @@ def gradient_regularized_newton(problem: LogisticRegression, x0, *, hessian: Hes
     max_tries = check_count(max_tries, name="max_tries")
     if tol is not None:
         tol = check_positive(tol, name="tol")
+    constant = check_positive(constant, name="constant")
     H_of = _hessian_fn(problem, hessian)
     kw = dict(dtype=x0.dtype, device=x0.device)
     value, grad = _LastCall(problem.value), _LastCall(problem.grad)
@@ -374,7 +393,7 @@ def gradient_regularized_newton(problem: LogisticRegression, x0, *, hessian: Hes
         if bool(done) or (tol is not None and float(grad(x).norm()) <= tol):
             return x, log2_gamma, torch.zeros(3, **kw), torch.ones((), **kw)
         s = gamma_search(value, grad, x, H_of(x), gamma=2.0 ** float(log2_gamma),
-                         max_tries=max_tries, adaptive=adaptive)
+                         max_tries=max_tries, adaptive=adaptive, constant=constant)
         gamma_used = s.gamma / 2 if (adaptive and s.accepted) else s.gamma
         info = torch.tensor([math.log2(gamma_used), s.lam, s.tries + 0.5 * s.accepted], **kw)
         return s.x.to(**kw), torch.tensor(math.log2(s.gamma), **kw), info, torch.zeros((), **kw)
@@ -436,16 +455,19 @@ def minimum(problem: LogisticRegression, *, tol: float = 1e-12) -> tuple[torch.T
         tol: gradient-norm tolerance ``> 0``.
 
     Raises:
-        ValueError: naming ``problem`` if the method does not reach ``tol`` within 200 steps.
+        ValueError: naming ``problem`` if ``mu`` is not ``> 0`` or the method does not reach ``tol`` within
+            200 steps.
     """
-    if not hasattr(problem, "X"):
+    if not hasattr(problem, "X") or not hasattr(problem, "mu"):
         raise ValueError("problem: expected a LogisticRegression")
+    if not float(problem.mu) > 0:
+        raise ValueError(f"problem: mu must be > 0 for a unique minimiser, got mu = {problem.mu}")
     tol = check_positive(tol, name="tol")
     x0 = torch.zeros(problem.X.shape[1], dtype=problem.X.dtype, device=problem.X.device)
     out = gradient_regularized_newton(problem, x0, hessian="exact", steps=200, tol=tol)
     if not out.converged:
         raise ValueError(f"problem: the exact method did not reach ||grad f|| <= {tol:g} in 200 steps "
-                         "(is mu > 0?)")
+                         "(is mu too small?)")
     return out.x[-1], float(out.f[-1])
 
 

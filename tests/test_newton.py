@@ -2,7 +2,8 @@
 
 The digits problem (all 1,797 samples, pixels / 16, a bias column, even against odd, mu = 1e-3, x0 = 0,
 gamma0 = 1) gives, measured: exact Hessian 8 iterations to f - f* < 1e-8, fixed bound 117, s = 0.5 62,
-s = 0.9 106, and GD with step 1/L 0.0412 above f* after 200 steps.
+s = 0.9 106, and GD with step 1/L 0.0412 above f* after 200 steps. With the constant 4 in the acceptance test
+instead of 8: 137, 72, 124; on the 1,348-sample training split alone: 122, 64, 110.
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ def test_step_equals_a_dense_solve(lam):
     x = torch.ones(4, **F64)
     g, H = P.grad(x), P.hess(x)
     want = -torch.linalg.solve(H + lam * torch.eye(4, **F64), g)
-    assert torch.allclose(N.regularized_newton_step(g, H, lam), want, rtol=1e-10, atol=1e-14)
+    step = N.regularized_newton_step(g, H, lam)
+    assert torch.allclose(step, want, rtol=1e-10, atol=1e-14)
+    sigma_min = float(torch.linalg.eigvalsh(H)[0])
+    assert float(step.norm()) <= float(g.norm()) / max(lam, sigma_min) * (1 + 1e-12)  # eq-newton-radius
 
 
 def test_minimum_matches_scipy_and_sklearn(digits):
@@ -105,6 +109,44 @@ def test_iterations_grow_monotonically_with_s(digits):
            for s in (0.0, 0.5, 0.9, 1.0)]
     assert all(k > 0 for k in its) and its == sorted(its) and len(set(its)) == 4, its
     assert its[0] <= 15 and its[1] < its[3] * 0.75
+
+
+@pytest.mark.slow
+def test_a_stricter_test_and_the_training_split_move_the_counts_towards_140_74_127(digits):
+    """What did not reproduce: counts of 140, 74 and 127 (fixed, s = 0.5, s = 0.9) reported for an earlier setup.
+    The constant 4 in the test gives 137, 72, 124 (each within 10 % of those, above the constant 8's 117, 62,
+    106); the 1,348-sample training split gives 122, 64, 110 (closer to 117, 62, 106 than to 140, 74, 127)."""
+    P, _, f_star = digits
+    x0 = torch.zeros(65, **F64)
+
+    def counts(problem, f_min, constant):
+        return [N.iterations_to(N.gradient_regularized_newton(problem, x0, hessian=s, steps=200, tol=1e-8,
+                                                              constant=constant), f_min) for s in (1.0, 0.5, 0.9)]
+
+    eight, four = counts(P, f_star, 8.0), counts(P, f_star, 4.0)
+    assert all(0 < a < b for a, b in zip(eight, four)), (eight, four)
+    assert all(abs(b - ref) < 0.1 * ref for b, ref in zip(four, (140, 74, 127))), four
+    X, y = N.digits_parity(subset="train")
+    assert X.shape == (1348, 65)
+    train = N.logistic_regression(X, y, mu=1e-3)
+    split = counts(train, N.minimum(train)[1], 8.0)
+    assert all(abs(c - a) < abs(c - ref) for c, a, ref in zip(split, eight, (140, 74, 127))), split
+
+
+@pytest.mark.parametrize("s, search_its", [(1.0, 115), (0.5, 60)])
+def test_a_large_fixed_radius_beats_the_search_with_approximate_hessians(digits, s, search_its):
+    """The explorer at mu = 1e-3, gamma0 = 100 (runs to ||grad f|| <= 1e-6, 130 steps): the fixed radius takes
+    every first trial, fails the test at most steps, and still reaches f - f* < 1e-8 sooner (measured 87
+    against 115 for s = 1, 46 against 60 for s = 0.5)."""
+    P, _, f_star = digits
+    x0 = torch.zeros(65, **F64)
+    its = {}
+    for adaptive in (True, False):
+        r = N.gradient_regularized_newton(P, x0, hessian=s, gamma0=100.0, adaptive=adaptive, steps=130, tol=1e-6)
+        its[adaptive] = N.iterations_to(r, f_star)
+        if not adaptive:
+            assert float((~r.accepted).float().mean()) > 0.5  # it fails the descent test at most steps
+    assert 0 < its[False] < 0.9 * its[True] and abs(its[True] - search_its) <= 0.1 * search_its, its
 
 
 def test_every_step_passes_the_descent_test(digits):
@@ -191,6 +233,19 @@ def test_bad_input_names_the_argument():
         N.gradient_regularized_newton(P, torch.zeros(2, 4, **F64), steps=2)
     with pytest.raises(ValueError, match="^tol:"):
         N.iterations_to(N.gradient_descent(P, x0, steps=2), 0.0, tol=0.0)
+    with pytest.raises(ValueError, match="^constant:"):
+        N.gradient_regularized_newton(P, x0, steps=2, constant=0.0)
+    with pytest.raises(ValueError, match="^subset:"):
+        N.digits_parity(subset="test")
+
+
+def test_minimum_rejects_mu_zero():
+    """mu = 0 on separable data has no minimiser (the loss decreases along a separating direction)."""
+    X = torch.tensor([[1.0, 1.0], [2.0, 1.0], [-1.0, 1.0], [-2.0, 1.0]], **F64)
+    P = N.logistic_regression(X, torch.tensor([1.0, 1.0, 0.0, 0.0], **F64), mu=0.0)
+    with pytest.raises(ValueError, match="^problem:.*mu"):
+        N.minimum(P)
+    assert N.minimum(N.logistic_regression(P.X, P.y, mu=0.1))[1] > 0
 
 
 # --- self-check cases (tests/test_course.py) ---
@@ -217,14 +272,16 @@ def _nan(value, grad, x, H, gamma):
 
 
 _EXPECTED = [float(v) for case in C.CASES.values() for v in C._reference(*case)]
-_INPUTS = [10.0, 50.0, 8.0, 0.001, 3.0, 2.0, 0.5, -1.0, 0.8, 1.5, -2.0, 4.0, 1.0, 0.01, 0.25, 40.0]
+_INPUTS = [16.0, 50.0, 8.0, 0.001, 3.0, 2.0, 0.5, -1.0, 0.8, 1.5, -2.0, 4.0, 1.0, 0.01, 0.25, 40.0]
 CHECK_CASES = {
     "gamma_search": Case(
         _right, _close, (_variant(double=False), _variant(inverted=True), _variant(old_grad=True),
-                         _variant(no_search=True)),
+                         _variant(no_search=True), _variant(constant=4.0), _variant(stale=True)),
         expected=_EXPECTED, inputs=_INPUTS, function=True, nan=_nan,
         hints=((_variant(double=False), "twice the radius"), (_variant(inverted=True), "damping grows"),
-               (_variant(old_grad=True), "gradient at the old point"), (_variant(no_search=True), "first trial"))),
+               (_variant(old_grad=True), "gradient at the old point"), (_variant(no_search=True), "first trial"),
+               (_variant(constant=4.0), "constant in the denominator"),
+               (_variant(stale=True), "recomputed from the halved gamma"))),
 }
 
 
@@ -256,16 +313,17 @@ FUZZ_SPECS = {
     "newton.logistic_regression": fuzz_specs.Spec(lambda: dict(X=fuzz_specs.randn(6, 2),
                                                                y=fuzz_specs.t(0, 1, 0, 1, 1, 0), mu=0.1),
                                                   nonneg="mu"),
-    "newton.digits_parity": fuzz_specs.Spec(lambda: dict(dtype=torch.float64, device="cpu")),
+    "newton.digits_parity": fuzz_specs.Spec(lambda: dict(subset="train", dtype=torch.float64, device="cpu")),
     "newton.regularized_newton_step": fuzz_specs.Spec(lambda: dict(g=fuzz_specs.t(1.0, -1.0), H=fuzz_specs.spd(),
                                                                    lam=0.5), nonneg="lam"),
     "newton.gamma_search": fuzz_specs.Spec(lambda: dict(value=fuzz_specs.bowl1, grad=lambda x: 2 * x,
                                                         x=fuzz_specs.t(1.0, 2.0), H=fuzz_specs.spd(), gamma=1.0,
-                                                        max_tries=3, adaptive=True), positive="gamma"),
+                                                        max_tries=3, adaptive=True, constant=8.0),
+                                           positive="gamma constant"),
     "newton.gradient_regularized_newton": fuzz_specs.Spec(lambda: dict(problem=_p(), x0=torch.zeros(4, **F64),
                                                                        hessian="fixed", gamma0=1.0, adaptive=True,
-                                                                       steps=3, max_tries=5, tol=1e-6),
-                                                          positive="gamma0 tol"),
+                                                                       steps=3, max_tries=5, tol=1e-6, constant=8.0),
+                                                          positive="gamma0 tol constant"),
     "newton.gradient_descent": fuzz_specs.Spec(lambda: dict(problem=_p(), x0=torch.zeros(4, **F64), steps=3, lr=0.1),
                                                positive="lr", nan_fields="gamma"),
     "newton.minimum": fuzz_specs.Spec(lambda: dict(problem=_p(), tol=1e-8), positive="tol"),

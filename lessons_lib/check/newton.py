@@ -25,8 +25,10 @@ def _cases() -> dict[str, tuple]:
         return A @ v + v ** 3
 
     z = torch.tensor([1.5, -2.0], dtype=torch.float64)
-    return {"logistic regression in 3-d, exact Hessian, gamma = 10 (the first trial passes)":
-            (P.value, P.grad, x, P.hess(x), 10.0),
+    # at gamma = 16 the first trial passes with (f - f+) lam / ||grad f+||^2 = 0.16, between 1/8 and 1/4: a test
+    # with the constant 4 rejects it
+    return {"logistic regression in 3-d, exact Hessian, gamma = 16 (the first trial passes)":
+            (P.value, P.grad, x, P.hess(x), 16.0),
             "the same problem, H = 0.001 I (far too flat), gamma = 50 (trials must be rejected)":
             (P.value, P.grad, x, 1e-3 * torch.eye(3, dtype=torch.float64), 50.0),
             "a quartic in 2-d, H = A / 10 (too flat), gamma = 8": (quad, quad_grad, z, A / 10, 8.0)}
@@ -48,16 +50,20 @@ def _pack(out):
     return torch.cat([x_new, g_new])
 
 
-def _variant(value, grad, x, H, gamma, *, double=True, inverted=False, old_grad=False, no_search=False):
-    """The search with one deliberate mistake, to recognise a learner's output."""
+def _variant(value, grad, x, H, gamma, *, double=True, inverted=False, old_grad=False, no_search=False,
+             constant=8.0, stale=False):
+    """The search with one deliberate mistake, to recognise a learner's output (``stale``: lambda computed
+    once, before the loop)."""
     g = grad(x)
     gn = float(g.norm())
     f0 = float(value(x))
+    lam = gn / gamma
     for _ in range(40):
-        lam = gn * gamma if inverted else gn / gamma
+        if not stale:
+            lam = gn * gamma if inverted else gn / gamma
         x_new = x + newton.regularized_newton_step(g, H, lam)
         gt = g if old_grad else grad(x_new)
-        if no_search or f0 - float(value(x_new)) >= float(gt @ gt) / (8 * lam):
+        if no_search or f0 - float(value(x_new)) >= float(gt @ gt) / (constant * lam):
             return _pack((x_new, 2 * gamma if double else gamma))
         gamma /= 2
     return _pack((x, gamma))
@@ -88,6 +94,12 @@ def _hint(case, out) -> str:
     if near(_variant(*case, no_search=True)) or near(_variant(*case, no_search=True, double=False)):
         return ("you take the first trial whatever happens; in this case it fails the descent test, so halve "
                 "gamma and try again")
+    if near(_variant(*case, stale=True)):
+        return ("your damping keeps its first value: lambda must be recomputed from the halved gamma at every "
+                "trial")
+    if any(near(_variant(*case, constant=c)) for c in (1.0, 2.0, 4.0, 16.0)):
+        return ("your search accepts a different trial than the test (eq-newton-accept) does: check the "
+                "constant in the denominator of its right-hand side")
     return ("not right yet: try lambda = ||g|| / gamma, x+ = x - (H + lambda I)^(-1) g, accept if "
             "f(x) - f(x+) >= ||grad f(x+)||^2 / (8 lambda), otherwise halve gamma and retry")
 
@@ -98,14 +110,24 @@ def gamma_search(fn: Callable) -> CheckResult:
     The cases include one where the first trial passes and two where trials must be rejected first.
     Messages name the case and describe the learner's output, never the expected point.
     """
+    low_precision = []  # the dtypes of learner outputs below float64 (the max-norm comparison would miss them)
     if not _missing(fn) and callable(fn):
         learner = fn
 
         def fn(value, grad, x, H, gamma):
-            return _pack(learner(value, grad, x.clone(), H.clone(), gamma))
+            out = learner(value, grad, x.clone(), H.clone(), gamma)
+            if isinstance(out, (tuple, list)) and len(out) == 2:
+                dtype = getattr(out[0], "dtype", None)
+                if dtype is not None and str(dtype).replace("torch.", "") in ("float32", "float16", "bfloat16"):
+                    low_precision.append(str(dtype).replace("torch.", ""))
+            return _pack(out)
 
-    return check_function(
+    result = check_function(
         fn, _reference, CASES, rtol=1e-8, close_rtol=0.05, hint=_hint,
         close_note="nearly there: is everything computed in float64?",
         nonfinite="your answer contains NaN or infinity: is lambda zero or H + lambda I singular?",
         praise="including searches that must reject trials before one passes")
+    if result.status == "correct" and low_precision:
+        return CheckResult("close", "nearly there: your x_new has a lower precision than x; keep it in float64 "
+                                    "like x, as the exercise asks")
+    return result
