@@ -102,15 +102,49 @@ class StaticInverse:
         """The diagonal of ``F^{-1}``, shape ``(d,)``, ``O(m)`` per entry (eq-mfac-diag)."""
         return 1.0 / self.damp - (self.V.pow(2) / self.denom[:, None]).sum(0)
 
-    def block(self, index: torch.Tensor) -> torch.Tensor:
-        """The submatrix ``[F^{-1}]_{SS}`` for the indices ``S = index`` (long, shape ``(s,)``), shape ``(s, s)``."""
+    def _check_index(self, index) -> torch.Tensor:
         if not isinstance(index, torch.Tensor) or index.dtype != torch.long or index.ndim != 1:
             raise ValueError(f"index: expected a 1-d long tensor of indices, got {type(index).__name__}")
         if len(index) and not (0 <= int(index.min()) and int(index.max()) < self.d):
             raise ValueError(f"index: indices must lie in [0, {self.d})")
-        Vs = self.V[:, index.to(self.V.device)]
+        return index.to(self.V.device)
+
+    def block(self, index: torch.Tensor) -> torch.Tensor:
+        """The submatrix ``[F^{-1}]_{SS}`` for the indices ``S = index`` (long, shape ``(s,)``), shape ``(s, s)``."""
+        index = self._check_index(index)
+        Vs = self.V[:, index]
         eye = torch.eye(len(index), dtype=self.V.dtype, device=self.V.device)
         return eye / self.damp - (Vs / self.denom[:, None]).T @ Vs
+
+    def solve_block(self, index: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``z = ([F^{-1}]_{SS})^{-1} b`` for ``S = index`` without the ``s x s`` block, in ``O(s m^2 + m^3)``.
+
+        The block is ``I / lam - U^T D^{-1} U`` with ``U = V[:, S]`` and ``D = diag(m + g_j . v_j)``, a rank-``m``
+        change of ``I / lam``; by Woodbury its inverse is ``lam I + lam^2 U^T (D - lam U U^T)^{-1} U``, and
+        ``D - lam U U^T`` is symmetric positive definite (the block is), so it is solved by Cholesky (and the
+        block itself when rounding has broken that).
+
+        Args:
+            index: the indices ``S`` (long, shape ``(s,)``).
+            b: right-hand side, shape ``(s,)``.
+
+        Returns:
+            ``z``, shape ``(s,)``; the same as ``torch.linalg.solve(self.block(index), b)`` to rounding.
+        """
+        index = self._check_index(index)
+        b = check_float_tensor(b, name="b")
+        if b.shape != index.shape:
+            raise ValueError(f"b: expected shape {tuple(index.shape)}, got {tuple(b.shape)}")
+        if not bool(torch.isfinite(b).all()):
+            raise ValueError("b: contains NaN or infinite values")
+        b = b.to(self.V)
+        U = self.V[:, index]
+        K = torch.diag(self.denom) - self.damp * (U @ U.T)
+        C, info = torch.linalg.cholesky_ex(K)
+        if int(info):  # K lost definiteness to rounding (a block near singular): solve the block itself
+            return torch.linalg.solve(self.block(index), b)
+        y = torch.cholesky_solve((U @ b)[:, None], C)[:, 0]
+        return self.damp * b + self.damp ** 2 * (U.T @ y)
 
 
 def static_inverse(G: torch.Tensor, *, damp: float) -> StaticInverse:
@@ -124,7 +158,8 @@ def static_inverse(G: torch.Tensor, *, damp: float) -> StaticInverse:
         damp: the damping ``lam > 0``.
 
     Returns:
-        A :class:`StaticInverse` with ``ihvp(x)`` (eq-mfac-ihvp), ``diag()`` (eq-mfac-diag) and ``block(S)``.
+        A :class:`StaticInverse` with ``ihvp(x)`` (eq-mfac-ihvp), ``diag()`` (eq-mfac-diag), ``block(S)`` and
+        ``solve_block(S, b)``.
 
     References:
         Frantar, Kurtic & Alistarh (2021), M-FAC, arXiv:2107.03356 (the static algorithm).
@@ -270,7 +305,8 @@ def obs_prune(w: torch.Tensor, inverse: StaticInverse, *, sparsity: float) -> tu
 
     Args:
         w: flat weights, shape ``(d,)``.
-        inverse: a :class:`StaticInverse` of the same ``d`` (or anything with ``ihvp``, ``diag`` and ``block``).
+        inverse: a :class:`StaticInverse` of the same ``d`` (or anything with ``ihvp``, ``diag`` and
+            ``solve_block``).
         sparsity: share of weights to remove, in ``[0, 1)``.
 
     Returns:
@@ -280,8 +316,8 @@ def obs_prune(w: torch.Tensor, inverse: StaticInverse, *, sparsity: float) -> tu
         Hassibi & Stork (1993), Optimal Brain Surgeon; Frantar, Kurtic & Alistarh (2021), arXiv:2107.03356.
     """
     w, n = _check_sparsity(w, sparsity)
-    if not all(callable(getattr(inverse, a, None)) for a in ("ihvp", "diag", "block")):
-        raise ValueError(f"inverse: expected a StaticInverse (ihvp, diag, block), got {type(inverse).__name__}")
+    if not all(callable(getattr(inverse, a, None)) for a in ("ihvp", "diag", "solve_block")):
+        raise ValueError(f"inverse: expected a StaticInverse (ihvp, diag, solve_block), got {type(inverse).__name__}")
     diag = inverse.diag()
     if diag.shape != w.shape:
         raise ValueError(f"inverse: built for d = {diag.numel()}, but w has {w.numel()} entries")
@@ -292,7 +328,7 @@ def obs_prune(w: torch.Tensor, inverse: StaticInverse, *, sparsity: float) -> tu
     if n == 0:
         return w.clone(), mask
     mask[S] = False
-    z = torch.linalg.solve(inverse.block(S), w64[S])
+    z = inverse.solve_block(S, w64[S])  # (E_S^T F^{-1} E_S)^{-1} w_S by Woodbury, O(|S| m^2 + m^3)
     e = torch.zeros_like(w64)
     e[S] = z
     new = w64 - inverse.ihvp(e)
@@ -398,7 +434,11 @@ def train_digits(*, method: Method, lr: float, steps: int, damp: float = 1e-3, m
     theta0 = model.init(gen, dtype=torch.float64, device=dev)
     n = len(data.y_train)
     D = model.n_params
-    loss_grad = grad(model.loss)
+
+    def loss_grad(theta, X, y):  # plain reverse mode: the same gradient as torch.func.grad, with less overhead per call
+        with torch.enable_grad():
+            leaf = theta.detach().requires_grad_(True)
+            return torch.autograd.grad(model.loss(leaf, X, y), leaf)[0]
 
     def batch_grad(theta):
         if batch_size is None or batch_size >= n:

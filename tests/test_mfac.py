@@ -46,6 +46,16 @@ def test_static_inverse_block_and_batched_ihvp_match_dense(m, d, lam):
     assert torch.allclose(inv.block(S), Finv[S][:, S], rtol=1e-9, atol=1e-12 / lam)
 
 
+@pytest.mark.parametrize("m, d, s, lam", [(4, 30, 25, 0.1), (20, 15, 3, 1e-3), (8, 60, 59, 1e-4)])
+def test_solve_block_by_woodbury_matches_a_dense_solve_of_the_block(m, d, s, lam):
+    """OBS's (E_S^T F^{-1} E_S)^{-1} w_S in O(s m^2 + m^3): against torch.linalg.solve of the formed block."""
+    G, w = grads(m, d, seed=d)
+    inv = M.static_inverse(G, damp=lam)
+    S = torch.randperm(d, generator=torch.Generator().manual_seed(s))[:s]
+    block = torch.linalg.inv(M.dense_fisher(G, damp=lam))[S][:, S]
+    assert rel(inv.solve_block(S, w[S]), torch.linalg.solve(block, w[S])) < 1e-9
+
+
 def test_fisher_with_one_gradient_has_the_sherman_morrison_closed_form():
     g = torch.tensor([3.0, 4.0], **F64)
     inv = M.static_inverse(g[None], damp=1.0)  # F = I + g g^T, F^{-1} g = g / (1 + |g|^2)
@@ -139,25 +149,51 @@ def test_magnitude_prune_zeroes_the_smallest_and_keeps_the_rest():
     assert bool(keep.all()) and torch.equal(same, w)
 
 
-def _trained(seed):
-    return M.train_digits(method="adam", lr=3e-3, steps=1500, batch_size=64, generator=seed, record_every=1500)
+@pytest.fixture(scope="module")
+def pruned():
+    """Per seed 0, 1, 2: the digits MLP trained once (Adam 3e-3, 1500 steps, batch 64) and pruned at 70, 80 and 90 %
+    by OBS with m = 512 per-sample gradients (lam = 1e-4) and by magnitude, and at 80 % with m = 128; the pruning
+    tests below share it. Measured (seeds 0, 1, 2): OBS 0.955, 0.949, 0.964 at 70 % and 0.829, 0.889, 0.882 at
+    80 %; magnitude 0.878, 0.931, 0.918 and 0.639, 0.724, 0.746; at 90 % OBS 0.261, 0.379, 0.423 and magnitude
+    0.165, 0.314, 0.405. With m = 128 the 80 % margin drops from 0.189, 0.165, 0.136 to 0.102, 0.049, 0.060."""
+    out = {}
+    for seed in (0, 1, 2):
+        params = M.train_digits(method="adam", lr=3e-3, steps=1500, batch_size=64, generator=seed,
+                                record_every=1500).params
+        big = M.pruning_curve(params, sparsities=[0.7, 0.8, 0.9], m=512, damp=1e-4, generator=seed)
+        small = M.pruning_curve(params, sparsities=[0.8], m=128, damp=1e-4, generator=seed)
+        out[seed] = (big.obs.tolist(), big.magnitude.tolist(), float(small.obs[0] - small.magnitude[0]))
+    return out
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_obs_beats_magnitude_pruning_on_the_digits_mlp(seed):
-    """Adam 3e-3, 1500 steps (batch 64), m = 512 per-sample gradients, lam = 1e-4. Measured (seeds 0, 1, 2):
-    OBS 0.955, 0.949, 0.964 at 70 % and 0.829, 0.889, 0.882 at 80 %; magnitude 0.878, 0.931, 0.918 and 0.639,
-    0.724, 0.746; at 90 % both at most 0.42. With m = 128 the 80 % margin drops from 0.19, 0.17, 0.14 to 0.10,
-    0.05, 0.06."""
-    params = _trained(seed).params
-    c = M.pruning_curve(params, sparsities=[0.7, 0.8, 0.9], m=512, damp=1e-4, generator=seed)
-    obs, mag = c.obs.tolist(), c.magnitude.tolist()
-    assert obs[0] >= 0.93 and obs[0] >= mag[0] + 0.01, (obs, mag)  # 70 %: measured margins 0.08, 0.02, 0.05
-    assert obs[1] >= mag[1] + 0.10, (obs, mag)
-    assert max(obs[2], mag[2]) <= 0.5, (obs, mag)
-    small = M.pruning_curve(params, sparsities=[0.8], m=128, damp=1e-4, generator=seed)
-    assert float(small.obs[0] - small.magnitude[0]) < obs[1] - mag[1], "m = 128 should shrink the gain"
+def test_obs_keeps_the_digits_mlp_at_70_percent_but_its_lead_over_magnitude_is_small(pruned, seed):
+    """OBS keeps >= 0.93 on every seed. A lead of 0.05 over magnitude pruning did NOT reproduce: the measured leads
+    are 0.078, 0.018, 0.047, so only OBS >= magnitude + 0.01 is asserted (the chapter says so)."""
+    obs, mag, _ = pruned[seed]
+    assert obs[0] >= 0.93 and obs[0] >= mag[0] + 0.01, (obs, mag)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_obs_leads_magnitude_pruning_by_0_10_at_80_percent(pruned, seed):
+    obs, mag, _ = pruned[seed]
+    assert obs[1] >= mag[1] + 0.10, (obs, mag)  # measured leads 0.189, 0.165, 0.136
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_90_percent_breaks_both_pruners(pruned, seed):
+    obs, mag, _ = pruned[seed]
+    assert max(obs[2], mag[2]) <= 0.46, (obs, mag)  # measured at most 0.423
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fewer_gradients_shrink_the_80_percent_lead(pruned, seed):
+    obs, mag, lead_128 = pruned[seed]
+    assert lead_128 < obs[1] - mag[1], (lead_128, obs[1] - mag[1])
 
 
 # --- claim 4: M-FAC as an optimiser --------------------------------------------------------------
@@ -242,6 +278,10 @@ def test_bad_input_names_the_argument():
         M.window_ihvp((G,), x)
     with pytest.raises(ValueError, match="^sparsity:"):
         M.obs_prune(x, M.static_inverse(G, damp=1.0), sparsity=1.0)
+    with pytest.raises(ValueError, match="^b:"):
+        M.static_inverse(G, damp=1.0).solve_block(torch.tensor([0, 1]), torch.ones(3, **F64))
+    with pytest.raises(ValueError, match="^index:"):
+        M.static_inverse(G, damp=1.0).solve_block(torch.tensor([0, 4]), torch.ones(2, **F64))
     with pytest.raises(ValueError, match="^inverse:"):
         M.obs_prune(torch.ones(5, **F64), M.static_inverse(G, damp=1.0), sparsity=0.5)
     with pytest.raises(ValueError, match="^method:"):
@@ -288,14 +328,24 @@ CHECK_CASES = {
 
 def _mfac_runner(mult):
     """M-FAC from the initialisation with lam = 1: the first step is -lr g / (1 + |g|^2), so lr of order 1 is the
-    scale of a stable step; mult times it. No claim of divergence: the tanh network's gradients are bounded, so the
-    weights grow only linearly in lr (at 1e6x they stay inside the ball of radius 1e6 ||theta_0|| for 20 steps,
-    measured); at 1e300x the first step leaves it."""
-    return M.train_digits(method="mfac", lr=float(mult), damp=1.0, m=2, steps=20, batch_size=16, generator=0,
-                          record_every=1)
+    scale of a stable step; mult times it, 20 steps. The tanh network's gradients are bounded, so the weights grow
+    only linearly in lr: at 10x and 1e6x they stay inside the divergence ball (radius 1e6 times the initial state's
+    norm; at 1e6x the training loss is near 1e6, a wrecked but bounded run), and at 1e300x the first step leaves it.
+    The shared claims cannot say "from 1e300x", so the case checks its own: no flag below 1e300x, and at 1e300x the
+    flag at step 1 with the weights frozen at the initialisation and the loss history finite."""
+    r = M.train_digits(method="mfac", lr=float(mult), damp=1.0, m=2, steps=20, batch_size=16, generator=0,
+                       record_every=1)
+    if mult >= 1e300:
+        model, _ = M.digits_problem()
+        theta0 = model.init(torch.Generator().manual_seed(0), dtype=torch.float64, device="cpu")
+        assert r.diverged and r.diverged_at == 1 and torch.equal(r.params, theta0), (r.diverged, r.diverged_at)
+        assert len(r.loss) == 2 and bool(torch.isfinite(r.loss).all()), r.loss
+    else:
+        assert not r.diverged and len(r.loss) == 21, (mult, r.diverged_at)
+    return r
 
 
-DIVERGENCE_CASES = {"mfac.train_digits": (_mfac_runner, None, ())}
+DIVERGENCE_CASES = {"mfac.train_digits": (_mfac_runner, None, ())}  # its own checks above: flagged from 1e300x
 NOT_RUNNERS = {}
 
 
@@ -324,5 +374,7 @@ FUZZ_SPECS = {
     "mfac.StaticInverse.ihvp": Spec(lambda: dict(x=grads(3, 6)[1]), instance=_inverse),
     "mfac.StaticInverse.diag": Spec(lambda: dict(), instance=_inverse),
     "mfac.StaticInverse.block": Spec(lambda: dict(index=torch.tensor([0, 2])), instance=_inverse),
+    "mfac.StaticInverse.solve_block": Spec(lambda: dict(index=torch.tensor([0, 2]), b=grads(3, 2)[1]),
+                                           instance=_inverse),
 }
 FUZZ_OPT_OUT = {"mfac.digits_problem": "takes only a dtype and a device, passed on to the shared digits split"}
