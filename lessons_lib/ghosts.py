@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Literal, Sequence
 
 import torch
-from torch.func import grad, jvp
+from torch.func import jvp
 
-from . import curvature, models
+from . import models
 from .backend import (
     Record,
     as_generator,
@@ -313,13 +313,28 @@ def hessian_scale(loss_fn: Callable[[torch.Tensor], torch.Tensor], params: torch
     """The quadratic model's step scale ``2 / |v^T H v|`` along the unit ``v = d / ||d||``.
 
     This is the *Stability* limit ``2 / lambda`` with the curvature along ``v``; ``inf`` where it is zero.
+    ``v^T H v`` is a Hessian-vector product by double backpropagation (the value of
+    :func:`lessons_lib.curvature.hvp`, which a test checks; plain autograd here spares a notebook the
+    one-off cost of importing ``torch.func.grad``'s machinery, about a second on a CPU).
     """
+    check_callable(loss_fn, name="loss_fn")
     params = _finite(params, "params")
     direction = _finite(direction, "direction")
     if direction.shape != params.shape or float(direction.norm()) == 0.0:
         raise ValueError(f"direction: expected a non-zero vector of the shape of params, {tuple(params.shape)}")
     v = (direction / direction.norm()).to(params)
-    curv = float(torch.dot(curvature.hvp(loss_fn, params, v), v))
+    x = params.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = loss_fn(x)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError("loss_fn: expected a function returning a scalar tensor")
+        if not loss.requires_grad:
+            return math.inf  # constant in the parameters: no curvature
+        (g,) = torch.autograd.grad(loss.reshape(()), x, create_graph=True, allow_unused=True)
+        if g is None or not g.requires_grad:
+            return math.inf  # linear in the parameters
+        (hv,) = torch.autograd.grad(torch.dot(g, v), x, allow_unused=True)
+    curv = float(torch.dot(hv, v)) if hv is not None else 0.0
     return 2.0 / abs(curv) if curv != 0 else math.inf
 
 
@@ -368,19 +383,50 @@ def _digits(data, device):
                                 (data.X_train, data.y_train, data.X_test, data.y_test)))
 
 
+_SIZES = (64, 128, 10)
+_PARTS = [math.prod(s) for s in models.mlp_shapes(_SIZES)]
+
+
 def _mlp_jvp(theta: torch.Tensor, u: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and their JVP along ``u`` for the ReLU MLP 64-128-10, written out by hand: the same numbers as
-    :func:`logit_jvp` (a test checks it) in half the time of forward-mode autodiff on a CPU."""
-    sizes = (64, 128, 10)
-    parts = [math.prod(s) for s in models.mlp_shapes(sizes)]
-    W1, b1, W2, b2 = torch.split(theta, parts)
-    dW1, db1, dW2, db2 = torch.split(u, parts)
-    W1, dW1, W2, dW2 = W1.view(128, 64), dW1.view(128, 64), W2.view(10, 128), dW2.view(10, 128)
-    pre = X @ W1.T + b1
-    on = pre > 0
-    h = pre * on
-    dh = (X @ dW1.T + db1) * on
-    return h @ W2.T + b2, dh @ W2.T + h @ dW2.T + db2
+    :func:`logit_jvp` (a test checks it) in a fraction of the time of forward-mode autodiff on a CPU. The
+    first layer's value and tangent come from one matrix product."""
+    W1, b1, W2, b2 = torch.split(theta, _PARTS)
+    dW1, db1, dW2, db2 = torch.split(u, _PARTS)
+    pre = torch.addmm(torch.cat([b1, db1]), X, torch.cat([W1.view(128, 64), dW1.view(128, 64)]).T)
+    h, dpre = pre[:, :128].clamp(min=0), pre[:, 128:]
+    dh = dpre * h.sign()  # the ReLU's derivative: h >= 0, so sign(h) is 0 or 1 (and fast, unlike torch.where)
+    W2, dW2 = W2.view(10, 128), dW2.view(10, 128)
+    return torch.addmm(b2, h, W2.T), torch.addmm(db2, dh, W2.T).addmm_(h, dW2.T)
+
+
+def _mlp_params(params) -> torch.Tensor:
+    params = _finite(params, "params")
+    if params.shape != (sum(_PARTS),):
+        raise ValueError(f"params: expected the {sum(_PARTS)} parameters of mlp_classifier((64, 128, 10)), "
+                         f"got shape {tuple(params.shape)}")
+    return params
+
+
+def _mlp_logits(theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Logits of the ReLU MLP 64-128-10 without the input checks of ``MLPClassifier.logits``."""
+    W1, b1, W2, b2 = torch.split(theta, _PARTS)
+    return torch.addmm(b2, torch.addmm(b1, X, W1.view(128, 64).T).clamp(min=0), W2.view(10, 128).T)
+
+
+def _mlp_grad(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Gradient of the mean cross-entropy of the logits ``f(theta, X) / temperature`` of the ReLU MLP
+    64-128-10, by hand (backpropagation written out): the numbers of ``torch.func.grad`` (a test checks it)
+    at a few times its speed for a minibatch on a CPU."""
+    W1, b1, W2, b2 = torch.split(theta, _PARTS)
+    W1, W2 = W1.view(128, 64), W2.view(10, 128)
+    h = torch.addmm(b1, X, W1.T).clamp(min=0)
+    z = torch.addmm(b2, h, W2.T) / temperature
+    dz = torch.softmax(z, -1)
+    dz[torch.arange(len(y), device=y.device), y] -= 1.0
+    dz = dz / (len(y) * temperature)
+    dh = (dz @ W2) * h.sign()
+    return torch.cat([(dh.T @ X).reshape(-1), dh.sum(0), (dz.T @ h).reshape(-1), dz.sum(0)])
 
 
 def _batches(batches, steps: int, batch_size: int, n: int, gen: torch.Generator, device) -> torch.Tensor:
@@ -390,6 +436,27 @@ def _batches(batches, steps: int, batch_size: int, n: int, gen: torch.Generator,
             or batches.shape[0] < steps or len(batches) and not (0 <= int(batches.min()) and int(batches.max()) < n)):
         raise ValueError(f"batches: expected a long tensor (steps, batch) of indices below {n}")
     return batches.to(device)
+
+
+def train_gradient(params: torch.Tensor, *, temperature: float = 1.0,
+                   data: models.DigitsSplit | None = None) -> torch.Tensor:
+    """Full-batch gradient of the digits MLP's training loss, the mean cross-entropy of the logits ``z / T``.
+
+    The MLP is ``mlp_classifier((64, 128, 10))``; backpropagation is written out by hand (the numbers of
+    ``torch.func.grad``, which a test checks), so a notebook need not load ``torch.func.grad``'s machinery.
+
+    Args:
+        params: flat parameters, shape ``(P,)``.
+        temperature: ``T > 0``.
+        data: the digits split (default ``digits_split(generator=0)``); its training set is used.
+
+    Returns:
+        The gradient, shape ``(P,)``, in the dtype of ``params``.
+    """
+    params = _mlp_params(params)
+    temperature = check_positive(temperature, name="temperature")
+    d = _digits(data, params.device)
+    return _mlp_grad(params, d.X_train.to(params), d.y_train, temperature)
 
 
 @dataclass(frozen=True)
@@ -471,24 +538,17 @@ def spike_run(*, base_lr: float = 1e-3, spike: float = 1000.0, spike_step: int =
     idx = _batches(batches, steps, batch_size, len(d.y_train), gen, device)
     clf = models.mlp_classifier((64, 128, 10))
 
-    def logits(theta, X):
-        return clf.logits(theta, X) / temperature
-
-    def batch_loss(theta, X, y):
-        return torch.nn.functional.cross_entropy(logits(theta, X), y)
-
-    g_fn = grad(batch_loss)
-
     def step(state, t, lr):
         theta, m, v, _ = state
-        g = g_fn(theta, d.X_train[idx[t]], d.y_train[idx[t]])
+        g = _mlp_grad(theta, d.X_train[idx[t]], d.y_train[idx[t]], temperature)
         if controller == "clip":
             g = clip_norm(g, clip)
         p, m, v = adam_direction(g, m, v, t + 1)
         norm = float(p.double().norm())
         z, a = _mlp_jvp(theta, p / max(norm, 1e-300), d.X_train)
         z, a = z / temperature, a / temperature
-        rho = float(taylor_radius(a)) if norm > 0 else math.inf
+        spread = float((a.amax(-1) - a.amin(-1)).max())  # taylor_radius without its input checks
+        rho = math.pi / spread if norm > 0 and spread > 0 else math.inf
         lr = float(lr)
         if controller == "rho" and lr * norm > kappa * rho:
             lr = kappa * rho / norm
@@ -498,7 +558,7 @@ def spike_run(*, base_lr: float = 1e-3, spike: float = 1000.0, spike_step: int =
         return theta - lr * p, m, v, info
 
     def record(state, t):
-        acc = float((logits(state[0], d.X_test).argmax(-1) == d.y_test).double().mean())
+        acc = float((_mlp_logits(state[0], d.X_test).argmax(-1) == d.y_test).double().mean())  # T > 0: same argmax
         return {"info": state[3], "acc": torch.tensor(acc, dtype=torch.float64)}
 
     theta0 = clf.init(gen, dtype=F32, device=device)
@@ -561,13 +621,11 @@ def adam_checkpoints(*, checkpoints: Sequence[int] = (30, 300, 1500), lr: float 
     n = len(d.y_train)
     idx = (_batches(None, steps, batch_size, n, gen, device) if batch_size is not None
            else torch.arange(n, device=device).expand(steps, n))
-    clf = models.mlp_classifier((64, 128, 10))
-    g_fn = grad(clf.loss)
     every = math.gcd(*cps) or 1
 
     def step(state, t, eta):
         theta, m, v = state
-        p, m, v = adam_direction(g_fn(theta, d.X_train[idx[t]], d.y_train[idx[t]]), m, v, t + 1)
+        p, m, v = adam_direction(_mlp_grad(theta, d.X_train[idx[t]], d.y_train[idx[t]]), m, v, t + 1)
         return theta - eta * p, m, v
 
     with flush_subnormals():
@@ -616,7 +674,7 @@ def temperature_onsets(params: torch.Tensor, *, temperatures: Sequence[float] = 
     Returns:
         A :class:`TemperatureOnsets` (an onset never reached is ``inf`` and is left out of the spreads).
     """
-    params = _finite(params, "params")
+    params = _mlp_params(params)
     if not isinstance(temperatures, (list, tuple)):
         raise ValueError(f"temperatures: expected a sequence of numbers, got {type(temperatures).__name__}")
     temps = torch.tensor([check_positive(t, name="temperatures") for t in temperatures], dtype=torch.float64)
@@ -627,18 +685,23 @@ def temperature_onsets(params: torch.Tensor, *, temperatures: Sequence[float] = 
         raise ValueError("r: expected at least two increasing normalised steps > 0")
     threshold = check_positive(threshold, name="threshold")
     d = _digits(data, params.device)
-    clf = models.mlp_classifier((64, 128, 10))
+    X, y = d.X_train.to(params), d.y_train
     rhos, onsets = [], []
     for T in temps.tolist():
-        def logits(p, T=T):
-            return clf.logits(p, d.X_train.to(p)) / T
+        # the steps of loss_inflation along -grad L_T, with the logits, their JVP and the gradient written out
+        # for this MLP (the same numbers; forward-mode autodiff through z / T costs a second to set up on a CPU)
+        v = -_mlp_grad(params, X, y, T)
+        v = v / v.norm()
+        _, a = _mlp_jvp(params, v, X)
+        rho = T * math.pi / float(_spreads(a).max())  # rho_a of the logits z / T, whose velocity is a / T
 
-        def loss(p, logits=logits):
-            return torch.nn.functional.cross_entropy(logits(p), d.y_train)
+        def loss(theta, T=T):
+            return float(torch.nn.functional.cross_entropy(_mlp_logits(theta, X) / T, y))
 
-        res = loss_inflation(loss, logits, params, -grad(loss)(params), r=r)
-        rhos.append(res.rho)
-        onsets.append(onset(res, threshold=threshold))
+        base = loss(params)
+        ratio = torch.tensor([loss(params + float(t) * rho * v) / base for t in r], dtype=torch.float64)
+        rhos.append(rho)
+        onsets.append(onset(Inflation(r, r * rho, ratio, rho), threshold=threshold))
     rho, on_r = torch.tensor(rhos, dtype=torch.float64), torch.tensor(onsets, dtype=torch.float64)
     on_tau = on_r * rho
     ok = torch.isfinite(on_r)
