@@ -272,15 +272,17 @@ def _nan(value, grad, x, H, gamma):
 
 
 _EXPECTED = [float(v) for case in C.CASES.values() for v in C._reference(*case)]
-_INPUTS = [16.0, 50.0, 8.0, 0.001, 3.0, 2.0, 0.5, -1.0, 0.8, 1.5, -2.0, 4.0, 1.0, 0.01, 0.25, 40.0]
+_INPUTS = [16.0, 22.0, 50.0, 8.0, 0.001, 3.0, 2.0, 0.5, -1.0, 0.8, 1.5, -2.0, 4.0, 1.0, 0.01, 0.25, 40.0]
 CHECK_CASES = {
     "gamma_search": Case(
         _right, _close, (_variant(double=False), _variant(inverted=True), _variant(old_grad=True),
-                         _variant(no_search=True), _variant(constant=4.0), _variant(stale=True)),
+                         _variant(no_search=True), _variant(constant=4.0), _variant(constant=16.0),
+                         _variant(stale=True)),
         expected=_EXPECTED, inputs=_INPUTS, function=True, nan=_nan,
         hints=((_variant(double=False), "twice the radius"), (_variant(inverted=True), "damping grows"),
                (_variant(old_grad=True), "gradient at the old point"), (_variant(no_search=True), "first trial"),
                (_variant(constant=4.0), "constant in the denominator"),
+               (_variant(constant=16.0), "constant in the denominator"),
                (_variant(stale=True), "recomputed from the halved gamma"))),
 }
 
