@@ -228,8 +228,7 @@ def _upper(x, m, h, *, lr, beta, normalize):
     if not normalize:
         return x - lr * m, m
     size = m.norm(dim=-1, keepdim=True)
-    direction = torch.where(size > 0, m / torch.where(size > 0, size, torch.ones_like(size)), torch.zeros_like(m))
-    return x - lr * direction, m
+    return x - lr * (m / torch.where(size > 0, size, 1.0)), m  # m = 0 exactly where its norm is 0: no step
 
 
 @dataclass(frozen=True)
@@ -253,6 +252,12 @@ def draw_noise(problem: ToyProblem, batch: tuple, *, inner_steps: int, generator
     inner_steps = check_count(inner_steps, name="inner_steps", minimum=0)
     if not isinstance(generator, torch.Generator):
         raise ValueError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
+    return _draw(problem, batch, inner_steps, generator)
+
+
+def _draw(problem: ToyProblem, batch: tuple, inner_steps: int, generator: torch.Generator) -> Noise:
+    """:func:`draw_noise` without the checks (it runs every step of the loop)."""
+    dx, dy = problem.dims
     kw = dict(generator=generator, dtype=problem.A.dtype, device=problem.A.device)
     return Noise(torch.randn(inner_steps, *batch, dy, **kw), torch.randn(2, *batch, dy, **kw),
                  torch.randn(2, *batch, dx, **kw))
@@ -306,6 +311,14 @@ def bo_rep_step(problem: ToyProblem, state: State, t: int, *, lr, beta: float = 
                                          torch.zeros((2,) + x.shape, dtype=x.dtype, device=x.device)))
     elif not isinstance(noise, Noise):
         raise ValueError(f"noise: expected a Noise (or None), got {type(noise).__name__}")
+    return _step(problem, (x, m, y, z), t, lr=lr, beta=beta, period=period, inner_steps=inner_steps,
+                 lr_inner=lr_inner, nu=nu, sigma=sigma, normalize=normalize, noise=noise)
+
+
+def _step(problem: ToyProblem, state: State, t: int, *, lr, beta, period, inner_steps, lr_inner, nu, sigma,
+          normalize, noise: Noise) -> State:
+    """:func:`bo_rep_step` without the checks (the loop of :func:`bo_rep` calls it every step)."""
+    x, m, y, z = state
     if t % period == 0:
         for k in range(inner_steps):
             y = y - lr_inner * (problem.grad_y_g(x, y) + sigma * noise.lower[k])
@@ -370,7 +383,8 @@ def bo_rep(problem: ToyProblem, x0, *, lr, steps: int, beta: float = 0.9, period
     Args:
         problem: a :class:`ToyProblem`.
         x0: start, shape ``(dx,)`` or ``(R, dx)`` for ``R`` runs in one batch.
-        lr: ``lr > 0``, a number or ``R`` numbers (one per run).
+        lr: ``lr > 0``, a number or ``R`` numbers (one per run), or a schedule ``t -> lr`` (see
+            :mod:`lessons_lib.schedules`).
         steps: iterations ``T >= 0``.
         beta: momentum in ``[0, 1)``. period: ``I >= 1``. inner_steps: ``N >= 0``. refine_steps: ``>= 0``.
         lr_inner: lower-level step ``> 0``. nu: linear-system step ``> 0``. noise: oracle noise level ``>= 0``.
@@ -399,6 +413,8 @@ def bo_rep(problem: ToyProblem, x0, *, lr, steps: int, beta: float = 0.9, period
     if isinstance(lr, (int, float)) and not isinstance(lr, bool):
         if check_positive(lr, name="lr") == 0:
             raise ValueError("lr: must be > 0")
+    elif callable(lr):
+        pass  # a schedule of lessons_lib.schedules: lessons_lib.run.run checks its values
     else:
         if not batched:
             raise ValueError("lr: one learning rate per run needs x0 of shape (R, dx)")
@@ -407,16 +423,15 @@ def bo_rep(problem: ToyProblem, x0, *, lr, steps: int, beta: float = 0.9, period
             raise ValueError(f"lr: expected {x0.shape[0]} learning rates > 0, got shape {tuple(lr_t.shape)}")
     gen = as_generator(generator, x0.device)
     y0 = refine(problem, x0, steps=refine_steps, lr_inner=lr_inner, sigma=sigma, generator=gen)
-    kw = dict(beta=beta, period=period, inner_steps=inner_steps, lr_inner=lr_inner, nu=nu, sigma=sigma,
-              normalize=normalize)
     beta, normalize = check_positive(beta, name="beta", allow_zero=True), check_flag(normalize, name="normalize")
     if beta >= 1:
         raise ValueError(f"beta: must be < 1, got {beta}")
-    check_positive(lr_inner, name="lr_inner"), check_positive(nu, name="nu")
+    lr_inner, nu = check_positive(lr_inner, name="lr_inner"), check_positive(nu, name="nu")
+    kw = dict(beta=beta, period=period, inner_steps=inner_steps, lr_inner=lr_inner, nu=nu, sigma=sigma,
+              normalize=normalize)
 
-    def step(state, t, eta):
-        noise_t = draw_noise(problem, x0.shape[:-1], inner_steps=inner_steps, generator=gen)
-        return bo_rep_step(problem, state, t, lr=eta, noise=noise_t, **kw)
+    def step(state, t, eta):  # the options were checked above: the loop calls the unchecked step
+        return _step(problem, state, t, lr=eta, noise=_draw(problem, x0.shape[:-1], inner_steps, gen), **kw)
 
     def record(state, t):
         x = state[0]

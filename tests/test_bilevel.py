@@ -215,6 +215,18 @@ def test_batched_runs_match_single_runs_without_noise():
         assert torch.allclose(both.x[:, i], one.x, rtol=1e-13, atol=1e-13)
 
 
+def test_a_schedule_sets_each_normalised_steps_length():
+    from lessons_lib import schedules
+
+    P = problem(1)
+    flat = B.bo_rep(P, X0, lr=schedules.constant_schedule(0.05), steps=20, generator=3)
+    assert torch.equal(flat.x, B.bo_rep(P, X0, lr=0.05, steps=20, generator=3).x)
+    decay = schedules.decay_schedule(0.05, length=20, final=0.005)
+    r = B.bo_rep(P, X0, lr=decay, steps=20, generator=3)
+    lengths = (r.x[1:] - r.x[:-1]).norm(dim=-1)
+    assert torch.allclose(lengths, decay(torch.arange(20)), rtol=0, atol=1e-12)
+
+
 # --- bad input ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, name", [(dict(period=0), "period"), (dict(lr=0.0), "lr"), (dict(lr=-0.1), "lr"),
