@@ -151,7 +151,8 @@ def _check_precond(precond, d: int, like: torch.Tensor) -> torch.Tensor:
     if precond is None:
         return torch.eye(d, dtype=like.dtype, device=like.device)
     P = as_tensor(precond, name="precond", dtype=like.dtype, device=like.device)
-    if P.shape != (d, d) or not torch.allclose(P, P.T, rtol=1e-10, atol=1e-12):
+    tol = 1e-10 if P.dtype == torch.float64 else 1e-5
+    if P.shape != (d, d) or not torch.allclose(P, P.T, rtol=tol, atol=tol * 1e-2):
         raise ValueError(f"precond: expected a symmetric ({d}, {d}) matrix, got shape {tuple(P.shape)}")
     if float(torch.linalg.eigvalsh(P).min()) <= 0:
         raise ValueError("precond: must be positive definite")
@@ -177,6 +178,8 @@ def langevin_step(x: torch.Tensor, grad: torch.Tensor, *, lr: float | torch.Tens
         check_float_tensor(value, name=name)
     if grad.shape != x.shape or noise.shape != x.shape:
         raise ValueError(f"noise: grad and noise must have the shape of x {tuple(x.shape)}")
+    if len({v.dtype for v in (x, grad, noise, precond, precond_sqrt)}) != 1:
+        raise ValueError(f"x: x, grad, noise, precond and precond_sqrt must share one dtype, x has {x.dtype}")
     if not isinstance(lr, torch.Tensor):
         lr = check_positive(lr, name="lr", allow_zero=True)
     elif lr.ndim == 1:  # one step per chain (a batched run with per-run rates)
@@ -598,9 +601,18 @@ def ring_study(mixture: GaussianMixture, *, steps: Sequence[int], lam: Sequence[
     Returns:
         :class:`RingStudy`.
     """
+    if not isinstance(mixture, GaussianMixture):
+        raise ValueError(f"mixture: expected a GaussianMixture, got {type(mixture).__name__}")
+    if not isinstance(steps, (list, tuple)) or not steps:
+        raise ValueError(f"steps: expected a non-empty list of step counts, got {steps!r}")
     steps = [check_count(s, name="steps") for s in steps]
-    lam, kappa = list(lam), list(kappa)
-    if len(lam) != len(kappa) or not lam:
+    if not isinstance(lam, (list, tuple)) or not lam:
+        raise ValueError(f"lam: expected a non-empty list of dampings, got {lam!r}")
+    if not isinstance(kappa, (list, tuple)):
+        raise ValueError(f"kappa: expected a list of weights, got {kappa!r}")
+    lam = [check_positive(v, name="lam") for v in lam]
+    kappa = [_check_unit(v, name="kappa") for v in kappa]
+    if len(lam) != len(kappa):
         raise ValueError(f"kappa: expected as many values as lam ({len(lam)}), got {len(kappa)}")
     n, seeds = check_count(n, name="n"), check_count(seeds, name="seeds")
     generator = check_count(generator, name="generator", minimum=0)
