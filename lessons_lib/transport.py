@@ -162,7 +162,7 @@ def transport_plan(x, y, C, *, eta: float) -> torch.Tensor:
         eta: regularisation strength ``> 0`` (POT's and regot's ``reg`` is ``1 / eta``).
 
     Returns:
-        ``P``, shape ``(n, m)``. Adding ``t`` to ``x`` and subtracting it from ``y`` leaves it unchanged.
+        ``P``, shape ``(n, m)``. Adding ``s`` to ``x`` and subtracting it from ``y`` leaves it unchanged.
     """
     C = as_tensor(C, name="C")
     if C.ndim != 2:
@@ -371,9 +371,11 @@ def sns(C, r, c, *, eta: float, sinkhorn_steps: int = 20, density: float = 1.0, 
     Each Newton step solves ``M d = g / eta`` with ``g = (r - P 1, c - P^T 1)`` the gradient of the dual and
     ``M = [[diag(P 1), P_s], [P_s^T, diag(P^T 1)]]`` (``-eta M`` is the Hessian of eq-transport-hessian with
     the plan block ``P_s`` = :func:`sparsify` ``(P, density=density)``), by conjugate gradients
-    preconditioned with ``M``'s diagonal. ``M`` is singular along ``(1, -1)`` (the gauge ``x + t, y - t``)
-    but ``g`` is orthogonal to that direction, so CG stays in ``M``'s range. The step is ``step`` halved until
-    Armijo's rule holds (``line_search=True``) or ``step`` itself.
+    preconditioned with ``M``'s diagonal ``D``. ``M`` is singular along ``(1, -1)`` (the gauge ``x + s, y - s``)
+    but ``g`` is orthogonal to that direction, so the system is consistent; CG started at zero returns the
+    solution that is ``D``-orthogonal to the gauge (not the one with no gauge component), and any gauge
+    component leaves the plan, and so the step, unchanged. The step is ``step`` halved until Armijo's rule
+    holds (``line_search=True``) or ``step`` itself.
 
     Args:
         C: cost matrix, shape ``(n, m)``.

@@ -98,6 +98,19 @@ def test_dense_newton_direction_solves_the_newton_system(small):
     assert slope > 0
 
 
+def test_the_preconditioned_cg_direction_is_d_orthogonal_to_the_gauge(prob):
+    """Jacobi-preconditioned CG from zero stays in D^-1 range(M): d^T D (1, -1) = 0, not d^T (1, -1) = 0."""
+    s = T.sinkhorn(prob.C, prob.r, prob.c, eta=1200.0, steps=20, tol=0.0)
+    P, d, _ = T._newton_direction(s.x, s.y, prob.C, prob.r, prob.c, 1200.0, 1.0)
+    u = torch.cat([torch.ones(200), -torch.ones(200)]).double()
+    D = torch.cat([P.sum(1), P.sum(0)])
+    assert abs(float(d @ (D * u))) < 1e-12 * float(d.norm() * (D * u).norm())
+    assert float(d @ u / (u @ u)) == pytest.approx(0.023, abs=0.001)  # a real gauge component
+    # which changes nothing: the plan's exponent increments d_x,i + d_y,j are those of the gauge-free solution
+    free = d - (d @ u / (u @ u)) * u
+    assert torch.allclose(d[:200, None] + d[None, 200:], free[:200, None] + free[None, 200:], atol=1e-12)
+
+
 def test_sparsify_keeps_exactly_the_largest_entries():
     gen = torch.Generator().manual_seed(3)
     P = torch.rand(20, 20, generator=gen, dtype=torch.float64)
@@ -211,23 +224,70 @@ def test_plans_agree_with_pot_and_regot(prob):
     ot = pytest.importorskip("ot")
     regot = pytest.importorskip("regot")
     ours = T.sns(prob.C, prob.r, prob.c, eta=1200.0, tol=1e-11).plan.numpy()
+    loose = T.sns(prob.C, prob.r, prob.c, eta=1200.0, tol=1e-8).plan.numpy()
     C, r, c = prob.C.numpy(), prob.r.numpy(), prob.c.numpy()
     pot = ot.sinkhorn(r, c, C, reg=1 / 1200, method="sinkhorn_log", numItermax=10000, stopThr=1e-12)
     newton = regot.sinkhorn_newton(np.asfortranarray(C), r, c, 1 / 1200, tol=1e-10, max_iter=100).plan
-    assert np.abs(pot - ours).sum() < 1e-9  # 6.8e-11 measured
-    assert np.abs(newton - ours).sum() < 1e-9  # 5e-15 measured
+    assert np.abs(pot - ours).sum() < 1e-10  # 6.8e-11 measured
+    assert np.abs(newton - ours).sum() < 1e-12  # 5e-15 measured
+    assert 1e-9 < np.abs(pot - loose).sum() < 3e-9  # 1.9e-9 measured: the gap of stopping at 1e-8
 
 
 def test_the_plan_is_exact_at_the_optimum(prob):
+    """Newton's plan against an independent algorithm: Sinkhorn alone, solved to the same tolerance."""
     d = T.sns(prob.C, prob.r, prob.c, eta=300.0, tol=1e-12)
-    assert d.converged and T.marginal_error(d.plan, prob.r, prob.c) < 1e-12
-    assert torch.allclose(d.plan, T.transport_plan(d.x, d.y, prob.C, eta=300.0))
+    s = T.sinkhorn(prob.C, prob.r, prob.c, eta=300.0, steps=3000, tol=1e-12)
+    assert d.converged and s.converged and T.marginal_error(d.plan, prob.r, prob.c) < 1e-12
+    assert float((d.plan - s.plan).abs().sum()) < 1e-10  # 3.4e-12 measured
 
 
 def test_kept_mass_is_reported_at_the_switch(prob):
     q = T.sns(prob.C, prob.r, prob.c, eta=1200.0, density=0.02, steps=0)
     assert q.kept_mass == pytest.approx(0.64, abs=0.015) and q.iterations == 20 and q.sinkhorn_steps == 20
     assert np.isnan(T.sinkhorn(prob.C, prob.r, prob.c, eta=1200.0, steps=1).kept_mass)
+
+
+def test_the_first_dense_newton_step_at_eta_1200_overshoots_the_marginals(prob):
+    """Backtracked to 1/4, it raises the dual while the marginal error jumps from 0.48 to 7.1."""
+    d = T.sns(prob.C, prob.r, prob.c, eta=1200.0)
+    s = T.sinkhorn(prob.C, prob.r, prob.c, eta=1200.0, steps=40, tol=0.0)
+    assert float(d.step_sizes[21]) == 0.25 and bool((d.step_sizes[22:d.iterations + 1] == 1.0).all())
+    assert float(d.errors[20]) == pytest.approx(0.48, abs=0.01) and float(d.errors[21]) == pytest.approx(7.1, abs=0.1)
+    assert float(d.potential[21]) > float(d.potential[20])  # the objective rose
+    below = next(k for k in range(21, 40) if d.errors[k] < s.errors[k])
+    assert below == 27  # 6 Newton steps after the overshoot, SNS is below Sinkhorn's error again
+
+
+def test_five_sweeps_beat_twenty_with_a_dense_hessian(prob):
+    """The explorer-free check of N_1: dense SNS after 5 sweeps needs 18 / 14 / 9 iterations, after 20 32 / 26 / 22."""
+    for eta, five, twenty in ((1200.0, 18, 32), (300.0, 14, 26), (50.0, 9, 22)):
+        a = T.sns(prob.C, prob.r, prob.c, eta=eta, sinkhorn_steps=5)
+        b = T.sns(prob.C, prob.r, prob.c, eta=eta, sinkhorn_steps=20)
+        assert a.converged and b.converged and a.iterations < b.iterations
+        assert abs(a.iterations - five) <= 2 and abs(b.iterations - twenty) <= 2
+
+
+def test_the_explorers_fixed_steps(prob):
+    """At eta = 1200 a fixed step 1 diverges at the first Newton step (dense and 10%); a fixed step alpha
+    converges linearly, by about 1 - alpha per step (eta = 300, dense); 1/2 throws the error above 1e4 first."""
+    for density in (1.0, 0.1):
+        q = T.sns(prob.C, prob.r, prob.c, eta=1200.0, density=density, steps=40, line_search=False)
+        assert q.diverged and q.diverged_at == 21
+    for alpha in (0.5, 0.25):  # at eta = 1200 neither reaches 1e-8 within 40 Newton steps
+        q = T.sns(prob.C, prob.r, prob.c, eta=1200.0, steps=40, step=alpha, line_search=False)
+        assert not q.diverged and not q.converged and float(q.errors[-1]) < 1e-2
+        assert (float(q.errors[21]) > 1e4) == (alpha == 0.5)  # 1/2 overshoots above 1e4 first, 1/4 does not
+    for alpha in (0.5, 0.25):
+        q = T.sns(prob.C, prob.r, prob.c, eta=300.0, steps=40, step=alpha, line_search=False)
+        e = q.errors[21:]
+        k = int(torch.nonzero(e < 1e-6)[0]) if bool((e < 1e-6).any()) else len(e) - 1
+        rate = float(e[k] / e[k - 10]) ** 0.1
+        assert rate == pytest.approx(1 - alpha, abs=0.05), rate
+        assert not q.diverged
+        if alpha == 0.5:  # 52 iterations against the line search's 26
+            assert q.converged and abs(q.iterations - 52) <= 3
+        else:
+            assert not q.converged
 
 
 def test_a_fixed_newton_step_that_is_too_long_diverges_as_data(prob):
@@ -274,6 +334,14 @@ def test_bad_input_names_the_argument(small):
         T.ot_problem_1d(1)
 
 
+def test_the_self_check_names_the_axis_on_a_shape_clash():
+    def square_only(x, y, C, r, c, eta):  # right on a square C, the wrong axes elsewhere
+        return _sweep(x, y, C, r, c, eta) if C.shape[0] == C.shape[1] else _axes(x, y, C, r, c, eta)
+
+    res = check.sinkhorn_sweep(square_only)
+    assert res.status == "wrong" and "4 sources and 7 targets" in res.message and "wrong axis" in res.message
+
+
 # --- self-check cases (collected by tests/test_course.py) ---
 
 from checkcases import Case  # noqa: E402
@@ -301,6 +369,25 @@ def _naive(x, y, C, r, c, eta):  # exponentiates first: exp(-eta C) underflows a
     return x, torch.log(c / (K.T @ torch.exp(eta * x))) / eta
 
 
+def _old_y(x, y, C, r, c, eta):
+    return (torch.log(r) - torch.logsumexp(eta * (y[None, :] - C) - 1, dim=1)) / eta, y
+
+
+def _no_eta(x, y, C, r, c, eta):
+    x = torch.log(r) - torch.logsumexp(eta * (y[None, :] - C) - 1, dim=1)
+    return x, torch.log(c) - torch.logsumexp(eta * (x[:, None] - C) - 1, dim=0)
+
+
+def _axes(x, y, C, r, c, eta):  # sums over the wrong axes: fine in shape on a square C only
+    x = (torch.log(r) - torch.logsumexp(eta * (y[None, :] - C) - 1, dim=0)) / eta
+    return x, (torch.log(c) - torch.logsumexp(eta * (x[:, None] - C) - 1, dim=1)) / eta
+
+
+def _wrong_y(x, y, C, r, c, eta):
+    x, y = _sweep(x, y, C, r, c, eta)
+    return x, 2 * y
+
+
 def _y_first(x, y, C, r, c, eta):
     y = (torch.log(c) - torch.logsumexp(eta * (x[:, None] - C) - 1, dim=0)) / eta
     return (torch.log(r) - torch.logsumexp(eta * (y[None, :] - C) - 1, dim=1)) / eta, y
@@ -311,11 +398,12 @@ _SWEEP_EXPECTED = [v for case in check.transport.SWEEP_CASES.values()
 
 CHECK_CASES = {
     "sinkhorn_sweep": Case(
-        _sweep, lambda *a: _sweep(*a, scale=1.01), (_jacobi, _no_minus_one, _y_first),
+        _sweep, lambda *a: _sweep(*a, scale=1.01), (_jacobi, _no_minus_one, _y_first, _old_y, _no_eta, _axes),
         expected=_SWEEP_EXPECTED, inputs=[6, 5, 4, 7, 3, 40, 1200, -1, 0, 1], function=True,
         nan=lambda x, y, C, r, c, eta: (torch.full_like(x, float("nan")), torch.full_like(y, float("nan"))),
         hints=((_jacobi, "old x"), (_no_minus_one, "keep the -1"), (_y_first, "updated y first"),
-               (_naive, "logsumexp"))),
+               (_naive, "logsumexp"), (_old_y, "the y you were given"), (_no_eta, "divide by eta"),
+               (_axes, "wrong axis"), (_wrong_y, "your x_new is right, your y_new is not"))),
 }
 
 DIVERGENCE_CASES = {

@@ -56,24 +56,35 @@ def _variants(x, y, C, r, c, eta):
     lse = torch.logsumexp
     join = torch.cat
     xn = (torch.log(r) - lse(eta * (y[None, :] - C) - 1, dim=1)) / eta
+    yn = (torch.log(c) - lse(eta * (xn[:, None] - C) - 1, dim=0)) / eta
     jacobi_y = (torch.log(c) - lse(eta * (x[:, None] - C) - 1, dim=0)) / eta
     x0 = (torch.log(r) - lse(eta * (y[None, :] - C), dim=1)) / eta
     y0 = (torch.log(c) - lse(eta * (x0[:, None] - C), dim=0)) / eta
     yf = (torch.log(c) - lse(eta * (x[:, None] - C) - 1, dim=0)) / eta
     xf = (torch.log(r) - lse(eta * (yf[None, :] - C) - 1, dim=1)) / eta
-    return {"jacobi": join([xn, jacobi_y]), "no_minus_one": join([x0, y0]), "y_first": join([xf, yf])}
+    out = {"jacobi": join([xn, jacobi_y]), "no_minus_one": join([x0, y0]), "y_first": join([xf, yf]),
+           "old_y": join([xn, y])}
+    xe = torch.log(r) - lse(eta * (y[None, :] - C) - 1, dim=1)  # eta x, not x: the division forgotten
+    out["no_eta"] = join([xe, torch.log(c) - lse(eta * (xe[:, None] - C) - 1, dim=0)])
+    if C.shape[0] == C.shape[1]:  # the sums over the wrong axes (on a rectangular C they raise instead)
+        xa = (torch.log(r) - lse(eta * (y[None, :] - C) - 1, dim=0)) / eta
+        out["axes"] = join([xa, (torch.log(c) - lse(eta * (xa[:, None] - C) - 1, dim=1)) / eta])
+    out["x_only"] = xn  # the right x, for telling which half is wrong
+    out["y_given_x"] = yn
+    return out
 
 
 def _hint(case, value) -> str:
     x, y, C, r, c, eta = case
     want = _reference(*case)
     v = torch.as_tensor(value, dtype=torch.float64)
+    n = C.shape[0]
     if v.shape != want.shape:
         return (f"return the pair (x_new, y_new), of shapes ({C.shape[0]},) and ({C.shape[1]},): x has one entry "
                 "per row of C, y one per column")
 
-    def near(a):
-        return bool(torch.allclose(v, a, rtol=1e-6, atol=1e-9))
+    def near(a, b=v):
+        return bool(torch.allclose(b, a, rtol=1e-6, atol=1e-9))
 
     slips = _variants(*case)
     if near(slips["jacobi"]):
@@ -84,8 +95,28 @@ def _hint(case, value) -> str:
                 "keep the -1 inside the exponent")
     if near(slips["y_first"]):
         return "you updated y first, then x: this sweep maximises over x first, then over y with the new x"
-    return ("not right yet: x_i = (log r_i - logsumexp_j(eta (y_j - C_ij) - 1)) / eta makes the row sums of the plan "
-            "equal r; then y does the same for the columns with the new x")
+    if near(slips["old_y"]):
+        return ("your x update is right, but the y you return is the y you were given: a sweep also maximises over y, "
+                "with the new x")
+    if near(slips["no_eta"]):
+        return ("your potentials are eta times too large: the log-sum-exp expression gives eta x_i, not x_i; "
+                "divide by eta")
+    if "axes" in slips and near(slips["axes"]):
+        return ("each logsumexp sums over the wrong axis: x_i must make row i of the plan sum to r_i, so its sum runs "
+                "over the columns j of C; the y update sums over the rows i")
+    if near(slips["x_only"], v[:n]):
+        return ("your x_new is right, your y_new is not: compare it with the second update of eq-transport-sinkhorn, "
+                "which makes the column sums of the plan equal c")
+    return ("not right yet, already in x_new: compare it with the first update of eq-transport-sinkhorn, which "
+            "makes the row sums of the plan equal r for the y you were given")
+
+
+def _error_hint(exc: Exception) -> str | None:
+    """A shape clash usually means a sum over the wrong axis (4 sources, 7 targets: rows and columns differ)."""
+    if "size of tensor" in str(exc) or "shape" in str(exc):
+        return ("on a rectangular C a shape clash usually means a logsumexp over the wrong axis: x has one entry per "
+                "row of C, so its sum runs over the columns; y one per column, its sum over the rows")
+    return None
 
 
 def sinkhorn_sweep(fn: Callable) -> CheckResult:
@@ -107,4 +138,4 @@ def sinkhorn_sweep(fn: Callable) -> CheckResult:
         nonfinite=("your potentials contain NaN or infinity: at eta = 1200 exponentials such as exp(eta y) underflow "
                    "to 0 or overflow to infinity; use torch.logsumexp on the exponents instead of exponentiating "
                    "first"),
-        praise="including eta = 1200, where only the log domain stays finite")
+        praise="including eta = 1200, where only the log domain stays finite", error_hint=_error_hint)
