@@ -36,6 +36,8 @@ COLORS: dict[str, str] = {
     "m-fac": "#332288",  # indigo
     "sinkhorn": "#88CCEE",  # cyan: Sinkhorn's matrix scaling (block ascent)
     "sns": "#882255",  # wine, as Newton: Sinkhorn-Newton-Sparse with the whole Hessian
+    "langevin": "#CC6677",  # rose: Langevin chains (last iterate)
+    "langevin average": "#999933",  # olive: the average of a chain's iterates
     "sns sparse": "#117733",  # dark green: Sinkhorn-Newton-Sparse with a sparsified Hessian
     "theory": "#777777",  # grey, for closed forms and bounds
     "unstable": "#D55E00",  # vermillion, for divergence and stability limits
