@@ -23,9 +23,9 @@ which is never formed. Two ways to apply its inverse:
   ``U = diag(C) C^T``, so the Cholesky factor gives the same solves.
 
 Uses: Optimal Brain Surgeon pruning (:func:`obs_prune`, saliency ``w_q^2 / (2 [F^{-1}]_qq)``,
-eq-mfac-saliency, with a joint correction of the kept weights, eq-mfac-obs) against
-:func:`magnitude_prune`, and M-FAC as an optimiser (:func:`train_digits`, ``theta <- theta - lr F^{-1} g``,
-eq-mfac-step) on the digits MLP 64-32-10 (tanh).
+eq-mfac-saliency, with a joint correction of the kept weights, eq-mfac-obs, or the sum of the single-weight
+updates, eq-mfac-summed, as the public code applies them) against :func:`magnitude_prune`, and M-FAC as an
+optimiser (:func:`train_digits`, ``theta <- theta - lr F^{-1} g``, eq-mfac-step) on the digits MLP 64-32-10 (tanh).
 
 References:
     Frantar, Kurtic & Alistarh (2021), M-FAC: Efficient Matrix-Free Approximations of Second-Order
@@ -47,7 +47,8 @@ from .descent import adam_direction
 from .run import run
 
 Method = Literal["mfac", "sgd", "adam"]
-SIZES = (64, 32, 10)  # the digits MLP of the chapter, D = 2410 parameters
+Correction = Literal["joint", "summed", "none"]
+SIZES = (64, 32, 10)  # the digits MLP of the chapter, d = 2410 parameters
 
 
 def _check_damp(damp) -> float:
@@ -293,21 +294,33 @@ def magnitude_prune(w: torch.Tensor, *, sparsity: float) -> tuple[torch.Tensor, 
     return torch.where(mask, w, torch.zeros_like(w)), mask
 
 
-def obs_prune(w: torch.Tensor, inverse: StaticInverse, *, sparsity: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One-shot Optimal Brain Surgeon: drop the set ``S`` of lowest saliency and correct the rest jointly.
+def obs_prune(w: torch.Tensor, inverse: StaticInverse, *, sparsity: float,
+              correction: Correction = "joint") -> tuple[torch.Tensor, torch.Tensor]:
+    """One-shot Optimal Brain Surgeon: drop the set ``S`` of lowest saliency and correct the kept weights.
 
     The saliency of weight ``q`` is ``rho_q = w_q^2 / (2 [F^{-1}]_qq)`` (eq-mfac-saliency), the rise of
     the quadratic model ``(1/2) dw^T F dw`` when ``w_q`` alone is set to 0 and the others adapt. The
-    ``round(sparsity * d)`` weights of smallest saliency form ``S``; all of them go at once, with the
-    correction ``dw = -F^{-1} E_S (E_S^T F^{-1} E_S)^{-1} w_S`` (eq-mfac-obs), the exact minimiser of the
-    quadratic model with ``w_S + dw_S = 0``. Removing all of ``S`` in one joint step, with saliencies
-    computed once, is this book's simplification: the paper prunes in blocks and recomputes.
+    ``round(sparsity * d)`` weights of smallest saliency form ``S``, with saliencies computed once, and all of
+    them go in one step. The correction of the kept weights is
+
+    * ``"joint"``: ``dw = -F^{-1} E_S (E_S^T F^{-1} E_S)^{-1} w_S`` (eq-mfac-obs), the exact minimiser of the
+      quadratic model with ``w_S + dw_S = 0``;
+    * ``"summed"``: ``dw = -F^{-1} sum_{q in S} e_q w_q / [F^{-1}]_qq`` (eq-mfac-summed), the sum of the
+      single-weight updates of eq-mfac-saliency, as the public M-FAC code (``MFACPruner.prune``) applies them;
+      exact only when ``|S| = 1`` or ``F^{-1}`` is diagonal on ``S``;
+    * ``"none"``: no correction, only the OBS mask.
+
+    The pruned weights are set to exactly 0 in every case. The public code differs in more than the
+    correction: it removes the weights in 16 steps with fresh gradients and a fresh inverse between them, and
+    its Fisher is block-diagonal (blocks of 128 weights, biases not pruned); here the Fisher is full, and one
+    step removes all of ``S``.
 
     Args:
         w: flat weights, shape ``(d,)``.
         inverse: a :class:`StaticInverse` of the same ``d`` (or anything with ``ihvp``, ``diag`` and
             ``solve_block``).
         sparsity: share of weights to remove, in ``[0, 1)``.
+        correction: ``"joint"``, ``"summed"`` or ``"none"``.
 
     Returns:
         ``(w, mask)``: corrected weights with the pruned ones exactly 0, and the bool mask (True: kept).
@@ -316,6 +329,7 @@ def obs_prune(w: torch.Tensor, inverse: StaticInverse, *, sparsity: float) -> tu
         Hassibi & Stork (1993), Optimal Brain Surgeon; Frantar, Kurtic & Alistarh (2021), arXiv:2107.03356.
     """
     w, n = _check_sparsity(w, sparsity)
+    correction = check_choice(correction, ("joint", "summed", "none"), name="correction")
     if not all(callable(getattr(inverse, a, None)) for a in ("ihvp", "diag", "solve_block")):
         raise ValueError(f"inverse: expected a StaticInverse (ihvp, diag, solve_block), got {type(inverse).__name__}")
     diag = inverse.diag()
@@ -328,10 +342,12 @@ def obs_prune(w: torch.Tensor, inverse: StaticInverse, *, sparsity: float) -> tu
     if n == 0:
         return w.clone(), mask
     mask[S] = False
-    z = inverse.solve_block(S, w64[S])  # (E_S^T F^{-1} E_S)^{-1} w_S by Woodbury, O(|S| m^2 + m^3)
     e = torch.zeros_like(w64)
-    e[S] = z
-    new = w64 - inverse.ihvp(e)
+    if correction == "joint":
+        e[S] = inverse.solve_block(S, w64[S])  # (E_S^T F^{-1} E_S)^{-1} w_S by Woodbury, O(|S| m^2 + m^3)
+    elif correction == "summed":
+        e[S] = w64[S] / diag[S]  # each weight's own multiplier, as if it were removed alone
+    new = w64 - inverse.ihvp(e) if correction != "none" else w64
     return torch.where(mask, new, torch.zeros_like(new)).to(w.dtype), mask
 
 
@@ -486,13 +502,17 @@ class PruningCurve(Record):
 
     Attributes:
         sparsity: shape ``(S,)``.
-        obs: accuracy after :func:`obs_prune`, shape ``(S,)``.
+        obs: accuracy after :func:`obs_prune` with the joint correction (eq-mfac-obs), shape ``(S,)``.
+        obs_summed: the same with the summed single-weight corrections (eq-mfac-summed), shape ``(S,)``.
+        obs_mask: the same mask with no correction, shape ``(S,)``.
         magnitude: accuracy after :func:`magnitude_prune`, shape ``(S,)``.
         dense: accuracy before pruning.
     """
 
     sparsity: torch.Tensor
     obs: torch.Tensor
+    obs_summed: torch.Tensor
+    obs_mask: torch.Tensor
     magnitude: torch.Tensor
     dense: float
 
@@ -500,6 +520,8 @@ class PruningCurve(Record):
 def pruning_curve(params: torch.Tensor, *, sparsities: Sequence[float], m: int = 512, damp: float = 1e-4,
                   generator: int | torch.Generator = 0) -> PruningCurve:
     """Prune the trained digits MLP ``params`` by OBS (static M-FAC of ``m`` per-sample gradients) and by magnitude.
+
+    OBS is run with each ``correction`` of :func:`obs_prune` (the same mask for all three).
 
     Args:
         params: trained flat parameters of the digits MLP, shape ``(2410,)``.
@@ -524,13 +546,15 @@ def pruning_curve(params: torch.Tensor, *, sparsities: Sequence[float], m: int =
     inverse = static_inverse(G, damp=lam)
     model, data = digits_problem(torch.float64, params.device)
     w = params.to(torch.float64)
-    obs, mag = [], []
+    acc = {k: [] for k in ("joint", "summed", "none", "magnitude")}
     for s in shares:
-        obs.append(model.accuracy(obs_prune(w, inverse, sparsity=s)[0], data.X_test, data.y_test))
-        mag.append(model.accuracy(magnitude_prune(w, sparsity=s)[0], data.X_test, data.y_test))
+        for k in ("joint", "summed", "none"):
+            acc[k].append(model.accuracy(obs_prune(w, inverse, sparsity=s, correction=k)[0], data.X_test, data.y_test))
+        acc["magnitude"].append(model.accuracy(magnitude_prune(w, sparsity=s)[0], data.X_test, data.y_test))
     f = dict(dtype=torch.float64)
-    return PruningCurve(torch.tensor(shares, **f), torch.tensor(obs, **f),
-                        torch.tensor(mag, **f), model.accuracy(params.to(torch.float64), data.X_test, data.y_test))
+    return PruningCurve(torch.tensor(shares, **f), *(torch.tensor(acc[k], **f) for k in ("joint", "summed", "none")),
+                        torch.tensor(acc["magnitude"], **f),
+                        model.accuracy(params.to(torch.float64), data.X_test, data.y_test))
 
 
 def flops(d: int, m: int) -> dict[str, float]:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from .. import mfac
 from .core import CheckResult, check_function
+
+DENSE = ("your function builds a d x d matrix (such as G^T G, an outer product v v^T or torch.eye(d)): the "
+         "point of the recursion is never to form one; keep only vectors of length d and scalars")
 
 
 def _cases() -> dict[str, tuple[torch.Tensor, torch.Tensor, float]]:
@@ -58,17 +62,49 @@ def _ihvp_hint(case, value) -> str:
     ref = _reference(G, x, damp)
     if _close(2 * x / damp - v, ref):
         return "the correction terms have the wrong sign: F^{-1} x is x / lam MINUS the sum over j"
-    return ("not right yet: build v_1 .. v_m in order with the recursion, keep m + g_j . v_j for each, then "
-            "subtract (v_j . x) / (m + g_j . v_j) v_j from x / lam for every j")
+    return ("not right yet: go through your loop term by term against eq-mfac-recursion (which vector each v_i "
+            "starts from, which earlier v_j it subtracts, which denominator), then against eq-mfac-ihvp, which "
+            "applies the finished v_j to x")
+
+
+class _SquareWatch(TorchFunctionMode):
+    """Notes whether any torch call inside the block returns a tensor with two trailing dimensions ``d x d``."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.d, self.seen = d, False
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor) and t.ndim >= 2 and t.shape[-1] == t.shape[-2] == self.d:
+                self.seen = True
+        return out
 
 
 def ihvp(fn: Callable) -> CheckResult:
     """Check a learner's ``fn(G, x, damp)`` for ``F^{-1} x`` by the static recursion (eq-mfac-recursion,
     eq-mfac-ihvp), ``F = damp I + (1/m) G^T G`` with ``G`` of shape ``(m, d)`` and ``x`` of shape ``(d,)``.
 
-    Messages name the case and describe the learner's output, never the expected vector.
+    Messages name the case and describe the learner's output, never the expected vector. A function whose torch
+    calls return a ``d x d`` tensor (a dense solve, ``G.T @ G``, an outer product) is "wrong" even when its
+    values agree: the exercise forbids it. The watch sees torch only: a dense solve in NumPy passes unnoticed.
     """
-    return check_function(fn, _reference, IHVP_CASES, rtol=1e-8, close_rtol=0.05, hint=_ihvp_hint,
-                          close_note="nearly there: is everything in float64?",
-                          nonfinite="your vector contains NaN or infinity: does a denominator vanish?",
-                          praise="including a repeated gradient")
+    if not callable(fn):
+        return check_function(fn, _reference, IHVP_CASES)
+    dense = []
+
+    def watched(G, x, damp):
+        with _SquareWatch(G.shape[1]) as watch:
+            out = fn(G, x, damp)
+        dense.append(watch.seen)
+        return out
+
+    watched.__name__ = getattr(fn, "__name__", "fn")
+    result = check_function(watched, _reference, IHVP_CASES, rtol=1e-8, close_rtol=0.05, hint=_ihvp_hint,
+                            close_note="nearly there: is everything in float64?",
+                            nonfinite="your vector contains NaN or infinity: does a denominator vanish?",
+                            praise="including a repeated gradient")
+    if result.status in ("correct", "close") and any(dense):
+        return CheckResult("wrong", DENSE)
+    return result
