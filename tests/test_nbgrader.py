@@ -64,6 +64,14 @@ TYPICAL_MISTAKES = {
                                                      "return first + W1.T @ W1  # the hidden signs D2 forgotten"),
     "drop_step": f"{SOLUTION}\nanswer = math.log(1.5 / eps**2 - 1) / (2 * lr * 1.5)  # mode 2's strength",
     "best_decay_fraction": f"{SOLUTION}\nanswer = max(fractions)  # 'the longer the decay, the better'",
+    "gamma_search": lambda sol: sol.replace("return x_plus, 2 * gamma", "return x_plus, gamma  # gamma not doubled"),
+    "sinkhorn_sweep": lambda sol: sol.replace("eta * (x_new[:, None] - C)", "eta * (x[:, None] - C)"),  # old x
+    "upper_step": lambda sol: sol.replace("m_new.norm(dim=-1, keepdim=True)", "m_new.norm()  # one norm for the batch"),
+    "ihvp": lambda sol: sol.replace("denom.append(m + g @ v)", "denom.append(1 + g @ v)  # the 1/m weight forgotten"),
+    "capped_step": lambda sol: sol.replace("(a.amax(-1) - a.amin(-1)).max()", "(a.amax(-1) - a.amin(-1)).mean()"),
+    "spherical_step": lambda sol: sol.replace("lr * tangent(grad)", "lr * grad"),  # the gradient not projected
+    "lm_correct": lambda sol: sol.replace("return d * eps.norm(dim=-1, keepdim=True) / d.norm(dim=-1, keepdim=True)",
+                                          "return d  # each row's length not restored"),
     "stable_consensus_point": "w = torch.exp(-alpha * fX)  # not shifted: overflows or underflows\n"
                               "return (w[:, None] * X).sum(0) / w.sum()",
 }
