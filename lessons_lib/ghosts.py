@@ -10,7 +10,9 @@ in ``tau`` converges only inside the disc that reaches the nearest zero:
   and ``Delta a = a_1 - a_2`` (eq-ghosts-binary);
 * multiclass (a bound): ``F != 0`` while ``|Im tau| Delta_a < pi``, with ``Delta_a = max_k a_k - min_k a_k``,
   so the radius is at least ``rho_a = pi / Delta_a``; over a batch ``Delta_a`` is the largest spread
-  over the samples (eq-ghosts-radius);
+  over the samples (eq-ghosts-radius). This is the radius of the loss with its logits linearised as
+  ``z + tau a``; the network's own loss along ``v`` is a different function, and the experiments
+  (:func:`loss_inflation`, :func:`spike_run`) test whether ``rho_a`` still predicts what it does;
 * the Taylor coefficients of ``logsumexp(z + tau a)`` are the cumulants of ``a`` under
   ``softmax(z)`` divided by ``n!`` (eq-ghosts-cumulants).
 
@@ -131,7 +133,7 @@ def binary_radius(z, a) -> torch.Tensor:
 def lse_taylor_coefficients(z, a, *, order: int) -> torch.Tensor:
     """Taylor coefficients ``c_0 .. c_order`` of ``logsumexp(z + tau a)`` in ``tau`` (eq-ghosts-cumulants).
 
-    ``c_n = kappa_n / n!`` with ``kappa_n`` the ``n``-th cumulant of ``a`` under ``p = softmax(z)``.
+    ``c_n = C_n / n!`` with ``C_n`` the ``n``-th cumulant of ``a`` under ``p = softmax(z)``.
     They are computed in float64 from the moments ``f_n = E_p[a^n] / n!`` of the normalised
     ``F(tau) / F(0) = sum_n f_n tau^n`` by the series logarithm
     ``c_n = f_n - (1/n) sum_{j<n} j c_j f_{n-j}`` (with ``a`` centred first, which changes ``c_1``
@@ -308,14 +310,22 @@ def onset(inflation: Inflation, *, threshold: float = 1.1) -> float:
     return math.exp(lo + w * (hi - lo))
 
 
-def hessian_scale(loss_fn: Callable[[torch.Tensor], torch.Tensor], params: torch.Tensor,
-                  direction: torch.Tensor) -> float:
-    """The quadratic model's step scale ``2 / |v^T H v|`` along the unit ``v = d / ||d||``.
+def curvature_along(loss_fn: Callable[[torch.Tensor], torch.Tensor], params: torch.Tensor,
+                    direction: torch.Tensor) -> float:
+    """The loss's curvature ``v^T H v`` along the unit ``v = d / ||d||``, with its sign.
 
-    This is the *Stability* limit ``2 / lambda`` with the curvature along ``v``; ``inf`` where it is zero.
     ``v^T H v`` is a Hessian-vector product by double backpropagation (the value of
     :func:`lessons_lib.curvature.hvp`, which a test checks; plain autograd here spares a notebook the
-    one-off cost of importing ``torch.func.grad``'s machinery, about a second on a CPU).
+    one-off cost of importing ``torch.func.grad``'s machinery, about a second on a CPU). The quadratic
+    model of a step of length ``tau`` along ``v`` is ``L + tau g.v + tau^2 v^T H v / 2``.
+
+    Args:
+        loss_fn: ``params -> scalar loss``.
+        params: flat parameters, shape ``(P,)``.
+        direction: ``d``, shape ``(P,)``, not zero.
+
+    Returns:
+        ``v^T H v`` as a float; ``0.0`` where the loss is constant or linear in the parameters.
     """
     check_callable(loss_fn, name="loss_fn")
     params = _finite(params, "params")
@@ -329,12 +339,27 @@ def hessian_scale(loss_fn: Callable[[torch.Tensor], torch.Tensor], params: torch
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise ValueError("loss_fn: expected a function returning a scalar tensor")
         if not loss.requires_grad:
-            return math.inf  # constant in the parameters: no curvature
+            return 0.0  # constant in the parameters: no curvature
         (g,) = torch.autograd.grad(loss.reshape(()), x, create_graph=True, allow_unused=True)
         if g is None or not g.requires_grad:
-            return math.inf  # linear in the parameters
+            return 0.0  # linear in the parameters
         (hv,) = torch.autograd.grad(torch.dot(g, v), x, allow_unused=True)
-    curv = float(torch.dot(hv, v)) if hv is not None else 0.0
+    return float(torch.dot(hv, v)) if hv is not None else 0.0
+
+
+def hessian_scale(loss_fn: Callable[[torch.Tensor], torch.Tensor], params: torch.Tensor,
+                  direction: torch.Tensor) -> float:
+    """The quadratic model's step scale ``2 / |v^T H v|`` along the unit ``v = d / ||d||``.
+
+    This is the *Stability* limit ``2 / lambda`` with the curvature along ``v``
+    (:func:`curvature_along`); ``inf`` where it is zero.
+
+    Args:
+        loss_fn: ``params -> scalar loss``.
+        params: flat parameters, shape ``(P,)``.
+        direction: ``d``, shape ``(P,)``, not zero.
+    """
+    curv = curvature_along(loss_fn, params, direction)
     return 2.0 / abs(curv) if curv != 0 else math.inf
 
 
@@ -473,6 +498,7 @@ class SpikeRun(Record):
         final_test_acc: ``test_acc[-1]``.
         diverged: whether the parameters or Adam's moments stopped being finite (float32 overflow).
         diverged_at: the step at which they did, ``-1`` if never.
+        params: the parameters after the last step (the last finite ones if the run diverged), shape ``(P,)``.
     """
 
     loss: torch.Tensor
@@ -484,6 +510,7 @@ class SpikeRun(Record):
     final_test_acc: float
     diverged: bool
     diverged_at: int
+    params: torch.Tensor
 
 
 def spike_run(*, base_lr: float = 1e-3, spike: float = 1000.0, spike_step: int = 50, steps: int = 200,
@@ -572,7 +599,7 @@ def spike_run(*, base_lr: float = 1e-3, spike: float = 1000.0, spike_step: int =
     info = hist["info"][1:]
     acc = hist["acc"]
     return SpikeRun(info[:, 0], info[:, 1], info[:, 2], info[:, 3], schedule, acc, float(acc[-1]),
-                    bool(res.diverged), int(res.diverged_at))
+                    bool(res.diverged), int(res.diverged_at), res.state[0])
 
 
 @dataclass(frozen=True)

@@ -171,8 +171,9 @@ def test_hessian_scale_matches_the_library_hvp_on_the_mlp():
 
     v = _randn(theta.numel(), seed=5)
     u = v / v.norm()
-    want = 2.0 / abs(float(torch.dot(curvature.hvp(loss, theta, u), u)))
-    assert ghosts.hessian_scale(loss, theta, 3.0 * v) == pytest.approx(want, rel=1e-9)
+    curv = float(torch.dot(curvature.hvp(loss, theta, u), u))
+    assert ghosts.curvature_along(loss, theta, 3.0 * v) == pytest.approx(curv, rel=1e-9)
+    assert ghosts.hessian_scale(loss, theta, 3.0 * v) == pytest.approx(2.0 / abs(curv), rel=1e-9)
     assert ghosts.hessian_scale(lambda p: p.sum(), theta, v) == math.inf  # linear: no curvature
 
 
@@ -218,6 +219,12 @@ def test_hessian_scale_is_two_over_the_curvature_of_a_quadratic():
     H = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
     assert ghosts.hessian_scale(lambda x: 0.5 * x @ H @ x, torch.ones(2, dtype=torch.float64),
                                 torch.tensor([0.0, 3.0], dtype=torch.float64)) == pytest.approx(0.5)
+    # curvature_along keeps the sign: v^T H v of a saddle along (1, 1)/sqrt(2) is (1 - 4)/2
+    S = torch.diag(torch.tensor([1.0, -4.0], dtype=torch.float64))
+    x0, v = torch.ones(2, dtype=torch.float64), torch.tensor([2.0, 2.0], dtype=torch.float64)
+    assert ghosts.curvature_along(lambda x: 0.5 * x @ S @ x, x0, v) == pytest.approx(-1.5, rel=1e-12)
+    assert ghosts.hessian_scale(lambda x: 0.5 * x @ S @ x, x0, v) == pytest.approx(2 / 1.5, rel=1e-12)
+    assert ghosts.curvature_along(lambda x: x.sum(), x0, v) == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -243,21 +250,32 @@ def _problem(T=1.0):
 def test_the_gradient_step_is_safe_below_the_radius_and_inflates_far_beyond(checkpoints, seed):
     """Claim 3 (measured at 30/300/1500 steps, seeds 0-2): the ratio at r = 0.75 is 0.78-1.24 (a ratio <= 1.05
     does not hold at every checkpoint), at r = 10 it is 2.5-229 (2.5-4.4 after 30 steps, 27-229 after 300 or more);
-    the Hessian scale 2/|v^T H v| along three random directions is 30-1170 rho_a, and grows with training."""
+    the Hessian scale 2/|v^T H v| along three random directions is 30-1170 rho_a, and grows with training.
+    Along those random directions every step of r = 0.75 raises the loss, through the curvature term
+    tau^2 v^T H v / 2 (positive), while the gradient term tau g.v is of either sign."""
     loss, logits = _problem()
-    ratios, scales = [], []
+    ratios, scales, rises, curv_terms, lin_terms = [], [], [], [], []
     for theta in checkpoints[seed].params:
-        res = ghosts.loss_inflation(loss, logits, theta, -torch.func.grad(loss)(theta), r=[0.75, 10.0])
+        g = torch.func.grad(loss)(theta)
+        res = ghosts.loss_inflation(loss, logits, theta, -g, r=[0.75, 10.0])
         ratios.append(res.ratio)
+        base = float(loss(theta))
         gen = torch.Generator().manual_seed(seed)
         row = []
         for _ in range(3):
             v = torch.randn(theta.shape, generator=gen)
-            _, a = ghosts.logit_jvp(logits, theta, v)
-            row.append(ghosts.hessian_scale(loss, theta, v) / float(ghosts.taylor_radius(a)))
+            rand = ghosts.loss_inflation(loss, logits, theta, v, r=[0.75])
+            curv = ghosts.curvature_along(loss, theta, v)
+            tau = 0.75 * rand.rho
+            row.append(2.0 / abs(curv) / rand.rho)
+            rises.append(float(rand.ratio[0]))
+            curv_terms.append(0.5 * tau ** 2 * curv / base)
+            lin_terms.append(tau * float(g @ (v / v.norm())) / base)
         scales.append(row)
     ratios, scales = torch.stack(ratios), torch.tensor(scales)
-    assert float(ratios[:, 0].max()) <= 1.5
+    assert float(ratios[:, 0].max()) <= 1.35
+    assert min(rises) > 1.0 and min(curv_terms) > 0.0
+    assert all(c > abs(lin) for c, lin in zip(curv_terms, lin_terms) if lin < 0)  # a falling line does not win
     assert float(ratios[:, 1].min()) >= 2.0 and float(ratios[-1, 1]) >= 15.0
     assert float(scales.min()) >= 15.0
     assert float(scales[-1].median()) > 3 * float(scales[0].median())
@@ -272,12 +290,12 @@ def test_normalising_by_the_radius_shrinks_the_spread_of_the_onset_under_tempera
     for theta in checkpoints[seed].params:
         res = ghosts.temperature_onsets(theta, r=r_grid, temperatures=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0))
         assert bool(torch.isfinite(res.onset_r).all())
-        assert res.spread_tau / res.spread_r >= 2.0
+        assert res.spread_tau / res.spread_r >= 2.5
 
 
 @pytest.mark.slow
-def test_spike_controller_survives_where_plain_adam_and_clipping_do_not():
-    """Claim 5, seeds 0-2 (seeds 0-7 measured: plain 0.09-0.28, capped 0.94-0.98)."""
+def test_the_cap_survives_the_spike_that_collapses_plain_adam():
+    """Claim 5, seeds 0-2 (seeds 0-7 measured: plain 0.09-0.28, capped 0.94-0.98); clipping is the next test."""
     for seed in SEEDS:
         plain = ghosts.spike_run(generator=seed)
         capped = ghosts.spike_run(controller="rho", generator=seed)
@@ -296,7 +314,7 @@ def test_clipping_partly_survives_the_papers_spike_but_not_a_larger_base_rate():
         assert ghosts.spike_run(controller="clip", generator=seed).final_test_acc >= 0.7
         clipped = ghosts.spike_run(base_lr=3e-3, spike=300.0, controller="clip", generator=seed).final_test_acc
         capped = ghosts.spike_run(base_lr=3e-3, spike=300.0, controller="rho", generator=seed).final_test_acc
-        assert clipped <= 0.65 and capped >= clipped + 0.3
+        assert clipped <= 0.5 and capped >= clipped + 0.4
 
 
 # --- the spike run's mechanics -----------------------------------------------------------------------------------
@@ -356,6 +374,7 @@ def test_flush_subnormals_restores_the_setting_it_found(before):
     (lambda: ghosts.lse_taylor_coefficients([1.0, 2.0], [1.0, 0.0], order=0), "order"),
     (lambda: ghosts.lse_taylor_coefficients([1.0, 2.0], [1.0, 0.0, 2.0], order=3), "a"),
     (lambda: ghosts.logit_jvp(lambda p: p[None], torch.ones(2), torch.zeros(2)), "direction"),
+    (lambda: ghosts.curvature_along(lambda x: x.sum(), torch.ones(2), torch.zeros(2)), "direction"),
     (lambda: ghosts.spike_run(controller="adam"), "controller"),
     (lambda: ghosts.spike_run(kappa=0.0), "kappa"),
     (lambda: ghosts.spike_run(temperature=-1.0), "temperature"),
@@ -394,6 +413,8 @@ CHECK_CASES = {
         hints=((_full, "full proposed step"), (lambda *c: _capped(*c, spread="mean"), "mean spread"),
                (lambda *c: _capped(*c, normalise=False), "unit vector"),
                (lambda *c: _capped(*c, always=True), "cap it, do not stretch it"),
+               (lambda *c: _capped(*c, spread="batch"), "within each sample"),
+               (check_ghosts._reference, "returned the step itself"),
                (_scaled(-1.0), "along +p"))),
 }
 
@@ -432,6 +453,8 @@ FUZZ_SPECS = {
         direction=fuzz_specs.t(0.0, 1.0), r=[0.5, 1.0])),
     "ghosts.onset": fuzz_specs.Spec(lambda: dict(inflation=ghosts.Inflation(fuzz_specs.t(0.5, 1.0), fuzz_specs.t(
         0.5, 1.0), fuzz_specs.t(1.0, 2.0), 1.0), threshold=1.1), positive="threshold"),
+    "ghosts.curvature_along": fuzz_specs.Spec(lambda: dict(loss_fn=fuzz_specs.bowl1, params=fuzz_specs.t(1.0, 0.0),
+                                                           direction=fuzz_specs.t(0.0, 1.0))),
     "ghosts.hessian_scale": fuzz_specs.Spec(lambda: dict(loss_fn=fuzz_specs.bowl1, params=fuzz_specs.t(1.0, 0.0),
                                                          direction=fuzz_specs.t(0.0, 1.0))),
     "ghosts.clip_norm": fuzz_specs.Spec(lambda: dict(g=fuzz_specs.t(3.0, 4.0), max_norm=1.0), positive="max_norm"),

@@ -16,6 +16,14 @@ def _linear_logits(X: torch.Tensor, K: int) -> Callable[[torch.Tensor], torch.Te
     return lambda theta: X @ theta.reshape(d, K)
 
 
+def _shifted_logits(X: torch.Tensor, K: int, shift: torch.Tensor,
+                    w: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A linear model plus ``shift_i (w . theta)`` added to every logit of sample ``i``: the samples' logits
+    move up or down as a whole, which changes no sample's own spread ``max_k a_k - min_k a_k``."""
+    d = X.shape[1]
+    return lambda theta: X @ theta.reshape(d, K) + shift[:, None] * (theta @ w)
+
+
 def _cases() -> dict[str, tuple]:
     g = torch.Generator().manual_seed(7)
     X = torch.randn(6, 3, generator=g, dtype=torch.float64)
@@ -23,9 +31,12 @@ def _cases() -> dict[str, tuple]:
     theta = torch.randn(12, generator=g, dtype=torch.float64)
     p = torch.randn(12, generator=g, dtype=torch.float64)
     logits = _linear_logits(X, 4)
+    # the largest and the smallest entry of a in different samples: a spread over the whole batch is wrong
+    shifted = _shifted_logits(X[:5], 4, torch.tensor([1.0, -1.0, 0.0, 0.0, 0.0], dtype=torch.float64), p)
     return {"a long proposed step (the cap binds)": (logits, theta, p, 1.0, 1.0),
             "a short proposed step (the cap does not bind)": (logits, theta, 0.05 * p, 1e-3, 1.0),
-            "a long step with a safety factor kappa = 1/2": (logits, theta, 3.0 * p, 0.5, 0.5)}
+            "a long step with a safety factor kappa = 1/2": (logits, theta, 3.0 * p, 0.5, 0.5),
+            "samples whose logits also shift as a whole (the cap binds)": (shifted, theta, p, 1.0, 1.0)}
 
 
 #: the inputs ``(logits_fn, params, p, lr, kappa)`` handed to the learner's function, by description
@@ -42,7 +53,10 @@ def _reference(logits_fn, params, p, lr, kappa):
 def _variant(logits_fn, params, p, lr, kappa, *, spread="max", normalise=True, always=False):
     _, a = torch.func.jvp(logits_fn, (params,), ((p / p.norm() if normalise else p),))
     widths = a.amax(-1) - a.amin(-1)
-    rho = math.pi / float(widths.max() if spread == "max" else widths.mean())
+    if spread == "batch":  # one spread over every entry of the batch at once
+        rho = math.pi / float(a.max() - a.min())
+    else:
+        rho = math.pi / float(widths.max() if spread == "max" else widths.mean())
     lr_eff = kappa * rho / float(p.norm()) if always else min(lr, kappa * rho / float(p.norm()))
     return -lr_eff * p
 
@@ -57,6 +71,8 @@ def _hint(case, value) -> str:
         return bool(torch.allclose(v, w, rtol=1e-6, atol=1e-9))
 
     want = _reference(*case)
+    if near(want - params):
+        return ("you returned the step itself, -lr_eff * p; return the new parameters, params - lr_eff * p")
     if near(-want):
         return "your step goes along +p: the update is params - lr_eff * p"
     if near(-lr * p) and not near(want):
@@ -65,6 +81,10 @@ def _hint(case, value) -> str:
     if near(_variant(*case, spread="mean")):
         return ("your radius uses the mean spread over the samples; the batch's loss is singular as soon as one "
                 "sample's is, so take the largest spread (a max)")
+    if near(_variant(*case, spread="batch")):
+        return ("your spread is taken over the whole batch at once (largest entry of a minus smallest): the "
+                "half-plane argument holds for each sample's own F_i, so take max_k a_k - min_k a_k within each "
+                "sample, then the largest of these over the samples")
     if near(_variant(*case, normalise=False)):
         return ("your JVP is taken along p itself, not along the unit vector p / ||p||: rho_a is a length along a "
                 "unit direction")
@@ -82,7 +102,9 @@ def capped_step(fn: Callable) -> CheckResult:
     The answer is the new parameter vector ``params - lr_eff p`` with
     ``lr_eff = min(lr, kappa rho_a / ||p||)`` and ``rho_a`` from one JVP of ``logits_fn`` along
     ``p / ||p||`` (eq-ghosts-radius, eq-ghosts-cap). The cases are a linear softmax model of six
-    samples (one of them moving much faster), with the cap binding, not binding, and ``kappa = 1/2``.
+    samples (one of them moving much faster), with the cap binding, not binding, and ``kappa = 1/2``, and
+    one whose samples' logits also shift as a whole, so that the spread over the whole batch differs from
+    the largest spread within a sample.
     Messages name the case and describe the learner's step, never the expected one.
     """
     if not _missing(fn) and callable(fn):
