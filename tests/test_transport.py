@@ -267,6 +267,16 @@ def test_five_sweeps_beat_twenty_with_a_dense_hessian(prob):
         assert abs(a.iterations - five) <= 2 and abs(b.iterations - twenty) <= 2
 
 
+@pytest.mark.slow
+def test_five_sweeps_are_enough_at_ten_percent_density_too(prob):
+    """SNS at 10% density after 5 sweeps needs 93 / 143 / 58 iterations, after 20 99 / 150 / 60: no more."""
+    for eta, five, twenty in ((1200.0, 93, 99), (300.0, 143, 150), (50.0, 58, 60)):
+        a = T.sns(prob.C, prob.r, prob.c, eta=eta, sinkhorn_steps=5, density=0.1)
+        b = T.sns(prob.C, prob.r, prob.c, eta=eta, sinkhorn_steps=20, density=0.1)
+        assert a.converged and b.converged and a.iterations <= b.iterations
+        assert abs(a.iterations - five) <= 3 and abs(b.iterations - twenty) <= 3
+
+
 def test_the_explorers_fixed_steps(prob):
     """At eta = 1200 a fixed step 1 diverges at the first Newton step (dense and 10%); a fixed step alpha
     converges linearly, by about 1 - alpha per step (eta = 300, dense); 1/2 throws the error above 1e4 first."""
@@ -277,6 +287,13 @@ def test_the_explorers_fixed_steps(prob):
         q = T.sns(prob.C, prob.r, prob.c, eta=1200.0, steps=40, step=alpha, line_search=False)
         assert not q.diverged and not q.converged and float(q.errors[-1]) < 1e-2
         assert (float(q.errors[21]) > 1e4) == (alpha == 0.5)  # 1/2 overshoots above 1e4 first, 1/4 does not
+    # at rho = 0.1 it is the other way round: 1/2 stays below 1e4 (peak about 4.2e3), while 1/4 stays above
+    # 1e4 for 15 Newton steps and ends above the error it started from
+    half, quarter = (T.sns(prob.C, prob.r, prob.c, eta=1200.0, density=0.1, steps=40, step=alpha, line_search=False)
+                     for alpha in (0.5, 0.25))
+    assert not half.diverged and 1e3 < float(half.errors[20:].max()) < 1e4
+    assert not quarter.diverged and int((quarter.errors[20:] > 1e4).sum()) == 15
+    assert float(quarter.errors[-1]) > float(quarter.errors[20])
     for alpha in (0.5, 0.25):
         q = T.sns(prob.C, prob.r, prob.c, eta=300.0, steps=40, step=alpha, line_search=False)
         e = q.errors[21:]
