@@ -432,5 +432,6 @@ FUZZ_SPECS = {
     "mfac.StaticInverse.block": Spec(lambda: dict(index=torch.tensor([0, 2])), instance=_inverse),
     "mfac.StaticInverse.solve_block": Spec(lambda: dict(index=torch.tensor([0, 2]), b=grads(3, 2)[1]),
                                            instance=_inverse),
+    "check.mfac.ihvp": Spec(lambda: dict(fn=lambda G, x, damp: x / damp), skip="fn"),  # fn: the learner's function
 }
 FUZZ_OPT_OUT = {"mfac.digits_problem": "takes only a dtype and a device, passed on to the shared digits split"}
