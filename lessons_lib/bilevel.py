@@ -98,6 +98,21 @@ class ToyProblem:
         y = self.y_star(x)
         return ((y**2).sum(-1, keepdim=True) - 1) * (y @ self.A) / (1 + self.mu) + 2 * self.reg * x
 
+    def minimiser(self) -> torch.Tensor:
+        """A global minimiser ``x*`` of ``Phi`` in closed form, shape ``(dx,)`` (``-x*`` is the other one).
+
+        With ``B = A^T A / (1 + mu)^2``, a stationary point ``x != 0`` satisfies ``(x^T B x - 1) B x + 2 reg x = 0``,
+        so ``x = r v`` for an eigenpair ``(c, v)`` of ``B`` with ``c r^2 = 1 - 2 reg / c``; there
+        ``Phi = reg / c - reg^2 / c^2``, smallest for the largest ``c``, and
+        ``lambda_max(grad^2 Phi(x*)) = 2 c - 4 reg`` (the other eigenvalues are ``2 reg (1 - c_j / c) < 2 reg``).
+        Needs ``c > 2 reg``; otherwise ``x* = 0``.
+        """
+        B = self.A.T @ self.A / (1 + self.mu) ** 2
+        evals, evecs = torch.linalg.eigh(B)
+        c, v = evals[-1], evecs[:, -1]
+        r2 = (1 - 2 * self.reg / c) / c
+        return torch.sqrt(r2.clamp(min=0)) * v
+
     def hessian_phi(self, x: torch.Tensor) -> torch.Tensor:
         """``grad^2 Phi(x) = (||y*||^2 - 1) B + 2 B x x^T B + 2 reg I``, shape ``(..., dx, dx)``."""
         B = self.A.T @ self.A / (1 + self.mu) ** 2
@@ -382,8 +397,8 @@ def bo_rep(problem: ToyProblem, x0, *, lr, steps: int, beta: float = 0.9, period
 
     Args:
         problem: a :class:`ToyProblem`.
-        x0: start, shape ``(dx,)`` or ``(R, dx)`` for ``R`` runs in one batch.
-        lr: ``lr > 0``, a number or ``R`` numbers (one per run), or a schedule ``t -> lr`` (see
+        x0: start, shape ``(dx,)`` or ``(n, dx)`` for ``n`` runs in one batch.
+        lr: ``lr > 0``, a number or ``n`` numbers (one per run), or a schedule ``t -> lr`` (see
             :mod:`lessons_lib.schedules`).
         steps: iterations ``T >= 0``.
         beta: momentum in ``[0, 1)``. period: ``I >= 1``. inner_steps: ``N >= 0``. refine_steps: ``>= 0``.
@@ -403,21 +418,23 @@ def bo_rep(problem: ToyProblem, x0, *, lr, steps: int, beta: float = 0.9, period
     dx, _ = problem.dims
     x0 = as_tensor(x0, name="x0", dtype=problem.A.dtype, device=problem.A.device)
     if x0.ndim not in (1, 2) or x0.shape[-1] != dx:
-        raise ValueError(f"x0: expected shape ({dx},) or (R, {dx}), got {tuple(x0.shape)}")
+        raise ValueError(f"x0: expected shape ({dx},) or (n, {dx}), got {tuple(x0.shape)}")
     steps = check_count(steps, name="steps", minimum=0)
     period = check_count(period, name="period")
     inner_steps = check_count(inner_steps, name="inner_steps", minimum=0)
     refine_steps = check_count(refine_steps, name="refine_steps", minimum=0)
     sigma = check_positive(noise, name="noise", allow_zero=True)
     batched = x0.ndim == 2
-    if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+    if isinstance(lr, bool):
+        raise ValueError(f"lr: expected a learning rate > 0 (a number, one per run or a schedule), got the bool {lr}")
+    if isinstance(lr, (int, float)):
         if check_positive(lr, name="lr") == 0:
             raise ValueError("lr: must be > 0")
     elif callable(lr):
         pass  # a schedule of lessons_lib.schedules: lessons_lib.run.run checks its values
     else:
         if not batched:
-            raise ValueError("lr: one learning rate per run needs x0 of shape (R, dx)")
+            raise ValueError("lr: one learning rate per run needs x0 of shape (n, dx)")
         lr_t = as_tensor(lr, name="lr", device=x0.device)
         if lr_t.shape != x0.shape[:1] or bool((lr_t <= 0).any()):
             raise ValueError(f"lr: expected {x0.shape[0]} learning rates > 0, got shape {tuple(lr_t.shape)}")

@@ -67,8 +67,21 @@ def _hint(case, value) -> str:
                 "norm over the last dimension, keepdim=True")
     if torch.allclose(step, -lr * want_m / want_m.norm(dim=-1, keepdim=True), rtol=1e-8, atol=1e-12):
         return "your step goes uphill: x moves against the momentum"
+    if torch.allclose(step, lr * m / m.norm(dim=-1, keepdim=True), rtol=1e-8, atol=1e-12):
+        return ("your steps have length lr but follow the old momentum m; the step should use the momentum "
+                "after this iteration's update")
+    if torch.allclose(length, torch.full_like(length, lr), rtol=1e-6):
+        return "your steps have length lr, as they should, but do not point along the new momentum"
     lengths = ", ".join(f"{float(s):.3g}" for s in length.reshape(-1)[:4])
     return f"your step lengths ||x - x_new|| are {lengths}; each should be lr, along the new momentum"
+
+
+def _error_hint(exc: Exception) -> str | None:
+    """A hint for the usual cause of a shape clash in the batch case."""
+    if isinstance(exc, RuntimeError) and "must match the size" in str(exc):
+        return ("in the batch case a norm over the last dimension has one value per run, shape (n,), which does "
+                "not broadcast against rows of shape (n, d); keep that dimension so each row is divided by its own")
+    return None
 
 
 def upper_step(fn: Callable) -> CheckResult:
@@ -88,4 +101,4 @@ def upper_step(fn: Callable) -> CheckResult:
         fn, _reference, CASES, rtol=1e-8, close_rtol=0.02, hint=_hint,
         close_note="nearly there: is everything in float64, and is the norm the Euclidean one?",
         nonfinite="your step contains NaN or infinity: is a norm zero, or a division the wrong way round?",
-        praise="including a batch of runs normalised one by one")
+        praise="including a batch of runs normalised one by one", error_hint=_error_hint)
