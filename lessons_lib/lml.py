@@ -592,7 +592,7 @@ def ring_study(mixture: GaussianMixture, *, steps: Sequence[int], lam: Sequence[
     Args:
         mixture: the data distribution.
         steps: the step counts to compare.
-        lam, kappa: the ``S`` settings, paired (equal lengths).
+        lam, kappa: the ``S`` settings, paired (equal lengths); empty lists give plain DDIM's distances only.
         n: samples per setting and seed.
         seeds: number of seeds (seed ``generator + j`` for the ``j``-th).
         projections: directions of the sliced W1.
@@ -606,8 +606,8 @@ def ring_study(mixture: GaussianMixture, *, steps: Sequence[int], lam: Sequence[
     if not isinstance(steps, (list, tuple)) or not steps:
         raise ValueError(f"steps: expected a non-empty list of step counts, got {steps!r}")
     steps = [check_count(s, name="steps") for s in steps]
-    if not isinstance(lam, (list, tuple)) or not lam:
-        raise ValueError(f"lam: expected a non-empty list of dampings, got {lam!r}")
+    if not isinstance(lam, (list, tuple)):
+        raise ValueError(f"lam: expected a list of dampings, got {lam!r}")
     if not isinstance(kappa, (list, tuple)):
         raise ValueError(f"kappa: expected a list of weights, got {kappa!r}")
     lam = [check_positive(v, name="lam") for v in lam]
