@@ -603,7 +603,10 @@ def _signed(v: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
 def partial_trace(T: torch.Tensor) -> torch.Tensor:
     """The partial-trace estimator ``normalise(sum_a T_{i a a})``, signed so that ``<T, v^3> >= 0``.
 
-    Its signal is ``theta*`` and its noise has norm of order ``d / sqrt(n)``: it needs ``n >> d^2``.
+    Its signal is ``theta*`` and its noise has norm of order ``d / sqrt(n)``: it needs ``n >> d^2``. The
+    unnormalised ``v_i = sum_a T_{iaa}`` is, to first order in ``beta``, the direction of the mean of the Gibbs
+    density ``exp(-beta L)`` on the sphere (eq-langevin-gibbs-mean), and the gradient of the linear term of the
+    loss smoothed over a cap: the direction that a hot chain's average finds at the equator.
 
     Args:
         T: shape ``(d, d, d)`` or ``(B, d, d, d)``.
