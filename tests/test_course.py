@@ -466,6 +466,7 @@ def test_student_notebook_runs_with_errors_only_in_exercise_cells(student_kit, p
     from nbclient import NotebookClient
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("LESSONS_WARM", "0")  # live explorers nobody moves: no idle-time warm-up of their grids
     nb = read(student_kit / path.name)
     stubs = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "raise NotImplementedError()" in c.source
              and "# YOUR CODE HERE" in c.source}

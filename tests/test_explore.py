@@ -342,3 +342,19 @@ def test_slider_values_are_real_numbers():
         ex.linear(0.1, 1.0, 3).format(True)
     with pytest.raises(ValueError, match="^fig:"):
         ex.figure_png(None, dpi=20)  # used to be an AttributeError
+
+
+def test_lessons_warm_0_switches_the_idle_time_warm_up_off(monkeypatch):
+    import asyncio
+
+    calls = []
+    e = ex.explore(make_draw(calls), lr=ex.linear(0.1, 1.1, 3), a=ex.linear(1, 2, 2))
+    e.widget()
+
+    async def scheduled():
+        return e.view.warm_later()
+
+    monkeypatch.setenv("LESSONS_WARM", "0")
+    assert asyncio.run(scheduled()) is False  # an event loop runs, but the warm-up is off
+    monkeypatch.setenv("LESSONS_WARM", "1")
+    assert asyncio.run(scheduled()) is True

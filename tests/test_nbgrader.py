@@ -84,6 +84,7 @@ def read(path):
 def nbgrader(course_dir: pathlib.Path, *args: str) -> str:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "1"}
     env.pop("LESSONS_STATIC", None)
+    env["LESSONS_WARM"] = "0"  # autograde runs live explorers that nobody moves: no idle-time warm-up of their grids
     run = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course_dir, env=env, capture_output=True, text=True,
                          timeout=1800)
     log = run.stdout + run.stderr

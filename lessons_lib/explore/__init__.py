@@ -19,7 +19,8 @@ of a model in one run). Without ``compute``, ``draw(**values)`` does both.
 
 Both forms call the same code path (:meth:`Explorer.frame`), so they show the same pictures.
 ``add_display_hook`` lets a tool (the benchmark) see each explorer as it is displayed; the display path
-reads no environment variable of its own besides ``LESSONS_STATIC``.
+reads no environment variable of its own besides ``LESSONS_STATIC`` and ``LESSONS_WARM=0``, which switches the
+live explorer's idle-time warm-up off where nobody moves a slider (nbgrader's autograde, the course tests).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ frames and later moves come from the cache.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,10 @@ class LiveView:
         self.explorer.timings.append(self.show(self.values()))
 
     def warm_later(self, delay: float = 0.05) -> bool:
-        """Render the rest of the grid in the kernel's idle time; False where no event loop runs."""
+        """Render the rest of the grid in the kernel's idle time; False where no event loop runs, or where
+        ``LESSONS_WARM=0`` switches the warm-up off (batch runs nobody watches, such as nbgrader's autograde)."""
+        if os.environ.get("LESSONS_WARM", "1").strip().lower() in ("0", "false", "no", "off"):
+            return False
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
