@@ -484,15 +484,16 @@ class DivergenceMap(Record):
 
 
 def divergence_map(problem: ToyProblem, *, lrs, scales, steps: int, beta: float = 0.9, normalize: bool = True,
-                   period: int = 5, inner_steps: int = 3, refine_steps: int = 50, noise: float = 0.1,
-                   generator: int | torch.Generator = 0) -> DivergenceMap:
+                   period: int = 5, inner_steps: int = 3, refine_steps: int = 50, lr_inner: float = 0.3,
+                   nu: float = 0.3, noise: float = 0.1, generator: int | torch.Generator = 0) -> DivergenceMap:
     """Which ``(lr, s)`` diverge from ``x0 = s * 1``: every pair run in one batch of :func:`bo_rep`.
 
     Args:
         problem: a :class:`ToyProblem`.
         lrs: learning rates ``> 0``, increasing, shape ``(L,)``.
         scales: start scales ``> 0``, shape ``(S,)``.
-        steps, beta, normalize, period, inner_steps, refine_steps, noise, generator: as in :func:`bo_rep`.
+        steps, beta, normalize, period, inner_steps, refine_steps, lr_inner, nu, noise, generator: as in
+            :func:`bo_rep` (``lr_inner = nu = 0.5`` with ``mu = 1`` solves ``y`` and ``z`` exactly in one step).
 
     Returns:
         A :class:`DivergenceMap`.
@@ -509,8 +510,8 @@ def divergence_map(problem: ToyProblem, *, lrs, scales, steps: int, beta: float 
     dx = problem.dims[0]
     x0 = (scales[:, None, None] * torch.ones(S, L, dx, dtype=lrs.dtype, device=lrs.device)).reshape(S * L, dx)
     out = bo_rep(problem, x0, lr=lrs.repeat(S), steps=steps, beta=beta, normalize=normalize, period=period,
-                 inner_steps=inner_steps, refine_steps=refine_steps, noise=noise, generator=generator,
-                 record_every=max(steps, 1))
+                 inner_steps=inner_steps, refine_steps=refine_steps, lr_inner=lr_inner, nu=nu, noise=noise,
+                 generator=generator, record_every=max(steps, 1))
     diverged = out.diverged.reshape(S, L)
     ok = ~diverged.cumsum(dim=1).bool()  # stable and every smaller lr stable too
     count = ok.sum(dim=1)

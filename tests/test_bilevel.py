@@ -257,15 +257,18 @@ def test_the_plain_methods_largest_stable_lr_shrinks_like_s_to_the_minus_2(k):
 
 
 @pytest.mark.slow
-def test_the_staleness_of_y_sets_the_constant_of_the_plain_steps_boundary():
+def test_the_lag_of_the_lower_level_sets_the_constant_of_the_plain_steps_boundary():
     """Matrix 0: lr * lambda_max(grad^2 Phi(x0)) at the last stable / first unstable lr is 1.0-1.4 / 1.4-2.0 with
-    y updated every I = 5 steps but 7.6-10.5 / 10.7-14.8 with y updated every step; the s^-2 law holds for both."""
+    y updated every I = 5 steps, 7.6-10.5 / 10.7-14.8 with y updated every step but z taking one step of nu = 0.3,
+    and 3.8-5.3 / 5.4-7.5 (around the 6 of Euler's identity) with y and z exact at every step (I = 1,
+    nu = lr_inner = 0.5); the s^-2 law holds for all three."""
     P = problem(0)
     lrs = torch.logspace(-5, math.log10(0.3), 31, dtype=torch.float64)
     scales = torch.tensor([2.0, 3, 4, 6, 8, 11, 16], dtype=torch.float64)
     lam0 = torch.linalg.eigvalsh(P.hessian_phi(scales[:, None] * ONES))[:, -1]
-    for period, low, high in ((5, 0.8, 2.5), (1, 6.0, 16.0)):
-        d = B.divergence_map(P, lrs=lrs, scales=scales, steps=300, beta=0.0, normalize=False, period=period)
+    for period, step, low, high in ((5, 0.3, 0.8, 2.5), (1, 0.3, 6.0, 16.0), (1, 0.5, 3.0, 8.0)):
+        d = B.divergence_map(P, lrs=lrs, scales=scales, steps=300, beta=0.0, normalize=False, period=period,
+                             lr_inner=step, nu=step)
         first = lrs[torch.searchsorted(lrs, d.largest_stable) + 1]
         assert bool((d.largest_stable * lam0 > low).all()) and bool((first * lam0 < high).all())
         assert -2.3 < measure.loglog_slope(scales, d.largest_stable) < -1.9
