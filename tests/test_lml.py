@@ -113,6 +113,13 @@ def test_mixing_numbers():
     assert torch.allclose(lm.variance_ratio, torch.tensor([1 / (1 - 0.1 / 1.5), 1 / (1 - 1 / 10.5),
                                                            1 / (1 - 10 / 100.5)], **F64), rtol=1e-12)
     assert 1.07 <= float(lm.variance_ratio.min()) and float(lm.variance_ratio.max()) <= 1.111
+    # plain Langevin pays too: at lr = 0.0199 its sharp direction is 200 times too wide; held to LM's widest
+    # variance (1.11) it needs lr <= 0.002 and its flat direction tau ~ 1000
+    assert float(plain.variance_ratio[2]) == pytest.approx(200.0, rel=1e-9)
+    lr_fair = 2 * (1 - 1 / float(lm.variance_ratio.max())) / 100
+    fair = L.lm_langevin_mixing(H3, lr=lr_fair, lam=None)
+    assert float(fair.variance_ratio.max()) == pytest.approx(float(lm.variance_ratio.max()), rel=1e-9)
+    assert lr_fair == pytest.approx(0.002, rel=0.01) and 990 < float(fair.integrated_time[0]) < 1010
     # the Lyapunov solve agrees with the per-direction closed form
     assert torch.allclose(lm.covariance.diagonal() * torch.tensor([100.0, 10.0, 1.0], **F64),
                           lm.variance_ratio.flip(0), rtol=1e-10)
@@ -248,8 +255,9 @@ def test_lml_does_not_beat_ddim_on_the_ring():
     changes of sliced W1 from -0.01 % to +48 % (5 steps +0.01 to +4.5 %, 10 steps +0.2 to +31 %, 20 steps -0.01 to
     +48 %; at 20000 samples -0.48 % to +71 %). Nothing better by more than 2 %; kappa = 0.6, lam = 0.01 at 10 steps
     worse by at least 10 % (measured 26 %); lam = 10 within 1 %; every lam <= 0.1 worse by more than 10 % at 10 steps
-    (measured 23-31 %) and worse at 20 steps (measured +0.45 % for kappa = 0.6, lam = 0.01, where the 5000-sample
-    floor of SW dilutes the change; 20-71 % at 20000 samples)."""
+    (measured 23-31 %) and worse at 5 steps (an independent review measured +0.46 to +2.4 % over seed sets). At 20
+    steps only kappa = 0.3, lam = 0.1 is asserted worse (+30 to +45 % over seed sets): the other small dampings sit
+    near the 5000-sample floor of SW there, and their sign depends on the seeds."""
     study = L.ring_study(L.ring_mixture(), steps=[5, 10, 20], lam=_GRID_LAM, kappa=_GRID_KAPPA, n=5000, seeds=4)
     rel = study.relative  # (steps, settings), averaged over seeds
     assert float(rel.min()) > -0.02, rel
@@ -257,8 +265,9 @@ def test_lml_does_not_beat_ddim_on_the_ring():
     big = study.lam == 10.0
     assert float(rel[:, big].abs().max()) < 0.01, rel
     small = study.lam <= 0.1
+    assert float(rel[0, small].min()) > 0.0, rel  # at 5 steps every small damping costs something
     assert float(rel[1, small].min()) > 0.10, rel  # at 10 steps every small damping costs more than 10 %
-    assert float(rel[2, small].min()) > 0.0, rel  # at 20 steps none helps
+    assert float(rel[2, _GRID_LAM.index(0.1)]) > 0.10, rel  # kappa = 0.3, lam = 0.1 at 20 steps
 
 
 # --- self-check cases (tests/test_course.py) ---
@@ -287,11 +296,12 @@ _INPUTS = [4.0, 3.0, 0.5, 0.1, 0.6, 0.2, 7.0, 0.001, 1e-3, 100.0, 0.3]
 CHECK_CASES = {
     "lm_correct": Case(
         _right, _close, (_variant("swapped"), _variant("raw"), _variant("global"), _variant("plus"),
-                         _variant("prev_none")),
+                         _variant("prev_none"), _variant("nolam"), _variant("lamtimes")),
         expected=_EXPECTED, inputs=_INPUTS, function=True, nan=_nan,
         hints=((_variant("swapped"), "other way round"), (_variant("raw"), "keep the length"),
                (_variant("global"), "one number"), (_variant("plus"), "adds the projection"),
-               (_variant("prev_none"), "returns eps unchanged"))),
+               (_variant("prev_none"), "returns eps unchanged"), (_variant("nolam"), "leaves out lam"),
+               (_variant("lamtimes"), "multiplies the whole"))),
 }
 
 

@@ -48,6 +48,10 @@ def _variants(eps, eps_prev, lam, kappa) -> dict[str, torch.Tensor]:
     plus = eps + bar * (bar * eps).sum(-1, keepdim=True) / (lam + (bar * bar).sum(-1, keepdim=True))
     out["plus"] = plus * rows(eps) / rows(plus)
     out["prev_none"] = eps.clone()
+    for name, denom in (("nolam", (bar * bar).sum(-1, keepdim=True)),  # the damping forgotten
+                        ("lamtimes", lam * (1 + (bar * bar).sum(-1, keepdim=True)))):  # lam (1 + ||bar||^2)
+        dd = eps - bar * (bar * eps).sum(-1, keepdim=True) / denom
+        out[name] = dd * rows(eps) / rows(dd)
     return out
 
 
@@ -73,14 +77,19 @@ def _hint(case, value) -> str:
     if near("plus"):
         return ("your correction adds the projection on eps_bar instead of removing it: (lam I + u u^T)^-1 shrinks "
                 "the component along u, so Sherman-Morrison subtracts it")
+    if near("nolam") or near("lamtimes"):
+        what = ("leaves out lam" if near("nolam") else
+                "multiplies the whole of 1 + ||eps_bar||^2 by lam")
+        return (f"your denominator {what}: check what your correction does as lam -> infinity, where it must "
+                "return eps, and as lam -> 0, where it keeps only the part of eps orthogonal to eps_bar")
     if eps_prev is not None and bool(torch.allclose(v, eps, rtol=1e-6, atol=1e-9)):
         return ("your function returns eps unchanged although kappa > 0 and there is a previous prediction: form "
                 "eps_bar from eps_prev and eps, and remove its damped component")
     if eps_prev is None and not bool(torch.allclose(v, eps, rtol=1e-6, atol=1e-9)):
         return ("at the first step there is no previous prediction: use eps_bar = eps (then the renormalised "
                 "correction changes nothing)")
-    return ("not right yet: with eps_bar = kappa eps_prev + (1 - kappa) eps, subtract eps_bar (eps_bar . eps) / "
-            "(lam + ||eps_bar||^2) from each row, then give the row the norm of its eps")
+    return ("not right yet: compare your function with eq-lml-correct term by term: the moving average eps_bar, "
+            "the damped term that Sherman-Morrison removes, and the rescaling of each row")
 
 
 def lm_correct(fn: Callable) -> CheckResult:
