@@ -948,6 +948,8 @@ class MLPClassifier:
     def logits(self, params: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """Logits of inputs ``X`` (shape ``(n, sizes[0])``) for flat ``params``; shape ``(n, sizes[-1])``.
 
+        The device follows ``params``: ``X`` (and the labels of :meth:`loss` and :meth:`accuracy`) are moved to it.
+
         Shapes and types are checked, values are not (``torch.func`` differentiates this): NaN in, NaN out.
         """
         check_float_tensor(params, name="params")
@@ -963,14 +965,14 @@ class MLPClassifier:
         z = self.logits(params, X)
         if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != z.shape[:1]:
             raise ValueError(f"y: expected a long tensor of {z.shape[0]} labels, got {_describe(y)}")
-        return torch.nn.functional.cross_entropy(z, y)
+        return torch.nn.functional.cross_entropy(z, y.to(z.device))
 
     def accuracy(self, params: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> float:
         """Share of inputs whose largest logit is the label."""
         z = self.logits(params, X)
         if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != z.shape[:1]:
             raise ValueError(f"y: expected a long tensor of {z.shape[0]} labels, got {_describe(y)}")
-        return float((z.argmax(-1) == y).to(torch.float64).mean())
+        return float((z.argmax(-1) == y.to(z.device)).to(torch.float64).mean())
 
     def init(self, generator: int | torch.Generator = 0, *, dtype: torch.dtype = torch.float32,
              device: torch.device | str | None = None) -> torch.Tensor:
