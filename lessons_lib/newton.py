@@ -62,13 +62,14 @@ class LogisticRegression:
         x = _finite_vector(x, "x")
         if x.shape != (self.X.shape[1],):
             raise ValueError(f"x: expected shape ({self.X.shape[1]},), got {tuple(x.shape)}")
-        return x.to(self.X.dtype)
+        return x.to(dtype=self.X.dtype, device=self.X.device)  # the device follows the data
 
     def _margins(self, x: torch.Tensor) -> torch.Tensor:
         return (2 * self.y - 1) * (self.X @ self._x(x))
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
-        """``f(x)``, a 0-d tensor; ``x`` has shape ``(d,)``."""
+        """``f(x)``, a 0-d tensor on ``X``'s device; ``x`` has shape ``(d,)`` (moved to ``X``'s device)."""
+        x = self._x(x)
         return torch.nn.functional.softplus(-self._margins(x)).mean() + 0.5 * self.mu * (x @ x)
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
@@ -350,7 +351,7 @@ def gradient_regularized_newton(problem: LogisticRegression, x0, *, hessian: Hes
     Args:
         problem: a :class:`LogisticRegression` (anything with ``value``, ``grad``, ``hess`` and
             ``fixed_hessian``).
-        x0: start, shape ``(d,)``.
+        x0: start, shape ``(d,)``, of ``problem.X``'s dtype (moved to ``problem.X``'s device).
         hessian: ``"exact"``; ``"fixed"`` (eq-newton-fixed); a number ``s`` in ``[0, 1]`` for
             ``(1 - s) H_exact + s H_fixed`` (eq-newton-mix); or a callable ``x -> H``.
         gamma0: the first radius ``> 0`` (with ``adaptive=False`` the fixed radius of every step).
@@ -374,6 +375,7 @@ def gradient_regularized_newton(problem: LogisticRegression, x0, *, hessian: Hes
     if x0.shape != (problem.X.shape[1],) or x0.dtype != problem.X.dtype:
         raise ValueError(f"x0: expected {problem.X.dtype} of shape ({problem.X.shape[1]},), got {x0.dtype} "
                          f"of shape {tuple(x0.shape)}")
+    x0 = x0.to(problem.X.device)  # the device follows the data: a start made on the host joins X
     gamma0 = check_positive(gamma0, name="gamma0")
     adaptive = check_flag(adaptive, name="adaptive")
     steps = check_count(steps, name="steps", minimum=0)
@@ -420,7 +422,7 @@ def gradient_descent(problem: LogisticRegression, x0, *, steps: int = 200, lr: f
 
     Args:
         problem: a :class:`LogisticRegression`.
-        x0: start, shape ``(d,)``.
+        x0: start, shape ``(d,)``, of ``problem.X``'s dtype (moved to ``problem.X``'s device).
         steps: number of steps.
         lr: step size ``> 0`` (``None``: ``1/L``).
 
@@ -433,6 +435,7 @@ def gradient_descent(problem: LogisticRegression, x0, *, steps: int = 200, lr: f
     if x0.shape != (problem.X.shape[1],) or x0.dtype != problem.X.dtype:
         raise ValueError(f"x0: expected {problem.X.dtype} of shape ({problem.X.shape[1]},), got {x0.dtype} "
                          f"of shape {tuple(x0.shape)}")
+    x0 = x0.to(problem.X.device)  # the device follows the data: a start made on the host joins X
     steps = check_count(steps, name="steps", minimum=0)
     lr = 1.0 / float(torch.linalg.eigvalsh(problem.fixed_hessian())[-1]) if lr is None else check_positive(lr,
                                                                                                            name="lr")
