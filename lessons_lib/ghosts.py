@@ -404,8 +404,9 @@ def _digits(data, device):
         return models.digits_split(generator=0, dtype=F32, device=device)
     if not isinstance(data, models.DigitsSplit):
         raise ValueError(f"data: expected a models.DigitsSplit, got {type(data).__name__}")
-    return models.DigitsSplit(*(t.to(F32) if t.is_floating_point() else t for t in
-                                (data.X_train, data.y_train, data.X_test, data.y_test)))
+    # the data follow ``device`` (that of the parameters), as in ``MLPClassifier``
+    return models.DigitsSplit(*(t.to(device=device, dtype=F32) if t.is_floating_point() else t.to(device)
+                                for t in (data.X_train, data.y_train, data.X_test, data.y_test)))
 
 
 _SIZES = (64, 128, 10)
