@@ -339,6 +339,18 @@ def _hessian_fn(problem: LogisticRegression, hessian: HessianChoice) -> Callable
     return lambda x: (1 - s) * problem.hess(x) + s * fixed
 
 
+def _check_start(problem, x0, methods: tuple[str, ...]) -> torch.Tensor:
+    """Check that ``problem`` has the oracles ``methods`` and that ``x0`` is a finite start of its dtype and size;
+    return ``x0`` on the problem's device (the device follows the data: a start made on the host joins X)."""
+    if not all(callable(getattr(problem, a, None)) for a in methods):
+        raise ValueError(f"problem: expected a LogisticRegression ({', '.join(methods[:-1])} and {methods[-1]})")
+    x0 = _finite_vector(x0, "x0")
+    if x0.shape != (problem.X.shape[1],) or x0.dtype != problem.X.dtype:
+        raise ValueError(f"x0: expected {problem.X.dtype} of shape ({problem.X.shape[1]},), got {x0.dtype} "
+                         f"of shape {tuple(x0.shape)}")
+    return x0.to(problem.X.device)
+
+
 def gradient_regularized_newton(problem: LogisticRegression, x0, *, hessian: HessianChoice = "exact",
                                 gamma0: float = 1.0, adaptive: bool = True, steps: int = 100,
                                 max_tries: int = 40, tol: float | None = None, constant: float = 8.0) -> NewtonRun:
@@ -369,13 +381,7 @@ def gradient_regularized_newton(problem: LogisticRegression, x0, *, hessian: Hes
         Semenov, Jaggi & Doikov (2025), Gradient-Normalized Smoothness for Optimization with
         Approximate Hessians, arXiv:2506.13710.
     """
-    if not all(callable(getattr(problem, a, None)) for a in ("value", "grad", "hess", "fixed_hessian")):
-        raise ValueError("problem: expected a LogisticRegression (value, grad, hess and fixed_hessian)")
-    x0 = _finite_vector(x0, "x0")
-    if x0.shape != (problem.X.shape[1],) or x0.dtype != problem.X.dtype:
-        raise ValueError(f"x0: expected {problem.X.dtype} of shape ({problem.X.shape[1]},), got {x0.dtype} "
-                         f"of shape {tuple(x0.shape)}")
-    x0 = x0.to(problem.X.device)  # the device follows the data: a start made on the host joins X
+    x0 = _check_start(problem, x0, ("value", "grad", "hess", "fixed_hessian"))
     gamma0 = check_positive(gamma0, name="gamma0")
     adaptive = check_flag(adaptive, name="adaptive")
     steps = check_count(steps, name="steps", minimum=0)
@@ -429,13 +435,7 @@ def gradient_descent(problem: LogisticRegression, x0, *, steps: int = 200, lr: f
     Returns:
         A :class:`NewtonRun` (``gamma`` is ``inf``: no radius).
     """
-    if not all(callable(getattr(problem, a, None)) for a in ("value", "grad", "fixed_hessian")):
-        raise ValueError("problem: expected a LogisticRegression (value, grad and fixed_hessian)")
-    x0 = _finite_vector(x0, "x0")
-    if x0.shape != (problem.X.shape[1],) or x0.dtype != problem.X.dtype:
-        raise ValueError(f"x0: expected {problem.X.dtype} of shape ({problem.X.shape[1]},), got {x0.dtype} "
-                         f"of shape {tuple(x0.shape)}")
-    x0 = x0.to(problem.X.device)  # the device follows the data: a start made on the host joins X
+    x0 = _check_start(problem, x0, ("value", "grad", "fixed_hessian"))
     steps = check_count(steps, name="steps", minimum=0)
     lr = 1.0 / float(torch.linalg.eigvalsh(problem.fixed_hessian())[-1]) if lr is None else check_positive(lr,
                                                                                                            name="lr")
