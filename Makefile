@@ -141,8 +141,10 @@ slow: $(COURSE_STAMP)
 course-test: $(COURSE_STAMP) instructor
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -m course tests
 
+# two workers, a test file each (--dist loadfile): a file's module fixtures (the PDF print, the launch-button and
+# hidden-solution site builds, the JupyterLab server) are built once, and two of them at a time
 site-test: chromium poppler $(COURSE_STAMP)
-	$(BIN)/python -m pytest -m site tests
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile -m site tests
 
 test: lint unit slow html course-test site-test
 

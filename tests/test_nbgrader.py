@@ -4,20 +4,29 @@ Per chapter (parametrised, so `pytest -n 2` grades two chapters at once; each ha
 and gradebook), the test runs what an instructor runs:
 
 1. ``nbgrader generate_assignment`` on the chapter's source notebook (tools/course.py write_nbgrader);
-2. three submissions, copied from the release: *solutions* (every answer cell holds the instructor's
-   solution), *blank* (the release as handed out) and *wrong* (each code exercise holds a typical mistake:
-   :data:`TYPICAL_MISTAKES` below, or :func:`perturbed` for a self-check not listed there);
-3. ``nbgrader autograde`` (every notebook executed, all of it: no chapter is skipped);
-4. the grader gives each conceptual answer of the solutions and wrong submissions full marks in the
-   gradebook, as a person would in formgrader;
+2. submissions copied from the release. Every chapter gets *wrong*: each code exercise holds a typical mistake
+   (:data:`TYPICAL_MISTAKES` below, or :func:`mistaken`'s spoilt solution for a self-check not listed there),
+   and each written answer the instructor's solution. :data:`FULL_RUN`, one chapter, also gets *solutions*
+   (every answer cell holds the instructor's solution) and *blank* (the release as handed out);
+3. ``nbgrader autograde`` (every submitted notebook executed, all of it: no chapter is skipped);
+4. the grader gives each written answer full marks in the gradebook, as a person would in formgrader;
 5. ``nbgrader export`` to CSV.
 
-Then: the solutions score full marks on every grade cell; the blank submission scores zero without an error
-outside the exercise cells; the wrong one loses exactly the points of the code exercises (their self-checks
-say "wrong", not a crash) and keeps the rest; the CSV's totals say the same. Without the course requirements
-(nbgrader) the whole module is skipped.
+Then: a wrong submission loses exactly the points of the code exercises (their self-checks say "wrong", not a
+crash), keeps the rest, and runs without an error outside the exercise cells; the solutions score full marks on
+every grade cell; the blank submission scores zero; the CSV's totals say the same. Without the course
+requirements (nbgrader) the whole module is skipped.
 
-Run time (2 cores, `-n 2`): generate about 15 s, autograde 3 x 10-60 s per chapter; about 4 minutes in all.
+Why one submission per chapter, not three: the other two are each already run on every chapter elsewhere, at the
+price of a whole execution per chapter. The solutions are the instructor's notebooks, which ``make execute`` runs
+and whose self-checks tests/test_course.py requires to say *correct*; the blank release is the student notebook
+(the same ClearSolutions stubs), which test_course runs to check the stubs say *not attempted* and nothing else
+fails. What nbgrader itself adds, the grading of each kind of submission, is the same for every chapter and is
+checked on :data:`FULL_RUN`. The wrong submission is the one that needs every chapter: its typical mistake is
+chapter by chapter, and it runs the whole chapter under nbgrader's executor (a cell timeout, the course's own
+``lessons_lib``).
+
+Run time (2 cores, `-n 2`): generate about 15 s, autograde 10-60 s per chapter; about 4 minutes in all.
 """
 
 from __future__ import annotations
@@ -49,6 +58,8 @@ if not hasattr(course, "write_nbgrader"):
 
 pytestmark = [pytest.mark.course, pytest.mark.slow]
 
+# the chapter graded with all three submissions (solutions, blank, wrong): the quickest to execute
+FULL_RUN = "learning-rate-and-curvature"
 SOLUTION = "<SOLUTION>"  # in a mistake: the solution's own lines, which the mistake then spoils
 # A typical mistake for each self-check: the lines that replace the solution lines between the markers
 # (indented as they are). Written from the solution where possible, so an edited exercise keeps its mistake.
@@ -192,7 +203,9 @@ def test_nbgrader_generate_autograde_and_export(tmp_path, path):
             for line in {ln.strip() for ln in hidden} - public:
                 assert len(line) < 12 or line not in text, f"a solution line in the release: {line}"
 
-    students = {"solutions": "solutions", "blank": "blank", "wrong": "wrong"}
+    students = {"wrong": "wrong"}
+    if stem == FULL_RUN:
+        students = {"solutions": "solutions", "blank": "blank", **students}
     for student, how in students.items():
         submit(course_dir, stem, student, source_nb, how)
     nbgrader(course_dir, "autograde", stem)
@@ -211,11 +224,13 @@ def test_nbgrader_generate_autograde_and_export(tmp_path, path):
             gb.db.commit()
         final = {s: {gid: gb.find_grade(gid, stem, stem, s).score for gid in cells} for s in students}
 
-    assert {gid: final["solutions"][gid] for gid in code} == code, "the solutions lose autograded points"
-    assert final["solutions"] == cells
-    assert all(v == 0 for v in final["blank"].values()), final["blank"]
     assert final["wrong"] == {**cells, **{gid: 0 for gid in code}}, "the wrong answers must lose exactly their points"
-    assert scores["solutions"] == {**cells, **{gid: 0 for gid in manual}}  # before the grader's marks
+    if "solutions" in students:
+        assert {gid: final["solutions"][gid] for gid in code} == code, "the solutions lose autograded points"
+        assert final["solutions"] == cells
+        assert scores["solutions"] == {**cells, **{gid: 0 for gid in manual}}  # before the grader's marks
+    if "blank" in students:
+        assert all(v == 0 for v in final["blank"].values()), final["blank"]
 
     graded = {s: read(course_dir / "autograded" / s / stem / f"{stem}.ipynb") for s in students}
     for student, nb in graded.items():
@@ -237,10 +252,15 @@ def test_nbgrader_generate_autograde_and_export(tmp_path, path):
     rows = {r["student_id"]: r for r in csv.DictReader((tmp_path / "grades.csv").open())}
     total = sum(cells.values())
     assert set(rows) == set(students) and all(r["assignment"] == stem for r in rows.values())
+    expected = {"solutions": (total, total), "blank": (0.0, total), "wrong": (total - sum(code.values()), total)}
     assert {s: (float(r["score"]), float(r["max_score"])) for s, r in rows.items()} == {
-        "solutions": (total, total), "blank": (0.0, total), "wrong": (total - sum(code.values()), total)}
-    print(f"{stem}: of {total} points, solutions {rows['solutions']['score']}, blank {rows['blank']['score']}, "
-          f"wrong {rows['wrong']['score']} (code exercises {sum(code.values())} points)")
+        s: expected[s] for s in students}
+    print(f"{stem}: of {total} points, " + ", ".join(f"{s} {rows[s]['score']}" for s in students) +
+          f" (code exercises {sum(code.values())} points)")
+
+
+def test_the_full_run_chapter_is_a_chapter():
+    assert FULL_RUN in {p.stem for p in CHAPTERS}, f"FULL_RUN names no chapter: {FULL_RUN}"
 
 
 def test_typical_mistakes_replace_the_solution_lines():
