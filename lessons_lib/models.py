@@ -1008,6 +1008,80 @@ def mlp_classifier(sizes: Sequence[int] = (64, 128, 10), *, activation: MLPActiv
     return MLPClassifier(sizes, activation)
 
 
+# --- layered bias-free ReLU network (a list of weight matrices) -----------------------------------
+
+
+def layered_relu_init(widths: Sequence[int], *, generator: int | torch.Generator = 0,
+                      dtype: torch.dtype = torch.float32,
+                      device: torch.device | str | None = None) -> list[torch.Tensor]:
+    """Weights of a bias-free ReLU network of widths ``widths``, one matrix per layer.
+
+    Layer ``i`` maps width ``widths[i]`` to ``widths[i + 1]``; its weight has shape
+    ``(fan_out, fan_in)`` (``torch.nn.Linear``'s convention) and entries drawn from
+    ``N(0, 1 / fan_in)``, the first layer's first.
+
+    Args:
+        widths: ``(d_in, h_1, ..., d_out)``, at least two positive widths.
+        generator: seed or generator of the draws.
+        dtype: floating dtype (float32 by default: network weights).
+        device: where the weights live; defaults to :func:`~lessons_lib.backend.default_device`.
+
+    Returns:
+        A list of ``len(widths) - 1`` weight matrices.
+    """
+    widths = _check_widths(widths)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype: expected a floating torch dtype, got {dtype!r}")
+    device = torch.device(device) if device is not None else default_device()
+    gen = as_generator(generator, device)
+    return [torch.randn((fan_out, fan_in), generator=gen, dtype=dtype, device=device) / math.sqrt(fan_in)
+            for fan_in, fan_out in zip(widths[:-1], widths[1:])]
+
+
+def _check_widths(widths) -> tuple[int, ...]:
+    if not isinstance(widths, (list, tuple)) or len(widths) < 2:
+        raise ValueError(f"widths: expected a sequence of at least two widths, got {widths!r}")
+    return tuple(check_count(w, name="widths") for w in widths)
+
+
+def layered_relu_forward(weights: Sequence[torch.Tensor], X: torch.Tensor, *, start: int = 0) -> torch.Tensor:
+    """Outputs ``W_b relu(... relu(W_1 x))`` of a bias-free ReLU network, shape ``(n, d_out)``.
+
+    The layers below ``start`` (0-based) run under :func:`torch.no_grad`, so back-propagation
+    through the result stops at layer ``start``: only ``weights[start:]`` get gradients, and
+    autograd keeps no activations of the layers below it.
+
+    Args:
+        weights: the list of :func:`layered_relu_init`, shapes ``(fan_out, fan_in)``, chained.
+        X: inputs, shape ``(n, d_in)``; moved to the first weight's device and dtype.
+        start: the first layer that is differentiated, ``0 <= start < len(weights)``.
+
+    Returns:
+        The logits, shape ``(n, d_out)``.
+    """
+    if not isinstance(weights, (list, tuple)) or not weights:
+        raise ValueError(f"weights: expected a non-empty list of weight matrices, got {type(weights).__name__}")
+    for i, W in enumerate(weights):
+        check_float_tensor(W, name="weights")
+        if W.ndim != 2 or (i and W.shape[1] != weights[i - 1].shape[0]):
+            raise ValueError(f"weights: layer {i} has shape {tuple(W.shape)}, which does not chain")
+    check_float_tensor(X, name="X")
+    if X.ndim != 2 or X.shape[1] != weights[0].shape[1]:
+        raise ValueError(f"X: expected shape (n, {weights[0].shape[1]}), got {tuple(X.shape)}")
+    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < len(weights):
+        raise ValueError(f"start: expected an integer in [0, {len(weights) - 1}], got {start!r}")
+    h = X.to(weights[0])
+    last = len(weights) - 1
+    with torch.no_grad():
+        for i in range(start):
+            h = torch.relu(h @ weights[i].T)
+    for i in range(start, len(weights)):
+        h = h @ weights[i].T
+        if i < last:
+            h = torch.relu(h)
+    return h
+
+
 # --- student-teacher network ---------------------------------------------------------------------
 
 StudentActivation = Literal["linear", "tanh"]

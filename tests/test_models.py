@@ -567,3 +567,61 @@ def test_bad_classifier_names_the_argument(kwargs, name):
         models.mlp_classifier(**kwargs)
     with pytest.raises(ValueError, match="params"):
         models.mlp_classifier((3, 2)).logits(torch.zeros(7), torch.zeros(1, 3))
+
+
+# --- layered bias-free ReLU network (a list of weight matrices; used by Drop-Muon) ----------------
+
+
+def test_layered_relu_net_matches_torch_sequential_and_is_lecun_scaled():
+    W = models.layered_relu_init((400, 300, 200, 3), generator=1, dtype=torch.float64, device="cpu")
+    assert [tuple(w.shape) for w in W] == [(300, 400), (200, 300), (3, 200)]
+    assert float(W[0].var()) == pytest.approx(1 / 400, rel=0.05) and float(W[1].var()) == pytest.approx(1 / 300,
+                                                                                                        rel=0.05)
+    net = torch.nn.Sequential(torch.nn.Linear(400, 300, bias=False), torch.nn.ReLU(),
+                              torch.nn.Linear(300, 200, bias=False), torch.nn.ReLU(),
+                              torch.nn.Linear(200, 3, bias=False)).double()
+    for layer, w in zip(net[::2], W):
+        layer.weight.data.copy_(w)
+    X = torch.randn(7, 400, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.allclose(models.layered_relu_forward(W, X), net(X).detach(), atol=1e-13)
+    again = models.layered_relu_init((400, 300, 200, 3), generator=1, dtype=torch.float64, device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(W, again))
+    assert models.layered_relu_init((4, 3), generator=0, device="cpu")[0].dtype == torch.float32
+
+
+def test_layered_relu_forward_differentiates_only_from_the_start_layer():
+    W = [w.requires_grad_(True) for w in models.layered_relu_init((5, 6, 6, 2), generator=0, dtype=torch.float64,
+                                                                  device="cpu")]
+    X = torch.randn(4, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    out = models.layered_relu_forward(W, X, start=1)
+    full = models.layered_relu_forward(W, X)
+    grads = torch.autograd.grad(out.sum(), W[1:])
+    assert torch.equal(out, full)
+    assert all(torch.equal(g, h) for g, h in zip(grads, torch.autograd.grad(full.sum(), W[1:])))
+    with pytest.raises(RuntimeError):  # layer 0 ran under no_grad: it is not in the graph
+        torch.autograd.grad(out.sum(), W[0])
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: models.layered_relu_init((5,)), "widths"),
+    (lambda: models.layered_relu_init((5, 0, 2)), "widths"),
+    (lambda: models.layered_relu_init((5, 2), dtype=torch.long), "dtype"),
+    (lambda: models.layered_relu_forward([torch.zeros(3, 5), torch.zeros(2, 4)], torch.zeros(1, 5)), "weights"),
+    (lambda: models.layered_relu_forward([torch.zeros(3, 5)], torch.zeros(1, 4)), "X"),
+    (lambda: models.layered_relu_forward([torch.zeros(3, 5)], torch.zeros(1, 5), start=1), "start")])
+def test_bad_layered_relu_arguments_are_named(call, name):
+    with pytest.raises(ValueError, match=f"^{name}:"):
+        call()
+
+
+FUZZ_SPECS.update({
+    "models.layered_relu_init": Spec(lambda: dict(widths=(4, 3, 2), generator=0, dtype=torch.float64, device="cpu"),
+                                     skip="widths dtype device"),  # the net's own widths; dtype/device passed to torch
+    "models.layered_relu_forward": Spec(lambda: dict(
+        weights=models.layered_relu_init((4, 3, 2), generator=0, dtype=torch.float64, device="cpu"),
+        X=torch.ones(2, 4, dtype=torch.float64), start=1)),
+})
+FUZZ_KNOWN_FAILURES = {
+    "models.layered_relu_forward": {("X", "nan-tensor"): "the forward of every training step and of the recorded "
+                                                         "loss, with no per-step NaN check: NaN in, NaN out"},
+}
