@@ -17,7 +17,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 import course  # noqa: E402  (tools/course.py: the generated lists of chapters)
 
 # The layers of lessons_lib (its __init__ docstring): imports only go down.
-CORE = {"backend", "run", "descent", "quadratic", "curvature", "landscapes", "schedules", "models", "measure"}
+CORE = {"backend", "run", "descent", "quadratic", "curvature", "landscapes", "schedules", "models", "measure",
+        "distributed"}
 PRESENTATION = {"plotting", "explore"}  # the only ones that may import matplotlib/ipywidgets; they import backend only
 CHECK = "check"                         # exercise self-checks: may import core and topic modules
 GUI = {"matplotlib", "ipywidgets"}
