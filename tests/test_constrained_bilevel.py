@@ -1,0 +1,351 @@
+"""Tests of lessons_lib.constrained_bilevel: the coupled toy, the proximal Lagrangian value function and LV-HBA.
+
+Claims (Yao, Yu, Zeng & Zhang 2024, arXiv:2401.16164, on the toy with n = 10): with c_lower = 10, p = 0.3,
+alpha = eta = 0.05, beta = 0.1, gamma1 = gamma2 = 1, 20k steps from the authors' start reach
+||x - x*|| / ||x*|| < 1e-2 (measured 0.0040) and |lam + 1| < 0.01 (measured 0.0010); the error after 20k
+steps falls monotonically over c_lower = 0.05, 0.2, 0.5, 2, 10 (measured 0.368, 0.157, 0.073, 0.020, 0.0040);
+the lower-level gap against cvxpy is <= 1e-4 (measured 4.7e-5); only first-order oracles are called.
+"""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import fuzz_specs
+import numpy as np
+import pytest
+import torch
+from checkcases import Case
+
+from lessons_lib import check
+from lessons_lib import constrained_bilevel as CB
+
+SWEEP = [0.05, 0.2, 0.5, 2.0, 10.0]
+MEASURED = [0.368, 0.157, 0.073, 0.020, 0.0040]  # error after 20k steps at each c_lower of SWEEP
+
+
+def toy(n=10):
+    return CB.coupled_toy(n, device="cpu")
+
+
+def feasible(problem, runs, seed):
+    g = torch.Generator().manual_seed(seed)
+    n = problem.n
+    x, y = torch.randn(runs, n, generator=g, dtype=torch.float64), torch.randn(runs, 2 * n, generator=g,
+                                                                               dtype=torch.float64)
+    return problem.project(x, y)
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    """The c_lower sweep of the claims, one batched 20k-step run from the authors' start (about 3 s)."""
+    return CB.lv_hba(toy(), steps=20_000, c=SWEEP, p=0.3, alpha=0.05, eta=0.05, beta=0.1, gamma1=1.0, gamma2=1.0,
+                     record_every=1000)
+
+
+# --- the toy -----------------------------------------------------------------------------------------------
+
+def lower_level_cvxpy(x: np.ndarray) -> float:
+    """min_theta f(x, theta) s.t. 1.x + 1.theta = 0, solved by cvxpy (CLARABEL)."""
+    n = x.size
+    theta = cp.Variable(2 * n)
+    objective = 0.5 * cp.sum_squares(theta[:n]) - x @ theta[:n] + cp.sum(theta[n:])
+    problem = cp.Problem(cp.Minimize(objective), [cp.sum(theta) == -x.sum()])
+    problem.solve(solver=cp.CLARABEL)
+    return float(problem.value)
+
+
+def test_solution_solves_both_levels():
+    P = toy(4)
+    x, y, lam = P.solution()
+    assert float(P.constraint(x, y).abs()) < 1e-12
+    assert abs(float(CB.lower_gap(P, x, y))) < 1e-12  # y* is a lower-level solution at x*
+    # KKT of the lower level with multiplier lam*: grad_y f + lam* grad_y g = 0
+    assert torch.allclose(P.grad_lower(x, y)[1] + lam, torch.zeros(8, dtype=torch.float64), atol=1e-12)
+    # upper level over the lower-level solution set: y1 = x + 1, 1.y2 = -2 1.x - n; F restricted to it, solved by
+    # cvxpy, is minimised at x* and y2*
+    n = 4
+    xv, y2 = cp.Variable(n), cp.Variable(n)
+    objective = 0.5 * cp.sum_squares(xv - y2) + 0.5 * cp.sum_squares(xv)
+    cp.Problem(cp.Minimize(objective), [cp.sum(y2) == -2 * cp.sum(xv) - n]).solve(solver=cp.CLARABEL)
+    assert np.allclose(xv.value, -0.3, atol=1e-6) and np.allclose(y2.value, -0.4, atol=1e-6)
+
+
+def test_lower_gap_matches_cvxpy():
+    P = toy(5)
+    x, y = feasible(P, 3, seed=1)
+    for i in range(3):
+        want = float(P.lower(x[i], y[i])) - lower_level_cvxpy(x[i].numpy())
+        assert float(CB.lower_gap(P, x[i], y[i])) == pytest.approx(want, abs=1e-6)
+
+
+def test_projection_is_the_euclidean_one():
+    P = toy(3)
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(4, 6, generator=g, dtype=torch.float64)
+    px, py = P.project(x, y)
+    assert float(P.constraint(px, py).abs().max()) < 1e-12
+    shift = torch.cat([x - px, y - py], dim=-1)  # the move is along the normal 1 of the hyperplane
+    assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-12)
+    assert torch.allclose(torch.cat(P.project(px, py), -1), torch.cat([px, py], -1), atol=1e-12)  # idempotent
+
+
+# --- the value function ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gammas", [(1.0, 1.0), (0.3, 4.0)])
+def test_saddle_is_the_fixed_point_of_the_inner_step(gammas):
+    """The dense solve and LV-HBA's own inner descent-ascent step, iterated, find the same saddle."""
+    gamma1, gamma2 = gammas
+    P = toy(3)
+    x, y = feasible(P, 2, seed=3)
+    z = torch.tensor([[0.4], [-1.2]], dtype=torch.float64)
+    v = CB.value_function(P, x, y, z, gamma1=gamma1, gamma2=gamma2)
+    theta, lam = torch.zeros_like(y), torch.zeros_like(z)
+    for _ in range(4000):  # the inner step alone: alpha = beta = 0 leaves (x, y, z) where they are
+        _, _, _, theta, lam = CB.lv_hba_step(P, (x, y, z, theta, lam), 0, alpha=0.0, eta=0.05, beta=0.0, c=1.0,
+                                             p=0.0, gamma1=gamma1, gamma2=gamma2)
+    assert torch.allclose(theta, v.theta, atol=1e-9) and torch.allclose(lam, v.lam, atol=1e-9)
+
+
+def test_danskin_gradient_matches_finite_differences():
+    P = toy(3)
+    x, y = feasible(P, 1, seed=4)
+    x, y, z = x[0], y[0], torch.tensor([0.7], dtype=torch.float64)
+    v = CB.value_function(P, x, y, z, gamma1=0.8, gamma2=1.5)
+    h = 1e-5
+    for name, point, grad in (("x", x, v.grad_x), ("y", y, v.grad_y), ("z", z, v.grad_z)):
+        for i in range(point.numel()):
+            e = torch.zeros_like(point)
+            e[i] = h
+            args = {"x": x, "y": y, "z": z}
+            plus = CB.value_function(P, **{**args, name: point + e}, gamma1=0.8, gamma2=1.5).value
+            minus = CB.value_function(P, **{**args, name: point - e}, gamma1=0.8, gamma2=1.5).value
+            fd = float(plus - minus) / (2 * h)
+            assert fd == pytest.approx(float(grad[i]), abs=1e-6), (name, i)
+
+
+def test_penalty_gap_is_nonnegative_and_zero_at_lower_level_solutions():
+    """f - v_gamma >= 0 on the constraint, and 0 at a lower-level solution with z = its multiplier."""
+    P = toy(4)
+    x, y = feasible(P, 20, seed=5)
+    z = torch.randn(20, 1, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    v = CB.value_function(P, x, y, z, gamma1=1.0, gamma2=1.0)
+    assert bool((P.lower(x, y) - v.value >= -1e-12).all())
+    xs, ys, lam = P.solution()
+    at = CB.value_function(P, xs, ys, torch.tensor([lam], dtype=torch.float64), gamma1=1.0, gamma2=1.0)
+    assert float(P.lower(xs, ys) - at.value) == pytest.approx(0.0, abs=1e-12)
+
+
+# --- LV-HBA --------------------------------------------------------------------------------------------------
+
+def test_claim_converges_with_the_published_settings(sweep):
+    error, lam = float(sweep.error[-1, -1]), float(sweep.lam[-1])
+    assert error < 1e-2  # measured 0.0040
+    assert abs(lam + 1) < 0.01  # measured 0.0010
+    assert not bool(sweep.diverged.any())
+
+
+def test_claim_bias_falls_monotonically_with_the_penalty(sweep):
+    final = sweep.error[-1]
+    assert bool((final.diff() < 0).all())
+    assert torch.allclose(final, torch.tensor(MEASURED, dtype=torch.float64), rtol=0.05)
+
+
+def test_claim_lower_level_gap_against_cvxpy(sweep):
+    P = toy()
+    x, y = sweep.x[-1], sweep.y[-1]
+    gap = float(P.lower(x, y)) - lower_level_cvxpy(x.numpy())
+    assert -1e-7 <= gap <= 1e-4  # measured 4.7e-5
+
+
+def test_claim_only_first_order_oracles():
+    P = toy(4)
+    run = CB.lv_hba(P, steps=50, tabulate=False)
+    assert run.calls == {"first": 7 * 50, "second": 0}
+    assert CB.lv_hba(P, steps=50).calls == run.calls  # the replayed map reports the same calls
+    P.hvp_lower(*P.solution()[:2], torch.ones(8, dtype=torch.float64))  # the counter does see a Hessian product
+    assert P.calls["second"] == 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_claim_large_penalty_is_slow_from_a_random_start(seed):
+    """From N(0, 10^2) starts, c_lower = 10 is still far off after 20k steps, c_lower = 0.5 is not."""
+    kw = dict(steps=20_000, c=[0.5, 10.0], p=0.3, record_every=20_000)
+    authors = CB.lv_hba(toy(), **kw)
+    random = CB.lv_hba(toy(), generator=seed, same_start=True, **kw)
+    small, large = random.error[-1]
+    assert float(small) == pytest.approx(float(authors.error[-1, 0]), rel=1e-3)  # bias dominates
+    assert float(large) > 10 * float(authors.error[-1, 1])  # measured 0.11 against 0.004 for seed 0
+
+
+def test_tabulated_map_replays_the_oracle_step():
+    P = toy(3)
+    kw = dict(steps=200, c=[0.3, 3.0], p=[0.5, 0.2], alpha=[0.05, 0.1], eta=0.07, beta=[0.1, 0.2],
+              gamma1=[0.5, 2.0], gamma2=1.5, generator=7, record_every=50)
+    a, b = CB.lv_hba(P, tabulate=True, **kw), CB.lv_hba(P, tabulate=False, **kw)
+    for name in ("x", "y", "z", "lam", "theta", "error"):
+        assert torch.allclose(getattr(a, name), getattr(b, name), atol=1e-10), name
+
+
+def test_affine_map_is_exact():
+    P = toy(2)
+    A0, b0, A1, b1 = CB.step_as_affine_map(P, alpha=0.1, eta=0.05, beta=0.2, gamma1=0.7, gamma2=1.3)
+    g = torch.Generator().manual_seed(8)
+    s = torch.randn(3, 12, generator=g, dtype=torch.float64)
+    k, c, p = 4, 2.0, 0.4
+    want = torch.cat(CB.lv_hba_step(P, CB._unpack(s, 2), k, alpha=0.1, eta=0.05, beta=0.2, c=c, p=p, gamma1=0.7,
+                                    gamma2=1.3), dim=-1)
+    got = s @ A0[0] + b0[0] + (s @ A1[0] + b1[0]) / (c * (k + 1) ** p)
+    assert torch.allclose(got, want, atol=1e-12)
+
+
+def test_fixed_penalty_leaves_a_bias_that_growth_removes():
+    """p = 0 keeps c_k = c: the error stalls; p = 0.5 keeps shrinking it (2k steps)."""
+    run = CB.lv_hba(toy(4), steps=2000, c=1.0, p=[0.0, 0.5], record_every=1000)
+    stalled, growing = run.error[-1]
+    assert float(growing) < 0.5 * float(stalled)
+    assert float(run.error[-1, 0]) == pytest.approx(float(run.error[-2, 0]), rel=0.05)
+
+
+def test_same_seed_same_run_and_seeds_differ():
+    P = toy(3)
+    a, b = CB.lv_hba(P, steps=30, runs=2, generator=3), CB.lv_hba(P, steps=30, runs=2, generator=3)
+    assert torch.equal(a.x, b.x) and torch.equal(a.error, b.error)
+    assert not torch.equal(a.x[0], a.x[1])  # runs draw their own starts
+    shared = CB.lv_hba(P, steps=30, runs=2, generator=3, same_start=True)
+    assert torch.equal(shared.x[0], shared.x[1])
+    assert not torch.equal(CB.lv_hba(P, steps=30, generator=4).x, CB.lv_hba(P, steps=30, generator=5).x)
+
+
+def test_authors_start_and_zero_steps():
+    P = toy(3)
+    run = CB.lv_hba(P, steps=0)
+    assert torch.equal(run.x, torch.zeros(1, 3, dtype=torch.float64))  # 10 * 1 projected onto 1.x + 1.y = 0
+    assert float(run.error[0, 0]) == pytest.approx(1.0)
+    assert run.calls == {"first": 0, "second": 0}
+
+
+def test_large_step_diverges_as_data():
+    run = CB.lv_hba(toy(3), steps=200, alpha=[0.05, 0.5], eta=[0.05, 0.5])
+    assert run.diverged.tolist() == [False, True] and int(run.diverged_at[1]) > 0
+    assert bool(torch.isfinite(run.error).all())
+
+
+def test_penalty_schedule():
+    assert torch.allclose(CB.penalty(torch.arange(3), c=2.0, p=0.5),
+                          2.0 * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64).sqrt())
+
+
+def test_bad_input():
+    P = toy(3)
+    x, y = feasible(P, 1, seed=0)
+    with pytest.raises(ValueError, match="^n:"):
+        CB.coupled_toy(0)
+    with pytest.raises(ValueError, match="^dtype:"):
+        CB.coupled_toy(3, dtype=torch.int64)
+    with pytest.raises(ValueError, match="^problem:"):
+        CB.lv_hba(None, steps=3)
+    with pytest.raises(ValueError, match="^c:"):
+        CB.lv_hba(P, steps=3, c=0.0)
+    with pytest.raises(ValueError, match="^p:"):
+        CB.lv_hba(P, steps=3, p=-0.1)
+    with pytest.raises(ValueError, match="^alpha:"):
+        CB.lv_hba(P, steps=3, alpha=[0.1, -0.1])
+    with pytest.raises(ValueError, match="^runs:"):
+        CB.lv_hba(P, steps=3, c=[1.0, 2.0], alpha=[0.1, 0.1, 0.1])
+    with pytest.raises(ValueError, match="^gamma1:"):
+        CB.value_function(P, x, y, torch.zeros(1, 1), gamma1=0.0)
+    with pytest.raises(ValueError, match="^y:"):
+        CB.value_function(P, x, y[:, :3], torch.zeros(1, 1))
+    with pytest.raises(ValueError, match="^z:"):
+        CB.value_function(P, x, y, torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="^y:"):
+        CB.lower_gap(P, x, y + 1.0)  # off the constraint
+    with pytest.raises(ValueError, match="^k:"):
+        CB.penalty(-1, c=1.0, p=0.3)
+
+
+# --- the self-check's cases (run by tests/test_course.py) ---------------------------------------------
+
+def _step(problem, state, k, **kw):
+    return CB.lv_hba_step(problem, state, k, **kw)
+
+
+def _scaled(problem, state, k, **kw):  # a step 1 % too long on (x, y): "close"
+    new = CB.lv_hba_step(problem, state, k, **kw)
+    x, y = state[0], state[1]
+    return (x + 1.01 * (new[0] - x), y + 1.01 * (new[1] - y)) + tuple(new[2:])
+
+
+def _mistake(**flag):
+    return lambda problem, state, k, **kw: check.constrained_bilevel._variant(problem, state, k, **kw, **flag)
+
+
+def _nan(problem, state, k, **kw):
+    return tuple(torch.full_like(s, float("nan")) for s in state)
+
+
+def _expected():
+    values = []
+    for c in check.constrained_bilevel.CASES.values():
+        values += check.constrained_bilevel._reference(**c).flatten().tolist()
+    return values
+
+
+CHECK_CASES = {
+    "one_loop_step": Case(
+        _step, _scaled, (_mistake(descend=True), _mistake(old=True)), expected=_expected(),
+        inputs=[3, 0, 10, 0.3, 0.05, 0.1, 1, 4, 2, 99, 0.2, 0.5, 0.5, 2], function=True, nan=_nan,
+        hints=((_mistake(descend=True), "ascent step"), (_mistake(old=True), "before this iteration"),
+               (_mistake(flat=True), "(k + 1)^p"), (_mistake(times=True), "divided by c_k"),
+               (_mistake(unprojected=True), "problem.project"), (_mistake(z_away=True), "z follows"))),
+}
+
+
+# --- cases run by tests/test_divergence.py ----------------------------------------------------------
+
+def _lv_hba(m):  # alpha = eta = 0.2 already diverges with gamma1 = 1; m = 10 puts both at 0.5
+    return CB.lv_hba(toy(3), steps=150, alpha=m * 0.05, eta=m * 0.05, record_every=50)
+
+
+DIVERGENCE_CASES = {"constrained_bilevel.lv_hba": (_lv_hba, "diverges", ())}
+NOT_RUNNERS = {}
+
+
+# --- baseline calls for tests/test_fuzz.py ------------------------------------------------------------
+
+def _toy():
+    return CB.coupled_toy(2, device="cpu")
+
+
+def _state():
+    return tuple(fuzz_specs.randn(1, d, seed=i) for i, d in enumerate((2, 4, 1, 4, 1)))
+
+
+FUZZ_OPT_OUT = {f"constrained_bilevel.CoupledToy.{name}": "a closed-form oracle of the toy, evaluated inside the "
+                "loop on whatever the state holds (a NaN check there would turn divergence into an exception); "
+                "the public functions that hand it points check them"
+                for name in ("constraint", "grad_constraint", "grad_lower", "grad_upper", "hvp_lower", "lower",
+                             "project", "upper")}
+FUZZ_OPT_OUT["constrained_bilevel.CoupledToy.solution"] = "takes no argument: the toy's closed-form solution"
+FUZZ_OPT_OUT["constrained_bilevel.CoupledToy.reset_calls"] = "takes no argument: resets the call counters"
+FUZZ_OPT_OUT["constrained_bilevel.lv_hba_step"] = ("the unchecked step the loop calls every iteration (checks there "
+                                                   "would cost a sync per step); lv_hba checks its arguments")
+FUZZ_OPT_OUT["constrained_bilevel.step_as_affine_map"] = ("called by lv_hba on arguments it has checked; it "
+                                                          "applies the unchecked step to unit states")
+
+FUZZ_SPECS = {
+    # the learner's function is probed by tests/test_course.py's odd-input test, as for check.bilevel
+    "check.constrained_bilevel.one_loop_step": fuzz_specs.Spec(lambda: dict(fn=_step), skip="fn"),
+    "constrained_bilevel.coupled_toy": fuzz_specs.Spec(lambda: dict(n=3)),
+    "constrained_bilevel.value_function": fuzz_specs.Spec(
+        lambda: dict(problem=_toy(), x=fuzz_specs.randn(2), y=fuzz_specs.randn(4, seed=1),
+                     z=fuzz_specs.randn(1, seed=2), gamma1=1.0, gamma2=1.0), positive="gamma1 gamma2"),
+    "constrained_bilevel.penalty": fuzz_specs.Spec(lambda: dict(k=3, c=1.0, p=0.3), positive="c", nonneg="p",
+                                                   skip="k"),  # k: an int or a tensor of step counts
+    "constrained_bilevel.lv_hba": fuzz_specs.Spec(
+        lambda: dict(problem=_toy(), steps=3, c=1.0, p=0.3, alpha=0.05, eta=0.05, beta=0.1, gamma1=1.0, gamma2=1.0,
+                     generator=0, spread=1.0, record_every=1),
+        positive="c alpha eta beta gamma1 gamma2 spread", nonneg="p"),
+    "constrained_bilevel.lower_gap": fuzz_specs.Spec(
+        lambda: dict(problem=_toy(), x=fuzz_specs.t(0.1, -0.2), y=fuzz_specs.t(0.3, 0.1, -0.5, 0.2))),
+}
