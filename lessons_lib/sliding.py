@@ -45,6 +45,8 @@ from .backend import (
     default_device,
 )
 
+_BLOWUP = 1e6  # the divergence radius of lessons_lib.run.run, relative to the start
+
 
 @dataclass(frozen=True)
 class TVProblem:
@@ -235,8 +237,10 @@ class SlidingRun(Record):
         grad_calls: gradient calls of ``f`` made so far, long ``(K + 1,)``.
         sub_calls: subgradient calls of ``h`` made so far, long ``(K + 1,)``.
         phase: the phase each row belongs to (0 for the start and for runs without phases), ``(K + 1,)``.
-        x: the final output point, ``(n,)`` or ``(R, n)``.
-        diverged, diverged_at: as in :mod:`lessons_lib.run` (``diverged_at`` counts gradient calls).
+        x: the final output point, ``(n,)`` or ``(R, n)`` (a diverged run's: at the end of the phase in which it
+            diverged).
+        diverged, diverged_at: as in :mod:`lessons_lib.run` (``diverged_at`` counts gradient calls), with the
+            ball around the first start for every phase; ``psi`` stays at its value from ``diverged_at`` on.
     """
 
     psi: torch.Tensor
@@ -278,10 +282,12 @@ def _gs(problem: TVProblem, x0: torch.Tensor, outer: int, D_tilde: float, scales
             ubar.lerp_(u, 2 * (s + 1) / (s * (s + 3)))  # (1 - theta_s) ubar + theta_s u
         return u, (1 - gamma) * xbar + gamma * ubar
 
-    out = runner.run(step, (x0, x0), steps=outer, lr=scales, batched=True,
-                     record=lambda s, t: {"psi": problem._psi(s[1])})
+    def record(state, t):
+        return {"psi": problem._psi(state[1]), "size": torch.cat(state, -1).double().norm(dim=-1)}
+
+    out = runner.run(step, (x0, x0), steps=outer, lr=scales, batched=True, record=record)
     _, hist = out.on_grid(outer)
-    return hist["psi"], [T for _, T, _ in sched], out
+    return hist, [T for _, T, _ in sched], out
 
 
 def _pack(psi, calls, phases, out_x, diverged, at) -> SlidingRun:
@@ -346,18 +352,26 @@ def multiphase_sliding(problem: TVProblem, *, phases: int, outer_per_phase: int,
     x = _start(problem, x0).expand(len(scales), -1).clone()
     if not restart:
         phases, per = 1, phases * per
-    psis, calls, marks = [problem.psi(x)[None]], [0], [0]
-    diverged = torch.zeros(len(scales), dtype=torch.bool)
+    # divergence as in lessons_lib.run, measured from the first start across all phases (a restart from a far
+    # point must not move the ball): runs that leave it are frozen at the step they left
+    limit = _BLOWUP * max(1.0, float(torch.cat([x[0], x[0]]).double().norm()))
+    psis, calls, marks, ends = [problem.psi(x)[None]], [0], [0], []
     at = torch.full((len(scales),), -1, dtype=torch.long)
     for s in range(phases):
-        psi, T, out = _gs(problem, x, per, D0 / 2 ** s, scales)
-        psis.append(psi[1:])
+        hist, T, out = _gs(problem, x, per, D0 / 2 ** s, scales)
+        psis.append(hist["psi"][1:])
         calls += T
         marks += [s] * per
-        at = torch.where(~diverged & out.diverged, out.diverged_at + s * per, at)
-        diverged = diverged | out.diverged
+        far = (hist["size"][1:] > limit) | out.diverged.reshape(1, -1) & (torch.arange(1, per + 1)[:, None]
+                                                                          >= out.diverged_at.reshape(1, -1))
+        first = torch.where(far.any(0), s * per + 1 + far.long().argmax(0), -1)
+        at = torch.where((at < 0) & (first > 0), first, at)
         x = out.state[1].to(problem.A.device)  # the restart point: the last averaged iterate
-    psi = torch.cat(psis)
+        ends.append(x)
+    psi, diverged = torch.cat(psis), at > 0
+    for i in torch.nonzero(diverged).flatten().tolist():  # frozen from the step it left the ball
+        psi[int(at[i]):, i] = psi[int(at[i]), i]
+        x[i] = ends[(int(at[i]) - 1) // per][i]
     if not batched:
         return _pack(psi[:, 0], calls, marks, x[0], diverged[0], at[0])
     return _pack(psi, calls, marks, x, diverged, at)
@@ -367,7 +381,7 @@ def subgradient_method(problem: TVProblem, *, steps: int, lr0: float, x0=None) -
     """The subgradient method on all of ``Psi``, step ``lr0 / sqrt(k)``, weighted average (eq-sliding-subgradient).
 
     ``x_k = x_{k-1} - (lr0 / sqrt(k)) (grad f(x_{k-1}) + h'(x_{k-1}) + mu x_{k-1})``; the output is
-    ``x_hat_k = sum_j sqrt(j) x_j / sum_j sqrt(j)`` over ``j = 0 .. k - 1`` (weights proportional to
+    ``x_hat_k = sum_j sqrt(j) x_{j-1} / sum_j sqrt(j)`` over ``j = 1 .. k`` (weights proportional to
     the inverse step), and ``Psi`` is recorded at ``x_hat``. Each step calls ``grad f`` and ``h'`` once.
 
     Args:
