@@ -159,7 +159,7 @@ def test_on_heterogeneous_tasks_twenty_tasks_per_iteration_cut_the_gradient_furt
     assert falls[1] > 2 * falls[0], falls
 
 
-def test_bsvrb_is_deterministic_and_full_sampling_follows_gradient_descent():
+def test_bsvrb_is_deterministic_and_counts_its_samples():
     P = small(2)
     a = BB.bsvrb(P, iters=30, I=2, B=4, eta=5.0, generator=3, record_every=10)
     b = BB.bsvrb(P, iters=30, I=2, B=4, eta=5.0, generator=3, record_every=10)
