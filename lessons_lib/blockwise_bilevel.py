@@ -395,12 +395,12 @@ def bsvrb(problem: LogisticTasks, *, iters: int = 400, I: int = 5, B: int = 32, 
     """Run BSVRB (v1, eq-bsvrb-v1) on the hyper-cleaning toy from ``p = 0``, ``w_i = 0``.
 
     Every iteration samples ``I`` tasks without replacement and, for each, ``B`` training and ``B``
-    validation points. For the sampled tasks it updates the tracked lower gradient ``s_i`` and the
+    validation points. For the sampled tasks it updates the tracked lower gradient ``q_i`` and the
     tracked Hessian ``H_i`` by :func:`msvr_update` (the same sample at the new and the old point),
     forms ``G = -(1/I) sum_i grad2_pw g_i H_i^{-1} grad_w f_i`` at the new and (with the previous
     ``H_i``) the old point, takes a STORM step ``z <- (1 - beta)(z - G_old) + G_new``,
-    ``p <- p - eta z``, and moves *every* ``w_i <- w_i - tau s_i``. Tracked Hessians start at the
-    identity and are not projected; ``s`` and ``z`` start at zero. Runs through
+    ``p <- p - eta z``, and moves *every* ``w_i <- w_i - tau q_i``. Tracked Hessians start at the
+    identity and are not projected; ``q`` and ``z`` start at zero. Runs through
     :func:`lessons_lib.run.run` (divergence: the state leaves ``blowup`` times its start's norm).
 
     Args:
