@@ -355,7 +355,7 @@ def multiphase_sliding(problem: TVProblem, *, phases: int, outer_per_phase: int,
     # divergence as in lessons_lib.run, measured from the first start across all phases (a restart from a far
     # point must not move the ball): runs that leave it are frozen at the step they left
     limit = _BLOWUP * max(1.0, float(torch.cat([x[0], x[0]]).double().norm()))
-    psis, calls, marks, ends = [problem.psi(x)[None]], [0], [0], []
+    psis, calls, marks, ends = [problem.psi(x)[None].cpu()], [0], [0], []
     at = torch.full((len(scales),), -1, dtype=torch.long)
     for s in range(phases):
         hist, T, out = _gs(problem, x, per, D0 / 2 ** s, scales)

@@ -225,6 +225,17 @@ def test_too_small_a_beta_diverges_and_is_flagged():
     assert bool(torch.isfinite(run.psi).all())
 
 
+def test_multiphase_measures_divergence_from_the_first_start_and_freezes_the_run():
+    """A restart from a far point must not move the ball: with beta x 0.1 the run grows ~10x per gradient call and
+    leaves the ball of radius 1e6 max(1, ||start||) in the third phase (measured: call 16 of 18)."""
+    P = S.tv_problem(generator=0, device="cpu")
+    run = S.multiphase_sliding(P, phases=3, outer_per_phase=6, D0=10 * P.M ** 2 / P.L ** 2, beta_scale=[0.1, 1.0])
+    assert run.diverged.tolist() == [True, False] and 12 < int(run.diverged_at[0]) <= 18
+    at = int(run.diverged_at[0])
+    assert bool((run.psi[at:, 0] == run.psi[at, 0]).all()) and bool(torch.isfinite(run.psi).all())
+    assert float(run.x[0].norm()) < 1e6 * 1e3
+
+
 # --- bad input ---------------------------------------------------------------------------------------------
 
 def test_bad_input_names_the_argument():
