@@ -539,23 +539,35 @@ def run_distributed(problem: LogisticProblem, edges, *, t_max: float = 200.0,
     Raises:
         RuntimeError, TimeoutError: from :func:`distributed.launch`.
     """
-    params, method, grid, gen, blowup = _setup(problem, edges, t_max, generator, lam_mult, gamma_mult, method,
-                                               n_grid, blowup)
     timeout = check_positive(timeout, name="timeout")
-    payload = _payload(problem, edges, grid, gen, lam_mult, gamma_mult, method, blowup)
+    payload = make_payload(problem, edges, t_max=t_max, generator=generator, lam_mult=lam_mult,
+                           gamma_mult=gamma_mult, method=method, n_grid=n_grid, blowup=blowup)
     results = distributed.launch("lessons_lib.dadao", payload, world_size=problem.n, timeout=timeout)
-    return _from_results(payload, results)
+    return from_results(payload, results)
 
 
-def _payload(problem, edges, grid, gen, lam_mult, gamma_mult, method, blowup) -> dict:
-    """What every worker receives (also written by hand for a torchrun launch)."""
+def make_payload(problem: LogisticProblem, edges, *, t_max: float = 200.0, generator: int | torch.Generator = 0,
+                 lam_mult: float = 1.0, gamma_mult: float = 1.0, method: Method = "dadao", n_grid: int = 101,
+                 blowup: float = 1e6) -> dict:
+    """What every worker of :func:`run_distributed` receives; save it with ``torch.save`` for a ``torchrun`` launch.
+
+    Arguments as :func:`simulate` (the problem is moved to the CPU; the generator's state is stored, so the workers
+    draw the schedule :func:`simulate` would draw). Returns a dict for ``python -m lessons_lib.dadao``.
+    """
+    _, method, grid, gen, blowup = _setup(problem, edges, t_max, generator, lam_mult, gamma_mult, method, n_grid,
+                                          blowup)
     return dict(problem=problem.cpu(), edges=[tuple(e) for e in edges], t_max=float(grid[-1]), n_grid=len(grid),
                 generator=gen.get_state(), lam_mult=lam_mult, gamma_mult=gamma_mult, method=method, blowup=blowup)
 
 
-def _from_results(payload: dict, results: list) -> DadaoRun:
-    """The run's record from the workers' results, in rank order."""
+def from_results(payload: dict, results: list) -> DadaoRun:
+    """The record of a distributed run from its payload (:func:`make_payload`) and the workers' results in rank
+    order (the files ``result-<rank>.pt``, read with ``torch.load(..., weights_only=False)``)."""
+    if not isinstance(payload, dict) or "problem" not in payload:
+        raise ValueError("payload: expected the dict make_payload returns")
     problem = payload["problem"]
+    if not isinstance(results, (list, tuple)) or len(results) != problem.n:
+        raise ValueError(f"results: expected one result per node ({problem.n}), in rank order")
     params, _, grid, _, _ = _setup(problem, payload["edges"], payload["t_max"], 0, payload["lam_mult"],
                                    payload["gamma_mult"], payload["method"], payload["n_grid"], payload["blowup"])
     return _record(problem, params, results[0][0], grid, {r: res[1] for r, res in enumerate(results)})

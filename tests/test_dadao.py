@@ -249,9 +249,8 @@ def test_three_gloo_processes_are_bit_equal_to_the_simulation():
 def test_torchrun_launches_the_worker():
     prob, edges = problem(2, n=2), [(0, 1)]
     sim = D.simulate(prob, edges, t_max=20.0, generator=5)
-    params_, _, grid, gen, blowup = D._setup(prob, edges, 20.0, 5, 1.0, 1.0, "dadao", 101, 1e6)
     with tempfile.TemporaryDirectory() as tmp:
-        payload = D._payload(prob, edges, grid, gen, 1.0, 1.0, "dadao", blowup)
+        payload = D.make_payload(prob, edges, t_max=20.0, generator=5)
         torch.save(payload, pathlib.Path(tmp) / "payload.pt")
         torchrun = pathlib.Path(sys.executable).parent / "torchrun"
         env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -260,7 +259,7 @@ def test_torchrun_launches_the_worker():
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
         results = [torch.load(pathlib.Path(tmp) / f"result-{r}.pt", weights_only=False) for r in range(2)]
-    real = D._from_results(payload, results)
+    real = D.from_results(payload, results)
     assert torch.equal(sim.x, real.x) and torch.equal(sim.error, real.error)
 
 
@@ -327,6 +326,16 @@ def _params():
     return D.dadao_params(L=4.0, mu=1.0, chi1=1.0, chi2=0.5, n=3)
 
 
+def _tiny():
+    return D.logistic_problem(3, dim=2, samples=5, generator=0, device="cpu")
+
+
+def _tiny_results():  # what three workers return: the schedule (rank 0), then (x, errors on the grid, -1)
+    schedule = D.event_schedule(3, [(0, 1), (1, 2)], t_max=2.0, lam_mix=1.0, generator=0)
+    return [(schedule if r == 0 else None, (torch.zeros(2, dtype=torch.float64), torch.ones(3, dtype=torch.float64),
+                                            -1)) for r in range(3)]
+
+
 FUZZ_OPT_OUT = {"dadao.LogisticProblem.grad": "the gradient oracle inside the event loop, called on whatever the "
                                              "state holds (a check there would turn divergence into an exception)",
                 "dadao.LogisticProblem.cpu": "takes no argument",
@@ -356,6 +365,12 @@ FUZZ_SPECS = {
     "dadao.event_schedule": fuzz_specs.Spec(lambda: dict(n=3, edges=[(0, 1), (1, 2)], t_max=2.0, lam_mix=1.0,
                                                          lam_grad=3.0, generator=0),
                                             positive="t_max lam_mix lam_grad", skip="edges"),
+    "dadao.make_payload": fuzz_specs.Spec(lambda: dict(problem=_tiny(), edges=[(0, 1), (1, 2)], t_max=2.0,
+                                                       generator=0, lam_mult=1.0, gamma_mult=1.0, method="dadao",
+                                                       n_grid=3, blowup=1e6),
+                                          positive="t_max lam_mult gamma_mult blowup", skip="edges"),
+    "dadao.from_results": fuzz_specs.Spec(lambda: dict(payload=D.make_payload(_tiny(), [(0, 1), (1, 2)], t_max=2.0),
+                                                       results=_tiny_results()), skip="payload results"),
     "dadao.simulate": fuzz_specs.Spec(lambda: dict(problem=D.logistic_problem(3, dim=2, samples=5, generator=0,
                                                                               device="cpu"),
                                                    edges=[(0, 1), (1, 2)], t_max=2.0, generator=0, lam_mult=1.0,
