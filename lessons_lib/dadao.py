@@ -126,7 +126,7 @@ class DadaoParams(Record):
     lam_mix: float
     M: torch.Tensor        # (6, 6) float64
     evals: tuple           # the six (complex) eigenvalues of M
-    P: torch.Tensor        # (12, 36) float64: rows Re and -Im of the projectors v_k w_k^T; empty where M is defective
+    P: torch.Tensor        # (12, 36) float64: rows Re and -Im of the projectors v_k w_k^T; empty: use matrix_exp
     grad_jump: torch.Tensor  # (6, 1): the jump of a gradient event is grad_jump * r
     comm_jump: torch.Tensor  # (6, 1): the jump of a gossip event is comm_jump * p
 
@@ -177,7 +177,7 @@ def dadao_params(*, L: float, mu: float, chi1: float, chi2: float, n: int, lam_m
     lam_mix = lam_mult * math.sqrt(2 * chi1 * chi2)
     M = ode_matrix(L=L, mu=mu)
     evals, V = torch.linalg.eig(M)
-    if float(torch.linalg.cond(V)) > 1e8:  # (nearly) defective: use matrix_exp instead
+    if float(torch.linalg.cond(V)) > 1e8:  # eigenvectors (numerically) dependent: use matrix_exp instead
         P = torch.zeros(0, 36, dtype=torch.float64)
     else:
         proj = (V.T.unsqueeze(2) * torch.linalg.inv(V).unsqueeze(1)).reshape(6, 36)
@@ -197,8 +197,10 @@ def flow(state: torch.Tensor, tau: float, params: DadaoParams) -> torch.Tensor:
     (eq-dadao-ode).
 
     Uses ``exp(tau M) = sum_k exp(tau lambda_k) v_k w_k^T`` (right and left eigenvectors), diagonalised once in
-    :func:`dadao_params`, and ``torch.linalg.matrix_exp`` where ``M`` is defective (for ``L / mu`` between about
-    1.9 and 2, where the eigenvectors' condition number passes ``1e8``).
+    :func:`dadao_params`. ``M`` has a double eigenvalue 0 (the states with ``x = x~``, ``y = y~``, ``z = z~`` and
+    ``nu x + y + z = 0``, a plane the flow leaves alone); it is diagonalisable, but at some ``L / mu`` (1.7, 1.8, 1.9
+    and 2 among those tried) LAPACK returns two nearly parallel eigenvectors for that eigenvalue. Where their
+    condition number passes ``1e8``, ``torch.linalg.matrix_exp`` is used instead.
 
     Args:
         state: ``(6, d)`` rows ``x, x~, y, y~, z, z~``.
