@@ -364,11 +364,11 @@ class LVHBARun(Record):
     diverged_at: torch.Tensor
 
 
-def _per_run(value, name: str, *, device, allow_zero: bool = False):
+def _per_run(value, name: str, *, device, dtype=torch.float64, allow_zero: bool = False):
     """A hyperparameter as a float or a float64 tensor of shape ``(R,)``, every entry checked."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return check_positive(value, name=name, allow_zero=allow_zero)
-    t = as_tensor(value, name=name, device=device)
+    t = as_tensor(value, name=name, dtype=dtype, device=device)
     if t.ndim == 0:
         return check_positive(float(t), name=name, allow_zero=allow_zero)
     if t.ndim != 1 or t.numel() == 0:
@@ -417,7 +417,7 @@ def lv_hba(problem: CoupledToy, *, steps: int, c=10.0, p=0.3, alpha=0.05, eta=0.
     problem = _check_problem(problem)
     steps = check_count(steps, name="steps", minimum=0)
     dev = problem.device
-    hyper = {name: _per_run(value, name, device=dev, allow_zero=name == "p")
+    hyper = {name: _per_run(value, name, device=dev, dtype=problem.dtype, allow_zero=name == "p")
              for name, value in dict(c=c, p=p, alpha=alpha, eta=eta, beta=beta, gamma1=gamma1, gamma2=gamma2).items()}
     spread = check_positive(spread, name="spread")
     tabulate, same_start = check_flag(tabulate, name="tabulate"), check_flag(same_start, name="same_start")
@@ -446,6 +446,19 @@ def lv_hba(problem: CoupledToy, *, steps: int, c=10.0, p=0.3, alpha=0.05, eta=0.
                     out.diverged, out.diverged_at)
 
 
+def _blocks(hyper: dict, R: int, device) -> int:
+    """The number ``G`` of contiguous blocks of equal size in which the runs share one step map (the same
+    ``alpha, eta, beta, gamma1, gamma2``); ``R`` (one map per run) when they do not come in such blocks."""
+    table = torch.stack([v if isinstance(v, torch.Tensor) else torch.full((R,), v, dtype=torch.float64, device=device)
+                         for v in hyper.values()], dim=1)  # (R, 5)
+    change = torch.ones(R, dtype=torch.bool, device=device)
+    change[1:] = (table[1:] != table[:-1]).any(dim=1)
+    groups = int(change.sum())
+    if R % groups == 0 and bool((table.reshape(groups, R // groups, -1) == table[::R // groups, None]).all()):
+        return groups
+    return R
+
+
 @contextlib.contextmanager
 def _one_thread():
     """One intra-op thread for the loop (restored afterwards): its tensors are tiny, and on shared cores a
@@ -463,15 +476,17 @@ def _loop(problem, state0, steps, c, p, hyper, tabulate, record_every, blowup, b
     x_star = problem.solution()[0]
     norm_star = float(x_star.norm())
     if tabulate:
-        A0, b0, A1, b1 = step_as_affine_map(problem, **hyper)
+        groups = _blocks(hyper, R, dev)  # runs sharing a map in G contiguous blocks: one product per block
+        A0, b0, A1, b1 = step_as_affine_map(problem, **{k: v[::R // groups] if isinstance(v, torch.Tensor) else v
+                                                         for k, v in hyper.items()})
         D = A0.shape[-1]
-        W = torch.cat([A0, A1], dim=-1).expand(R, D, 2 * D).contiguous()  # one product gives both parts
-        B = torch.cat([b0, b1], dim=-1).expand(R, 1, 2 * D).contiguous()
+        W = torch.cat([A0, A1], dim=-1).expand(groups, D, 2 * D).contiguous()  # one product gives both parts
+        B = torch.cat([b0, b1], dim=-1).expand(groups, 1, 2 * D).contiguous()
         k = torch.arange(1, steps + 1, dtype=torch.float64, device=dev).unsqueeze(-1)
-        inv = (1.0 / (c * k**p)).expand(steps, R).unsqueeze(-1)  # 1 / c_k for k = 0 .. T - 1, shape (T, R, 1)
+        inv = (1.0 / (c * k**p)).expand(steps, R).unsqueeze(-1).to(problem.dtype)  # 1 / c_k, k = 0 .. T - 1
 
         def step(s, t, lr):
-            u = torch.baddbmm(B, s.unsqueeze(1), W).squeeze(1)
+            u = torch.baddbmm(B, s.reshape(groups, R // groups, D), W).reshape(R, 2 * D)
             return u[:, :D] + inv[t] * u[:, D:]
 
         def record(s, t):

@@ -166,6 +166,7 @@ def test_claim_only_first_order_oracles():
     assert P.calls["second"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_claim_large_penalty_is_slow_from_a_random_start(seed):
     """From N(0, 10^2) starts, c_lower = 10 is still far off after 20k steps, c_lower = 0.5 is not."""
@@ -228,6 +229,13 @@ def test_large_step_diverges_as_data():
     run = CB.lv_hba(toy(3), steps=200, alpha=[0.05, 0.5], eta=[0.05, 0.5])
     assert run.diverged.tolist() == [False, True] and int(run.diverged_at[1]) > 0
     assert bool(torch.isfinite(run.error).all())
+
+
+@pytest.mark.parametrize("tabulate", [True, False])
+def test_float32_toy_stays_float32(tabulate):
+    P = CB.coupled_toy(4, dtype=torch.float32, device="cpu")
+    run = CB.lv_hba(P, steps=50, c=[0.5, 10.0], alpha=[0.05, 0.1], tabulate=tabulate, record_every=50)
+    assert run.x.dtype == run.y.dtype == run.lam.dtype == torch.float32
 
 
 def test_penalty_schedule():
