@@ -66,7 +66,7 @@ class BasisNet:
                  device=None):
         self.n_basis = check_count(n_basis, name="n_basis")
         self.width = check_count(width, name="width")
-        device = torch.device(device) if device is not None else default_device()
+        device = _device(device)
         gen = as_generator(generator, device)
         parts = []
         for fan_out, fan_in in self._layers():  # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
@@ -106,7 +106,7 @@ class BasisNet:
         Returns:
             four tensors of shape ``(n, N)``, or ``(R, n, N)`` for batched ``params``.
         """
-        theta = self.params if params is None else check_float_tensor(params, name="params")
+        theta = self.params if params is None else check_float_tensor(params, name="params").to(F64)
         if theta.shape[-1] != self.n_params or theta.ndim not in (1, 2):
             raise ValueError(f"params: expected shape ({self.n_params},) or (R, {self.n_params}), "
                              f"got {tuple(theta.shape)}")
@@ -132,7 +132,7 @@ class BasisNet:
 
     def basis(self, points, params=None) -> torch.Tensor:
         """The basis ``b(x, t)`` at ``points`` (``(n, 2)``): shape ``(n, N)`` or ``(R, n, N)``."""
-        theta = self.params if params is None else check_float_tensor(params, name="params")
+        theta = self.params if params is None else check_float_tensor(params, name="params").to(F64)
         if theta.shape[-1] != self.n_params or theta.ndim not in (1, 2):
             raise ValueError(f"params: expected shape ({self.n_params},) or (R, {self.n_params}), "
                              f"got {tuple(theta.shape)}")
@@ -145,11 +145,56 @@ class BasisNet:
         return out[0] if theta.ndim == 1 else out
 
 
+def _finite(x, name: str) -> torch.Tensor:
+    """A finite real tensor, in float64 (the solver's precision)."""
+    x = check_float_tensor(x, name=name)
+    if x.is_complex():
+        raise ValueError(f"{name}: expected a real tensor, got {x.dtype}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return x.to(F64)
+
+
 def _points(points, name: str) -> torch.Tensor:
-    points = check_float_tensor(points, name=name)
+    points = _finite(points, name)
     if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 1:
         raise ValueError(f"{name}: expected (x, t) pairs of shape (n, 2) with n >= 1, got {tuple(points.shape)}")
     return points
+
+
+def _device(device) -> torch.device:
+    if device is None:
+        return default_device()
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device: not a torch device: {device!r} ({exc})") from None
+    if device.type not in ("cpu", "cuda") or (device.type == "cuda" and not torch.cuda.is_available()):
+        raise ValueError(f"device: expected 'cpu' or an available 'cuda' device, got {device}")
+    return device
+
+
+def _check_net(net) -> "BasisNet":
+    if not isinstance(net, BasisNet):
+        raise ValueError(f"net: expected a BasisNet, got {type(net).__name__}")
+    return net
+
+
+def _check_problem(problem) -> "HeatProblem":
+    if not isinstance(problem, HeatProblem):
+        raise ValueError(f"problem: expected a HeatProblem, got {type(problem).__name__}")
+    return problem
+
+
+def _expert_counts(experts, runs: int, k_max: int) -> list[int]:
+    """``experts`` (an int, ``runs`` ints, or ``None`` for ``k_max``) as one count per run, each in ``1 .. k_max``."""
+    if experts is None:
+        return [k_max] * runs
+    counts = list(experts) if isinstance(experts, (list, tuple)) else [experts] * runs
+    counts = [check_count(k, name="experts") for k in counts]
+    if len(counts) != runs or any(k > k_max for k in counts):
+        raise ValueError(f"experts: expected {runs} counts in 1..{k_max}, got {experts!r}")
+    return counts
 
 
 # --- the problem and its rows ------------------------------------------------------------------------
@@ -204,7 +249,7 @@ def heat_problem(nu: float = 0.1, *, n_pde: int = 256, n_ic: int = 64, n_bc: int
     nu = check_positive(nu, name="nu")
     n_pde, n_ic = check_count(n_pde, name="n_pde"), check_count(n_ic, name="n_ic")
     n_bc = check_count(n_bc, name="n_bc", minimum=2)
-    device = torch.device(device) if device is not None else default_device()
+    device = _device(device)
     gen = as_generator(generator, device)
 
     def uniform(*shape):
@@ -232,10 +277,7 @@ def heat_rows(net: BasisNet, problem: HeatProblem, *, params=None) -> tuple[torc
         ``(A, c, points)``: ``A`` of shape ``(n, N)`` (or ``(R, n, N)``), ``c`` of shape ``(n,)`` and the
         rows' points ``(n, 2)``, with ``n = n_pde + n_ic + n_bc``.
     """
-    if not isinstance(net, BasisNet):
-        raise ValueError(f"net: expected a BasisNet, got {type(net).__name__}")
-    if not isinstance(problem, HeatProblem):
-        raise ValueError(f"problem: expected a HeatProblem, got {type(problem).__name__}")
+    _check_net(net), _check_problem(problem)
     points = problem.points
     b, _, bxx, bt = net.jets(points, params)
     n_pde = problem.pde.shape[0]
@@ -280,13 +322,16 @@ def least_squares_vjp(A, c, omega, grad, *, damping: float = 0.0) -> tuple[torch
     References:
         Chalapathi, Du & Krishnapriyan (2024), arXiv:2402.13412, the implicit backward of each expert.
     """
-    A, c = check_float_tensor(A, name="A"), check_float_tensor(c, name="c")
-    omega, grad = check_float_tensor(omega, name="omega"), check_float_tensor(grad, name="grad")
+    A, c, omega, grad = (_finite(x, name) for x, name in ((A, "A"), (c, "c"), (omega, "omega"), (grad, "grad")))
     damping = check_positive(damping, name="damping", allow_zero=True)
     if A.ndim < 2 or c.shape != A.shape[:-1] or omega.shape != A.shape[:-2] + A.shape[-1:] \
             or grad.shape != omega.shape:
         raise ValueError(f"A, c, omega, grad: expected shapes (..., n, N), (..., n), (..., N), (..., N), got "
                          f"{tuple(A.shape)}, {tuple(c.shape)}, {tuple(omega.shape)}, {tuple(grad.shape)}")
+    return _vjp(A, c, omega, grad, damping)
+
+
+def _vjp(A, c, omega, grad, damping):
     lam = _normal_solve(_qr(A, damping), grad)
     r = (A @ omega[..., None])[..., 0] - c
     A_lam = (A @ lam[..., None])[..., 0]
@@ -306,7 +351,7 @@ class _LeastSquares(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         A, c, omega = ctx.saved_tensors
-        gA, gc = least_squares_vjp(A, c, omega, grad, damping=ctx.damping)
+        gA, gc = _vjp(A, c, omega, grad, ctx.damping)
         return gA, gc, None
 
 
@@ -326,7 +371,12 @@ def least_squares(A, c, *, damping: float = 0.0) -> torch.Tensor:
     References:
         Chalapathi, Du & Krishnapriyan (2024), arXiv:2402.13412.
     """
-    A, c = check_float_tensor(A, name="A"), check_float_tensor(c, name="c")
+    if isinstance(A, torch.Tensor) and isinstance(c, torch.Tensor) and A.dtype != c.dtype:
+        raise ValueError(f"A, c: expected one dtype, got {A.dtype} and {c.dtype}")
+    for x, name in ((A, "A"), (c, "c")):
+        check_float_tensor(x, name=name)
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name}: contains NaN or infinite values")
     damping = check_positive(damping, name="damping", allow_zero=True)
     if A.ndim < 2 or c.shape != A.shape[:-1]:
         raise ValueError(f"A, c: expected shapes (..., n, N) and (..., n), got {tuple(A.shape)} and {tuple(c.shape)}")
@@ -396,8 +446,12 @@ def lm_solve(residual: Callable[..., torch.Tensor], params: Sequence[torch.Tenso
         raise ValueError("params: expected a sequence of tensors")
     params = tuple(params)
     omega = check_float_tensor(omega0, name="omega0")
+    if not bool(torch.isfinite(omega).all()):
+        raise ValueError("omega0: contains NaN or infinite values")
     if omega.ndim != 1:
         raise ValueError(f"omega0: expected a vector of shape (N,), got {tuple(omega.shape)}")
+    if any(p.is_floating_point() and p.dtype != omega.dtype for p in params):
+        raise ValueError(f"omega0: its dtype {omega.dtype} differs from that of params")
     iters = check_count(iters, name="iters", minimum=0)
     backward = check_choice(backward, ("implicit", "unrolled", "shortcut"), name="backward")
     damping = check_positive(damping, name="damping", allow_zero=True)
@@ -447,7 +501,7 @@ def _solve(A: torch.Tensor, c: torch.Tensor, points: torch.Tensor, experts: Sequ
     mask = torch.stack([expert_of(points, k)[None, :] == slots[:, None] for k in experts]).to(A.dtype)
     A_k = A[:, None] * mask[..., None]
     c_k = c * mask
-    omega = least_squares(A_k, c_k, damping=damping)
+    omega = _LeastSquares.apply(A_k, c_k, damping)
     r = ((A_k @ omega[..., None])[..., 0] - c_k).sum(1)
     return omega, r
 
@@ -489,6 +543,7 @@ def hard_solve(net: BasisNet, problem: HeatProblem, *, experts: int = 1, params=
     References:
         Chalapathi, Du & Krishnapriyan (2024), arXiv:2402.13412.
     """
+    _check_net(net), _check_problem(problem)
     experts = check_count(experts, name="experts")
     damping = check_positive(damping, name="damping", allow_zero=True)
     theta = net.params if params is None else check_float_tensor(params, name="params")
@@ -504,40 +559,52 @@ def hard_solve(net: BasisNet, problem: HeatProblem, *, experts: int = 1, params=
                      loss=float(_group_loss(r, problem.sizes)[0]), expert_residual=per.detach())
 
 
-def relative_error(net: BasisNet, problem: HeatProblem, omega, *, experts=None, params=None,
-                   grid: int = 41) -> torch.Tensor:
-    """Relative L2 error of ``u = b . omega_k`` (each point under its own expert) against the exact solution.
+def hard_output(net: BasisNet, omega, points, *, experts=None, params=None) -> torch.Tensor:
+    """The layer's output ``u(x, t) = b(x, t) . omega_k``, each point under the expert of its slab (eq-hard-experts).
 
     Args:
-        net, problem: as in :func:`hard_solve`; omega: ``(K, N)`` or batched ``(R, K, N)``.
+        net: the basis network; omega: ``(K, N)`` or batched ``(R, K, N)``; points: ``(n, 2)``.
         experts: the number of experts of each run (an int, or ``R`` ints); default: ``K``, all slots.
-        params: ``(P,)`` or ``(R, P)`` (default ``net.params``); grid: points per side ``>= 2`` of the
-            uniform grid on ``[0, 1]^2``.
+        params: ``(P,)`` or ``(R, P)`` (default ``net.params``).
+
+    Returns:
+        ``u`` of shape ``(n,)`` (or ``(R, n)``).
+    """
+    _check_net(net)
+    omega = _finite(omega, "omega")
+    if omega.ndim not in (2, 3):
+        raise ValueError(f"omega: expected shape (K, N) or (R, K, N), got {tuple(omega.shape)}")
+    points = _points(points, "points")
+    b = net.basis(points, params)
+    single = b.ndim == 2 and omega.ndim == 2
+    b, om = b.reshape(-1, *b.shape[-2:]), omega.reshape(-1, *omega.shape[-2:])
+    if om.shape[-1] != b.shape[-1] or om.shape[0] != b.shape[0]:
+        raise ValueError(f"omega: expected shape (K, {b.shape[-1]}) per network, got {tuple(omega.shape)}")
+    ks = _expert_counts(experts, om.shape[0], om.shape[1])
+    routes = torch.stack([expert_of(points, k) for k in ks])  # (R, n)
+    u = (b * torch.gather(om, 1, routes[..., None].expand(-1, -1, om.shape[-1]))).sum(-1)
+    return u[0] if single else u
+
+
+def relative_error(net: BasisNet, problem: HeatProblem, omega, *, experts=None, params=None,
+                   grid: int = 41) -> torch.Tensor:
+    """Relative L2 error ``||u - u_exact|| / ||u_exact||`` of :func:`hard_output` on a uniform grid of ``[0, 1]^2``.
+
+    Args:
+        net, problem: as in :func:`hard_solve`; omega, experts, params: as in :func:`hard_output`.
+        grid: points per side ``>= 2``.
 
     Returns:
         the error, a 0-d tensor (or ``(R,)``).
     """
+    _check_net(net), _check_problem(problem)
     grid = check_count(grid, name="grid", minimum=2)
-    omega = check_float_tensor(omega, name="omega")
-    if omega.ndim not in (2, 3):
-        raise ValueError(f"omega: expected shape (K, N) or (R, K, N), got {tuple(omega.shape)}")
+    omega = _finite(omega, "omega")
     s = torch.linspace(0, 1, grid, dtype=F64, device=omega.device)
     points = torch.cartesian_prod(s, s)
-    b = net.basis(points, params)
-    single = b.ndim == 2
-    b, om = b.reshape(-1, *b.shape[-2:]), omega.reshape(-1, *omega.shape[-2:])
-    if om.shape[-1] != b.shape[-1] or om.shape[0] != b.shape[0]:
-        raise ValueError(f"omega: expected shape (K, {b.shape[-1]}) per network, got {tuple(omega.shape)}")
-    ks = [om.shape[1]] * om.shape[0] if experts is None else (
-        [experts] * om.shape[0] if isinstance(experts, int) else list(experts))
-    if len(ks) != om.shape[0] or any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= om.shape[1]
-                                     for k in ks):
-        raise ValueError(f"experts: expected {om.shape[0]} counts in 1..{om.shape[1]}, got {experts!r}")
-    routes = torch.stack([expert_of(points, k) for k in ks])  # (R, n)
-    u = (b * torch.gather(om, 1, routes[..., None].expand(-1, -1, om.shape[-1]))).sum(-1)
+    u = hard_output(net, omega, points, experts=experts, params=params)
     exact = problem.exact(points)
-    err = (u - exact).norm(dim=-1) / exact.norm()
-    return err[0] if single else err
+    return (u - exact).norm(dim=-1) / exact.norm()
 
 
 # --- training -----------------------------------------------------------------------------------------------
@@ -602,8 +669,7 @@ def train_hard(problem: HeatProblem, *, experts: Union[int, Sequence[int]] = 1, 
         Chalapathi, Du & Krishnapriyan (2024), arXiv:2402.13412 (Adam on the PDE, initial and boundary
         residuals with weight 1 each).
     """
-    if not isinstance(problem, HeatProblem):
-        raise ValueError(f"problem: expected a HeatProblem, got {type(problem).__name__}")
+    _check_problem(problem)
     ks, k_seq = _settings(experts, "experts", check_count)
     lrs, lr_seq = _settings(lr, "lr", check_positive)
     steps = check_count(steps, name="steps", minimum=0)
