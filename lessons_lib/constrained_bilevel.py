@@ -385,10 +385,12 @@ def lv_hba(problem: CoupledToy, *, steps: int, c=10.0, p=0.3, alpha=0.05, eta=0.
     """LV-HBA (eq-lvhba-step) on the toy: one loop, first-order oracles only, batched over runs.
 
     Every hyperparameter may be a number or one value per run (shape ``(R,)``), so a sweep over the
-    penalty or the step sizes is a single batched run. Without ``generator`` every run starts where the
-    authors' code does, ``x = y = theta = 10 * 1`` (then ``(x, y)`` is projected onto the constraint, which
-    puts it at 0) and ``z = lam = 0``; with one, ``x, y, theta, z, lam`` are drawn from ``N(0, spread^2)``,
-    independently per run (or once for all runs with ``same_start=True``), and ``(x, y)`` is projected.
+    penalty or the step sizes is a single batched run. Without ``generator`` every run starts from the
+    authors' ``x = y = 10 * 1``, projected jointly onto the constraint (which puts both at 0), with
+    ``theta = 10 * 1`` and ``z = lam = 0`` (the authors' code starts ``theta`` at ``1``, ``lam`` at 1 and ``z`` at
+    -1, and projects ``x`` and ``y`` one after the other); with one, ``x, y, theta, z, lam`` are drawn from
+    ``N(0, spread^2)``, independently per run (or once for all runs with ``same_start=True``), and ``(x, y)``
+    is projected.
 
     With ``tabulate=True`` (the default) the loop replays :func:`lv_hba_step` as the affine map it is on
     the quadratic toy (:func:`step_as_affine_map`), about ten times faster on a CPU; ``calls`` then counts
@@ -402,7 +404,8 @@ def lv_hba(problem: CoupledToy, *, steps: int, c=10.0, p=0.3, alpha=0.05, eta=0.
         alpha: step ``> 0`` on ``(x, y)``. eta: step ``> 0`` on ``(theta, lam)``. beta: step ``> 0`` on ``z``.
         gamma1, gamma2: proximal parameters ``> 0`` (eq-lvhba-value).
         runs: number of runs ``R`` (default: the length of a per-run argument, else 1).
-        generator: ``None`` for the authors' start, or an int seed / generator for random starts.
+        generator: ``None`` for the start above ("the authors' start"), or an int seed / generator for random
+            starts.
         spread: standard deviation ``> 0`` of a random start. same_start: one random start for every run.
         record_every: recording interval. tabulate: replay the step as an affine map.
         blowup: divergence radius (see :mod:`lessons_lib.run`).
