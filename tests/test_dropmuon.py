@@ -44,6 +44,14 @@ def test_newton_schulz_acts_on_each_singular_value_by_the_quintic():
     assert torch.equal(D.newton_schulz(G, steps=0), G / G.norm())
 
 
+def test_five_steps_send_every_singular_value_above_0_002_into_0_68_to_1_2_and_leave_tiny_ones_small():
+    d = torch.logspace(-5, 0, 60, dtype=torch.float64)
+    x = d / d.norm()  # the singular values after the Frobenius normalisation
+    out = torch.diagonal(D.newton_schulz(torch.diag(d)))
+    assert 0.68 <= float(out[x > 0.002].min()) and float(out[x > 0.002].max()) <= 1.21
+    assert float(out[x < 2e-4].max()) < 0.2
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_newton_schulz_keeps_the_dtype_and_treats_a_tall_matrix_as_its_transpose(dtype):
     G = randn(7, 3, seed=4, dtype=dtype)
