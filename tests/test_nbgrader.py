@@ -83,6 +83,8 @@ TYPICAL_MISTAKES = {
     "spherical_step": lambda sol: sol.replace("lr * tangent(grad)", "lr * grad"),  # the gradient not projected
     "lm_correct": lambda sol: sol.replace("return d * eps.norm(dim=-1, keepdim=True) / d.norm(dim=-1, keepdim=True)",
                                           "return d  # each row's length not restored"),
+    "sliding_prox": lambda sol: sol.replace("(beta * (1 + p) + mu)", "(beta * (1 + p))  # chi forgotten"),
+    "one_loop_step": lambda sol: sol.replace("lam + eta * (", "lam - eta * ("),  # descent on the multiplier
     "stable_consensus_point": "w = torch.exp(-alpha * fX)  # not shifted: overflows or underflows\n"
                               "return (w[:, None] * X).sum(0) / w.sum()",
 }
