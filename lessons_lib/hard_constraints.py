@@ -200,10 +200,11 @@ def _expert_counts(experts, runs: int, k_max: int) -> list[int]:
 # --- the problem and its rows ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class HeatProblem(Record):
+class HeatProblem:
     """The heat equation ``u_t = nu u_xx`` on ``[0, 1]^2``, ``u(x, 0) = sin(pi x)``, ``u(0, t) = u(1, t) = 0``.
 
-    Its solution is ``u(x, t) = exp(-nu pi^2 t) sin(pi x)`` (eq-hard-heat).
+    Its solution is ``u(x, t) = exp(-nu pi^2 t) sin(pi x)`` (eq-hard-heat). An input, not a result: its points
+    stay on the device they were drawn on.
 
     Attributes:
         nu: the diffusivity ``> 0``.
@@ -708,8 +709,8 @@ def train_hard(problem: HeatProblem, *, experts: Union[int, Sequence[int]] = 1, 
     zeros = torch.zeros_like(theta0)
     out = run(step, (theta0, zeros, zeros.clone()), steps=steps, lr=run_lr, record=record,
               record_every=record_every, batched=True)
-    with torch.no_grad():
-        _, omega = forward(out.state[0])
+    with torch.no_grad():  # the run's record lives on the host; the rows live with the problem
+        _, omega = forward(out.state[0].to(theta0.device))
     T = out.steps.shape[0]
     return HardTraining(steps=out.steps, loss=out.history["loss"].reshape(T, *shape),
                         error=out.history["error"].reshape(T, *shape),
