@@ -221,6 +221,56 @@ def msvr_update(u, h_new, h_old, *, alpha: float, gamma: float) -> torch.Tensor:
     return (1 - alpha) * u + (alpha + gamma) * h_new - gamma * h_old
 
 
+def msvr_step(u, blocks, h_new, h_old, *, alpha: float, gamma: float) -> torch.Tensor:
+    """One blockwise MSVR step (eq-bsvrb-msvr): update the sampled blocks' estimates, keep the others.
+
+    This is the step BSVRB takes for its tracked lower gradients and Hessians: row ``blocks[k]`` of
+    ``u`` becomes ``(1 - alpha) u[blocks[k]] + (alpha + gamma) h_new[k] - gamma h_old[k]``, where
+    ``h_new[k]`` and ``h_old[k]`` are block ``blocks[k]``'s quantity at the new and the old point on
+    the same sample; rows not in ``blocks`` are returned unchanged (``u`` itself is not modified).
+
+    Args:
+        u: the ``m`` block estimates, shape ``(m, ...)``.
+        blocks: the sampled blocks, distinct integers in ``[0, m)``, shape ``(I,)``.
+        h_new, h_old: the sampled blocks' quantity at the new and the old point, shape ``(I, ...)``.
+        alpha: the averaging weight in ``[0, 1]``. gamma: the correction weight ``>= 0``.
+
+    Returns:
+        The new estimates, shape ``(m, ...)``.
+
+    References:
+        Hu, Qiu, Guo, Zhang & Yang (2023), arXiv:2305.18730; Jiang, Li, Wang, Zhang & Yang (2022),
+        arXiv:2207.08540 (MSVR).
+    """
+    u = as_tensor(u, name="u", dtype=None)
+    if u.ndim == 0:
+        raise ValueError("u: expected one row per block, shape (m, ...), got a scalar")
+    if not u.is_floating_point():
+        raise ValueError(f"u: expected floating-point estimates, got dtype {u.dtype}")
+    blocks = torch.as_tensor(blocks, device=u.device)
+    if blocks.ndim != 1 or blocks.dtype.is_floating_point or blocks.dtype == torch.bool:
+        raise ValueError(f"blocks: expected a 1-d tensor of integer block indices, got {blocks!r}")
+    if blocks.numel() and (int(blocks.min()) < 0 or int(blocks.max()) >= u.shape[0]):
+        raise ValueError(f"blocks: indices must lie in [0, {u.shape[0]}), got {blocks.tolist()}")
+    if blocks.unique().numel() != blocks.numel():
+        raise ValueError(f"blocks: must be distinct (sampled without replacement), got {blocks.tolist()}")
+    want = (blocks.numel(), *u.shape[1:])
+    h_new = as_tensor(h_new, name="h_new", dtype=u.dtype, device=u.device)
+    h_old = as_tensor(h_old, name="h_old", dtype=u.dtype, device=u.device)
+    for name, v in (("h_new", h_new), ("h_old", h_old)):
+        if tuple(v.shape) != want:
+            raise ValueError(f"{name}: expected one row per sampled block, shape {want}, got {tuple(v.shape)}")
+    alpha, gamma = _check_alpha(alpha), check_positive(gamma, name="gamma", allow_zero=True)
+    return _msvr_step(u, blocks, h_new, h_old, alpha, gamma)
+
+
+def _msvr_step(u, blocks, h_new, h_old, alpha, gamma):
+    """:func:`msvr_step` without the checks (the loops call it twice an iteration)."""
+    out = u.clone()
+    out[blocks] = (1 - alpha) * u[blocks] + (alpha + gamma) * h_new - gamma * h_old
+    return out
+
+
 def _check_alpha(alpha) -> float:
     alpha = check_positive(alpha, name="alpha", allow_zero=True)
     if alpha > 1:
@@ -288,11 +338,12 @@ def tracking_demo(m: int = 50, I: int = 5, *, alpha=0.1, gamma=0.0, steps: int =
                   noise: float = 0.1, drift: float = 0.01, generator: int | torch.Generator = 0) -> Tracking:
     """Track ``m`` drifting block values with MSVR, sampling ``I`` blocks a step (eq-bsvrb-msvr).
 
-    Block ``i``'s value is ``h_i(x) = A_i sin(B_i x)`` with ``A_i``, ``B_i`` standard normal
+    Block ``i``'s value is ``h_i(x) = A_i sin(C_i x)`` with ``A_i``, ``C_i`` standard normal
     ``4 x 4`` matrices; ``x`` (4 numbers) moves by ``drift`` a step along one random direction
     (drawn once); the estimates start exact. Each step samples ``I`` blocks without replacement and
-    updates them by :func:`msvr_update` with ``h_i(x_new) + noise * xi`` and ``h_i(x_old) + noise * xi``
-    (the same draw ``xi`` at both points); the other blocks keep their estimates.
+    updates them by the MSVR step (:func:`msvr_step`) with ``h_i(x_new) + noise * xi`` and
+    ``h_i(x_old) + noise * xi`` (the same draw ``xi`` at both points); the other blocks keep their
+    estimates.
 
     Args:
         m: number of blocks. I: blocks per step, ``1 <= I <= m``.
@@ -375,18 +426,13 @@ def _bsvrb_step(problem: LogisticTasks, state, *, eta, I, B, tau, beta, alpha, g
     w2 = torch.cat([w[tasks], w_old[tasks]])
     gs = problem.lower_grad(p2, w2, t2, r2)
     hs = problem.lower_hessian(p2, w2, t2, r2)
-    s, H_prev, H = s.clone(), H, H.clone()
-    s[tasks] = _msvr(s[tasks], gs[:I], gs[I:], alpha, gamma)
-    H[tasks] = _msvr(H[tasks], hs[:I], hs[I:], alpha, gamma)
+    H_prev = H
+    s = _msvr_step(s, tasks, gs[:I], gs[I:], alpha, gamma)
+    H = _msvr_step(H, tasks, hs[:I], hs[I:], alpha, gamma)
     v = torch.linalg.solve(torch.cat([H[tasks], H_prev[tasks]]), problem.upper_grad(w2, t2, v2))
     v = torch.cat([v[:I], -(1 - beta) * v[I:]]) / I  # G_new / I - (1 - beta) G_old / I in one sum
     z = (1 - beta) * z - problem.cross_times(p2, w2, t2, r2, v)
     return p - eta * z, p, w - tau * s, w, s, H, z
-
-
-def _msvr(u, h_new, h_old, alpha, gamma):
-    """:func:`msvr_update` without the checks (the loop calls it twice an iteration)."""
-    return (1 - alpha) * u + (alpha + gamma) * h_new - gamma * h_old
 
 
 def bsvrb(problem: LogisticTasks, *, iters: int = 400, I: int = 5, B: int = 32, eta: float = 100.0,  # noqa: E741
@@ -396,7 +442,7 @@ def bsvrb(problem: LogisticTasks, *, iters: int = 400, I: int = 5, B: int = 32, 
 
     Every iteration samples ``I`` tasks without replacement and, for each, ``B`` training and ``B``
     validation points. For the sampled tasks it updates the tracked lower gradient ``q_i`` and the
-    tracked Hessian ``H_i`` by :func:`msvr_update` (the same sample at the new and the old point),
+    tracked Hessian ``H_i`` by :func:`msvr_step` (the same sample at the new and the old point),
     forms ``G = -(1/I) sum_i grad2_pw g_i H_i^{-1} grad_w f_i`` at the new and (with the previous
     ``H_i``) the old point, takes a STORM step ``z <- (1 - beta)(z - G_old) + G_new``,
     ``p <- p - eta z``, and moves *every* ``w_i <- w_i - tau q_i``. Tracked Hessians start at the
