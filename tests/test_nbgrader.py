@@ -85,6 +85,8 @@ TYPICAL_MISTAKES = {
                                           "return d  # each row's length not restored"),
     "sliding_prox": lambda sol: sol.replace("(beta * (1 + p) + mu)", "(beta * (1 + p))  # chi forgotten"),
     "one_loop_step": lambda sol: sol.replace("lam + eta * (", "lam - eta * ("),  # descent on the multiplier
+    "msvr_step": lambda sol: sol.replace("(alpha + gamma) * h_new - gamma * h_old",
+                                         "alpha * h_new  # the correction gamma * (h_new - h_old) dropped"),
     "stable_consensus_point": "w = torch.exp(-alpha * fX)  # not shifted: overflows or underflows\n"
                               "return (w[:, None] * X).sum(0) / w.sum()",
 }
