@@ -87,6 +87,11 @@ TYPICAL_MISTAKES = {
     "one_loop_step": lambda sol: sol.replace("lam + eta * (", "lam - eta * ("),  # descent on the multiplier
     "msvr_step": lambda sol: sol.replace("(alpha + gamma) * h_new - gamma * h_old",
                                          "alpha * h_new  # the correction gamma * (h_new - h_old) dropped"),
+    "dropmuon_update": lambda sol: sol.replace("M = momentum * M + (1 - momentum) * G",
+                                               "M = momentum * M + G  # a sum, not Muon's average"),
+    "least_squares_backward": lambda sol: sol.replace(
+        "return -(torch.outer(r, lam) + torch.outer(A_lam, omega)), A_lam",
+        "return -torch.outer(A_lam, omega), A_lam  # the shortcut: the term in r dropped"),
     "stable_consensus_point": "w = torch.exp(-alpha * fX)  # not shifted: overflows or underflows\n"
                               "return (w[:, None] * X).sum(0) / w.sum()",
 }
