@@ -275,6 +275,20 @@ def test_torchrun_launches_the_worker():
     assert torch.equal(sim.x, real.x) and torch.equal(sim.error, real.error)
 
 
+@pytest.mark.slow
+def test_run_distributed_works_from_a_script_on_stdin():
+    """multiprocessing's spawn re-imports the caller's __main__, which <stdin> does not have; launch does not."""
+    script = ("import torch\nfrom lessons_lib import dadao as D\n"
+              "p = D.logistic_problem(2, dim=3, samples=10, generator=1, device='cpu')\n"
+              "a = D.simulate(p, [(0, 1)], t_max=5.0, generator=2)\n"
+              "b = D.run_distributed(p, [(0, 1)], t_max=5.0, generator=2, timeout=120)\n"
+              "print('EQUAL', torch.equal(a.x, b.x) and torch.equal(a.error, b.error))\n")
+    done = subprocess.run([sys.executable, "-"], input=script, cwd=ROOT, capture_output=True, text=True,
+                          timeout=180, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "EQUAL True" in done.stdout
+
+
 # --- the self-check's cases (run by tests/test_course.py) ---------------------------------------------------
 
 def _player(state, tau, params, grad_fn, other, *, flow=True, scale=1.0, nu=True, sign=1.0):
