@@ -11,9 +11,9 @@ where the constraint ``g`` may couple ``x`` and ``theta``. The proximal Lagrangi
                        + ||theta - y||^2 / (2 gamma1) - ||lam - z||^2 / (2 gamma2)
 
 is smooth, and by Danskin's theorem its gradient needs only first derivatives at the inner saddle
-``(theta*, lam*)`` (eq-lvhba-danskin). Since ``f(x, y) - v_gamma(x, y, z) >= 0`` on the feasible set, with
-equality exactly at lower-level solutions (with ``z`` the multiplier), the bilevel problem becomes the
-single-level penalised problem ``min F / c + f - v_gamma`` (eq-lvhba-penalty). LV-HBA (eq-lvhba-step)
+``(theta_hat, lam_hat)(x, y, z)`` (eq-lvhba-danskin). Since ``f(x, y) - v_gamma(x, y, z) >= 0`` on the
+feasible set, with equality exactly at lower-level solutions (with ``z`` the multiplier), the bilevel problem becomes
+the single-level penalised problem ``min F / c + f - v_gamma`` (eq-lvhba-penalty). LV-HBA (eq-lvhba-step)
 runs one loop on it: one gradient descent-ascent step on ``(theta, lam)``, then one projected gradient
 step on ``(x, y, z)`` with the penalty ``c_k = c_lower (k + 1)^p`` growing slowly; no Hessian is ever
 used.
@@ -163,8 +163,8 @@ class ValueFunction(Record):
 
     Attributes:
         value: ``v_gamma(x, y, z)``, shape ``(...)``.
-        theta: the inner minimiser ``theta*``, shape ``(..., 2n)``.
-        lam: the inner maximiser ``lam*``, shape ``(..., 1)``.
+        theta: the inner minimiser ``theta_hat(x, y, z)``, shape ``(..., 2n)``.
+        lam: the inner maximiser ``lam_hat(x, y, z)``, shape ``(..., 1)``.
         grad_x, grad_y, grad_z: Danskin's gradient (eq-lvhba-danskin), shapes ``(..., n)``,
             ``(..., 2n)`` and ``(..., 1)``.
     """
@@ -179,7 +179,7 @@ class ValueFunction(Record):
 
 def _saddle(problem: CoupledToy, x, y, z, gamma1: float, gamma2: float):
     """The inner saddle of eq-lvhba-value for the toy: its optimality conditions are linear, so one
-    dense solve of size ``2n + 1`` (grad_theta = 0, grad_lam = 0) gives ``(theta*, lam*)``."""
+    dense solve of size ``2n + 1`` (grad_theta = 0, grad_lam = 0) gives ``(theta_hat, lam_hat)``."""
     n = problem.n
     eye = torch.eye(2 * n, dtype=x.dtype, device=x.device)
     hess = eye / gamma1
@@ -199,9 +199,11 @@ def value_function(problem: CoupledToy, x, y, z, *, gamma1: float = 1.0, gamma2:
     """The proximal Lagrangian value function ``v_gamma`` (eq-lvhba-value) and its Danskin gradient.
 
     ``v_gamma(x, y, z) = min_theta max_lam f(x, theta) + lam g(x, theta) + ||theta - y||^2 / (2 gamma1)
-    - ||lam - z||^2 / (2 gamma2)``; the saddle is strongly convex in ``theta`` and strongly concave in
-    ``lam``, hence unique, and Danskin's theorem (eq-lvhba-danskin) gives ``grad_x v = grad_x f(x, theta*)
-    + lam* grad_x g(x, theta*)``, ``grad_y v = (y - theta*) / gamma1`` and ``grad_z v = (lam* - z) / gamma2``.
+    - ||lam - z||^2 / (2 gamma2)``; with ``f(x, .)`` convex and ``g(x, .)`` affine, as on the toy, the inner
+    function is strongly convex in ``theta`` and strongly concave in ``lam``, so its saddle ``(theta_hat,
+    lam_hat)(x, y, z)`` is unique, and Danskin's theorem (eq-lvhba-danskin) gives ``grad_x v = grad_x f(x,
+    theta_hat) + lam_hat grad_x g(x, theta_hat)``, ``grad_y v = (y - theta_hat) / gamma1`` and ``grad_z v =
+    (lam_hat - z) / gamma2``.
     On the toy the saddle is the solution of a linear system, solved exactly.
 
     Args:
@@ -252,7 +254,8 @@ def penalty(k, *, c: float, p: float) -> torch.Tensor:
     return c * (k + 1) ** p
 
 
-def lv_hba_step(problem: CoupledToy, state: State, k: int, *, alpha, eta, beta, c, p, gamma1, gamma2) -> State:
+def lv_hba_step(problem: CoupledToy, state: State, k: int, *, alpha, eta, beta, c, p, gamma1, gamma2,
+                clip: float | None = None) -> State:
     """One iteration of LV-HBA (eq-lvhba-step) on a batch of runs; unchecked (the loop calls it).
 
     With ``c_k = c (k + 1)^p``:
@@ -268,6 +271,8 @@ def lv_hba_step(problem: CoupledToy, state: State, k: int, *, alpha, eta, beta, 
         k: the step count. alpha: step on ``(x, y)``. eta: step on ``(theta, lam)``. beta: step on ``z``.
             c, p: penalty ``c_lower`` and exponent. gamma1, gamma2: proximal parameters. Each is a number
             or one value per run, shape ``(R,)``.
+        clip: ``None``, or a bound ``u``: ``lam+`` and ``z+`` are clipped to ``[-u, u]`` after their updates,
+            as the authors' toy script does with ``u = 1000``.
 
     Returns:
         The new state.
@@ -278,6 +283,8 @@ def lv_hba_step(problem: CoupledToy, state: State, k: int, *, alpha, eta, beta, 
     gx, gy = problem.grad_constraint(x, theta)
     theta_new = theta - eta * (fy + lam * gy + (theta - y) / gamma1)
     lam_new = lam + eta * (problem.constraint(x, theta) - (lam - z) / gamma2)
+    if clip is not None:
+        lam_new = lam_new.clamp(-clip, clip)
     ck = _column(c * (k + 1) ** p)
     Fx, Fy = problem.grad_upper(x, y)
     fx_y, fy_y = problem.grad_lower(x, y)
@@ -287,6 +294,8 @@ def lv_hba_step(problem: CoupledToy, state: State, k: int, *, alpha, eta, beta, 
     d_y = Fy / ck + fy_y - (y - theta_new) / gamma1
     x_new, y_new = problem.project(x - alpha * d_x, y - alpha * d_y)
     z_new = z - beta * (z - lam_new) / gamma2
+    if clip is not None:
+        z_new = z_new.clamp(-clip, clip)
     return x_new, y_new, z_new, theta_new, lam_new
 
 
@@ -379,23 +388,26 @@ def _per_run(value, name: str, *, device, dtype=torch.float64, allow_zero: bool 
 
 
 def lv_hba(problem: CoupledToy, *, steps: int, c=10.0, p=0.3, alpha=0.05, eta=0.05, beta=0.1, gamma1=1.0,
-           gamma2=1.0, runs: int | None = None, generator: int | torch.Generator | None = None,
+           gamma2=1.0, runs: int | None = None, generator: int | torch.Generator | None = None, start=None,
            spread: float = 10.0, same_start: bool = False, record_every: int = 1, tabulate: bool = True,
-           blowup: float = 1e6) -> LVHBARun:
+           clip: float | None = None, blowup: float = 1e6) -> LVHBARun:
     """LV-HBA (eq-lvhba-step) on the toy: one loop, first-order oracles only, batched over runs.
 
     Every hyperparameter may be a number or one value per run (shape ``(R,)``), so a sweep over the
-    penalty or the step sizes is a single batched run. Without ``generator`` every run starts from the
-    authors' ``x = y = 10 * 1``, projected jointly onto the constraint (which puts both at 0), with
-    ``theta = 10 * 1`` and ``z = lam = 0`` (the authors' code starts ``theta`` at ``1``, ``lam`` at 1 and ``z`` at
-    -1, and projects ``x`` and ``y`` one after the other); with one, ``x, y, theta, z, lam`` are drawn from
-    ``N(0, spread^2)``, independently per run (or once for all runs with ``same_start=True``), and ``(x, y)``
-    is projected.
+    penalty or the step sizes is a single batched run. Without ``generator`` or ``start`` every run starts
+    where the authors' code starts once its projections are done: it sets ``x = y = 10 * 1``, projects ``x``
+    onto the constraint with ``y`` held fixed, then ``y`` with the new ``x`` held fixed, which gives
+    ``x = -20 * 1``, ``y = 10 * 1`` (error ``||x - x*|| / ||x*|| = 197 / 3``); ``theta``, set to ``1`` and
+    projected with ``x`` held fixed, becomes ``10 * 1``; ``lam = 1`` and ``z = -1``. This start is far from
+    the solution but only along the all-ones direction. With ``generator``, ``x, y, theta, z, lam`` are
+    drawn from ``N(0, spread^2)``, independently per run (or once for all runs with ``same_start=True``),
+    and ``(x, y)`` is projected jointly. With ``start``, the given point is used (``(x, y)`` projected
+    jointly).
 
     With ``tabulate=True`` (the default) the loop replays :func:`lv_hba_step` as the affine map it is on
-    the quadratic toy (:func:`step_as_affine_map`), about ten times faster on a CPU; ``calls`` then counts
-    the oracle calls of one instrumented step times the number of steps made. With ``tabulate=False``
-    every step calls the oracles and ``calls`` counts them one by one.
+    the quadratic toy (:func:`step_as_affine_map`), about ten times faster on a CPU; ``calls`` then is the
+    oracle calls of one instrumented step times the number of steps made (an extrapolation, not a count).
+    With ``tabulate=False`` every step calls the oracles and ``calls`` counts them one by one.
 
     Args:
         problem: a :class:`CoupledToy`.
@@ -406,8 +418,13 @@ def lv_hba(problem: CoupledToy, *, steps: int, c=10.0, p=0.3, alpha=0.05, eta=0.
         runs: number of runs ``R`` (default: the length of a per-run argument, else 1).
         generator: ``None`` for the start above ("the authors' start"), or an int seed / generator for random
             starts.
+        start: ``None``, or a start ``(x, y, z, theta, lam)`` of shapes ``(n,)``, ``(2n,)``, ``(1,)``, ``(2n,)``,
+            ``(1,)``, or each with a leading run dimension ``R``; not together with ``generator``.
         spread: standard deviation ``> 0`` of a random start. same_start: one random start for every run.
-        record_every: recording interval. tabulate: replay the step as an affine map.
+        record_every: recording interval. tabulate: replay the step as an affine map (ignored with ``clip``).
+        clip: ``None`` (the method), or a bound ``u > 0`` to which ``lam`` and ``z`` are clipped after each
+            update, as in the authors' toy script (``u = 1000``); a clipped step is not affine, so the loop then
+            calls the oracles step by step.
         blowup: divergence radius (see :mod:`lessons_lib.run`).
 
     Returns:
@@ -424,16 +441,30 @@ def lv_hba(problem: CoupledToy, *, steps: int, c=10.0, p=0.3, alpha=0.05, eta=0.
              for name, value in dict(c=c, p=p, alpha=alpha, eta=eta, beta=beta, gamma1=gamma1, gamma2=gamma2).items()}
     spread = check_positive(spread, name="spread")
     tabulate, same_start = check_flag(tabulate, name="tabulate"), check_flag(same_start, name="same_start")
+    if clip is not None:
+        clip, tabulate = check_positive(clip, name="clip"), False
     sizes = {v.numel() for v in hyper.values() if isinstance(v, torch.Tensor)}
     if runs is not None:
         sizes.add(check_count(runs, name="runs"))
+    if start is not None and isinstance(start, (tuple, list)) and len(start) == 5:
+        lead = {tuple(torch.as_tensor(v).shape[:-1]) for v in start if isinstance(v, torch.Tensor) and v.ndim == 2}
+        sizes |= {shape[0] for shape in lead if shape[0] > 1}
     if len(sizes) > 1:
         raise ValueError(f"runs: the per-run hyperparameters and runs disagree on the number of runs: {sorted(sizes)}")
     R, n = (sizes.pop() if sizes else 1), problem.n
     opts = dict(dtype=problem.dtype, device=dev)
-    if generator is None:
-        x0, y0 = problem.project(torch.full((R, n), 10.0, **opts), torch.full((R, 2 * n), 10.0, **opts))
-        theta0, z0, lam0 = torch.full((R, 2 * n), 10.0, **opts), torch.zeros(R, 1, **opts), torch.zeros(R, 1, **opts)
+    if start is not None:
+        if generator is not None:
+            raise ValueError("start: give either start or generator, not both")
+        x0, y0, z0, theta0, lam0 = _check_start(start, problem, R)
+        x0, y0 = problem.project(x0, y0)
+    elif generator is None:  # the authors' code: x, y = 10 * 1, projected one after the other (the other held fixed)
+        x0, y0 = torch.full((R, n), 10.0, **opts), torch.full((R, 2 * n), 10.0, **opts)
+        x0 = x0 - problem.constraint(x0, y0) / n
+        y0 = y0 - problem.constraint(x0, y0) / (2 * n)
+        theta0 = torch.ones(R, 2 * n, **opts)
+        theta0 = theta0 - problem.constraint(x0, theta0) / (2 * n)
+        z0, lam0 = torch.full((R, 1), -1.0, **opts), torch.ones(R, 1, **opts)
     else:
         gen = as_generator(generator, dev)
         x0, y0, z0, theta0, lam0 = (spread * torch.randn(1 if same_start else R, d, generator=gen, **opts).expand(R, d)
@@ -443,10 +474,28 @@ def lv_hba(problem: CoupledToy, *, steps: int, c=10.0, p=0.3, alpha=0.05, eta=0.
     c, p = hyper.pop("c"), hyper.pop("p")
     before = dict(problem.calls)
     with _one_thread():
-        out, final, calls = _loop(problem, state0, steps, c, p, hyper, tabulate, record_every, blowup, before)
+        out, final, calls = _loop(problem, state0, steps, c, p, {**hyper, "clip": clip}, tabulate, record_every,
+                                  blowup, before)
     x, y, z, theta, lam = final
     return LVHBARun(out.steps, x, y, z[:, 0], lam[:, 0], theta, out.history["error"], out.history["lam"], calls,
                     out.diverged, out.diverged_at)
+
+
+def _check_start(start, problem: CoupledToy, R: int) -> State:
+    """A given start as five tensors of shapes ``(R, d)``, each checked."""
+    if not isinstance(start, (tuple, list)) or len(start) != 5:
+        raise ValueError("start: expected a tuple (x, y, z, theta, lam) of five tensors")
+    n, out = problem.n, []
+    for name, v, d in zip(("x", "y", "z", "theta", "lam"), start, (n, 2 * n, 1, 2 * n, 1)):
+        t = as_tensor(v, name="start", dtype=problem.dtype, device=problem.device)
+        if t.ndim == 1:
+            t = t.unsqueeze(0)
+        if t.ndim != 2 or t.shape[-1] != d or t.shape[0] not in (1, R):
+            raise ValueError(f"start: its {name} should have shape ({d},) or ({R}, {d}), got {tuple(t.shape)}")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"start: its {name} must be finite")
+        out.append(t.expand(R, d))
+    return tuple(out)
 
 
 def _blocks(hyper: dict, R: int, device) -> int:
@@ -478,6 +527,7 @@ def _loop(problem, state0, steps, c, p, hyper, tabulate, record_every, blowup, b
     R, n, dev = state0[0].shape[0], problem.n, problem.device
     x_star = problem.solution()[0]
     norm_star = float(x_star.norm())
+    clip = hyper.pop("clip")
     if tabulate:
         groups = _blocks(hyper, R, dev)  # runs sharing a map in G contiguous blocks: one product per block
         A0, b0, A1, b1 = step_as_affine_map(problem, **{k: v[::R // groups] if isinstance(v, torch.Tensor) else v
@@ -504,7 +554,7 @@ def _loop(problem, state0, steps, c, p, hyper, tabulate, record_every, blowup, b
         problem.calls.update({key: before[key] + calls[key] for key in before})
     else:
         def step(state, t, lr):
-            return lv_hba_step(problem, state, t, c=c, p=p, **hyper)
+            return lv_hba_step(problem, state, t, c=c, p=p, clip=clip, **hyper)
 
         def record(state, t):
             return {"error": (state[0] - x_star).norm(dim=-1) / norm_star, "lam": state[4][:, 0]}

@@ -160,8 +160,9 @@ def test_claim_lower_level_gap_against_cvxpy(sweep):
 def test_claim_only_first_order_oracles():
     P = toy(4)
     run = CB.lv_hba(P, steps=50, tabulate=False)
-    assert run.calls == {"first": 7 * 50, "second": 0}
-    assert CB.lv_hba(P, steps=50).calls == run.calls  # the replayed map reports the same calls
+    assert run.calls == {"first": 7 * 50, "second": 0}  # counted call by call
+    # the replayed map extrapolates one instrumented step (7 calls) to the steps made: equal by construction
+    assert CB.lv_hba(P, steps=50).calls == run.calls
     P.hvp_lower(*P.solution()[:2], torch.ones(8, dtype=torch.float64))  # the counter does see a Hessian product
     assert P.calls["second"] == 1
 
@@ -218,11 +219,77 @@ def test_same_seed_same_run_and_seeds_differ():
 
 
 def test_authors_start_and_zero_steps():
+    """The authors' code projects x, then y, then theta, each with the others held fixed."""
     P = toy(3)
     run = CB.lv_hba(P, steps=0)
-    assert torch.equal(run.x, torch.zeros(1, 3, dtype=torch.float64))  # 10 * 1 projected onto 1.x + 1.y = 0
-    assert float(run.error[0, 0]) == pytest.approx(1.0)
+    assert torch.equal(run.x, torch.full((1, 3), -20.0, dtype=torch.float64))
+    assert torch.equal(run.y, torch.full((1, 6), 10.0, dtype=torch.float64))
+    assert torch.allclose(run.theta, torch.full((1, 6), 10.0, dtype=torch.float64), atol=1e-12)
+    assert float(run.lam[0]) == 1.0 and float(run.z[0]) == -1.0
+    assert float(P.constraint(run.x, run.y).abs()) < 1e-12
+    assert float(run.error[0, 0]) == pytest.approx(197 / 3)
     assert run.calls == {"first": 0, "second": 0}
+
+
+def _asymmetric_start(rms, seed):
+    """(x*, y*) plus a perturbation whose coordinates sum to zero within x, within y1 and within y2."""
+    P = toy()
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(3, 10, generator=g, dtype=torch.float64)
+    v = v - v.mean(dim=1, keepdim=True)
+    v = (v * rms / v.pow(2).mean().sqrt()).reshape(30)
+    xs, ys, _ = P.solution()
+    return xs + v[:10], ys + v[10:]
+
+
+def test_claim_slowness_comes_from_the_non_symmetric_part():
+    """At c_lower = 10 (20k steps) the authors' start, 66 away but only along blockwise-constant directions, ends
+    at 0.004; a start 1 or 10 (RMS) away within the blocks ends 2x and 19x higher (measured 0.0088 and 0.078)."""
+    P = toy()
+    authors = CB.lv_hba(P, steps=0)
+    x, y = zip(*[(authors.x[0], authors.y[0])] + [_asymmetric_start(r, seed=0) for r in (1.0, 10.0)])
+    lam = torch.ones(3, 1, dtype=torch.float64)  # theta, lam and z as in the authors' start, for all three
+    start = (torch.stack(x), torch.stack(y), -lam, torch.full((3, 20), 10.0, dtype=torch.float64), lam)
+    run = CB.lv_hba(P, steps=20_000, c=10.0, p=0.3, start=start, record_every=20_000)
+    first, last = run.error[0], run.error[-1]
+    assert float(first[0]) > 1.5 * float(first[2])  # the authors' start is the farthest one (66 against 34)
+    assert float(last[0]) < 1e-2  # yet it ends the closest
+    assert float(last[1]) > 1.5 * float(last[0]) and float(last[2]) > 10 * float(last[0])
+
+
+def test_script_settings_with_the_clip_reproduce_the_script_and_diverge_without_it():
+    """n = 100, 1500 steps, c_k = 0.025 (k + 1)^0.3, alpha = 0.008, eta = 0.01, beta = 0.02, gamma = 10. The
+    authors' script (SUSTech-Optimization/LV-HBA, Toy-example/LLC/LV-HBA.py), run as published, printed errors
+    30.17 after one step, 0.1497 at their lowest, 146.7 at their highest and 118.65 at the end."""
+    kw = dict(steps=1500, c=0.025, p=0.3, alpha=0.008, eta=0.01, beta=0.02, gamma1=10.0, gamma2=10.0)
+    clipped = CB.lv_hba(toy(100), clip=1000.0, **kw)
+    e = clipped.error[1:, 0]
+    assert float(e[0]) == pytest.approx(30.168, abs=1e-3)
+    assert float(e.min()) == pytest.approx(0.1497, abs=1e-3) and float(e.max()) == pytest.approx(146.74, abs=0.01)
+    assert float(e[-1]) == pytest.approx(118.65, abs=0.01)
+    assert float(clipped.lam_history.abs().max()) == 1000.0 and not bool(clipped.diverged)
+    free = CB.lv_hba(toy(100), **kw)
+    assert bool(free.diverged) and 1000 < int(free.diverged_at) < 1500
+    lam = free.lam_history[:, 0]
+    assert bool((lam.abs() > 1000).any()) and int((lam.abs() > 1000).nonzero()[0]) < 200  # long before the blow-up
+
+
+def test_shared_step_maps_replay_the_oracle_step():
+    """Runs in blocks that share (alpha, eta, beta, gamma1, gamma2) use one map per block, as the notebook's
+    sweep and explorer do; they must agree with the oracle loop, divergence flags included."""
+    P = toy(10)
+    alphas, gammas, cs, ps = [0.05, 0.2], [0.25, 1.0], [0.5, 5.0], [0.0, 0.3]
+    grid = [(a, g1, c, p) for a in alphas for g1 in gammas for c in cs for p in ps]
+    kw = dict(steps=600, alpha=[a for a, *_ in grid], eta=[a for a, *_ in grid], gamma1=[g[1] for g in grid],
+              c=[g[2] for g in grid], p=[g[3] for g in grid], generator=1, same_start=True, record_every=100)
+    assert CB._blocks({k: torch.tensor(v, dtype=torch.float64) if isinstance(v, list) else v
+                       for k, v in dict(alpha=kw["alpha"], eta=kw["eta"], beta=0.1, gamma1=kw["gamma1"],
+                                        gamma2=1.0).items()}, len(grid), "cpu") == 4
+    a, b = CB.lv_hba(P, tabulate=True, **kw), CB.lv_hba(P, tabulate=False, **kw)
+    assert a.diverged.tolist() == b.diverged.tolist() and 0 < int(a.diverged.sum()) < len(grid)
+    assert a.diverged_at.tolist() == b.diverged_at.tolist()
+    ok = ~a.diverged
+    assert torch.allclose(a.x[ok], b.x[ok], atol=1e-10) and torch.allclose(a.error[:, ok], b.error[:, ok], atol=1e-10)
 
 
 def test_large_step_diverges_as_data():
@@ -270,6 +337,44 @@ def test_bad_input():
         CB.lower_gap(P, x, y + 1.0)  # off the constraint
     with pytest.raises(ValueError, match="^k:"):
         CB.penalty(-1, c=1.0, p=0.3)
+    with pytest.raises(ValueError, match="^clip:"):
+        CB.lv_hba(P, steps=3, clip=0.0)
+    start = (x[0], y[0], torch.zeros(1), torch.zeros(6), torch.zeros(1))
+    with pytest.raises(ValueError, match="^start:"):
+        CB.lv_hba(P, steps=3, start=start, generator=0)
+    with pytest.raises(ValueError, match="^start:"):
+        CB.lv_hba(P, steps=3, start=start[:4])
+    with pytest.raises(ValueError, match="^start:"):
+        CB.lv_hba(P, steps=3, start=(x[0], y[0, :4]) + start[2:])
+
+
+def test_self_check_names_the_penalty_for_an_off_by_one_in_k():
+    """c k^p (k from 0) makes c_0 = 0 and the step infinite; c (k + 2)^p is close. Both messages point at c_k."""
+    def shifted(shift):
+        def fn(problem, state, k, *, c, p, **kw):  # the right step with c (k + shift)^p in place of c (k + 1)^p
+            return CB.lv_hba_step(problem, state, k, c=c * (k + shift) ** p / (k + 1) ** p, p=p, **kw)
+        return fn
+    for shift, status in ((0, "wrong"), (2, "close")):
+        result = check.constrained_bilevel.one_loop_step(shifted(shift))
+        assert result.status == status and "c_k" in result.message, result.message
+
+
+def _inner_radius(n, eta, gamma1):
+    """Spectral radius of the inner descent-ascent step on (theta, lam) alone (alpha = beta = 0)."""
+    P = toy(n)
+    A0 = CB.step_as_affine_map(P, alpha=0.0, eta=eta, beta=0.0, gamma1=gamma1, gamma2=1.0)[0][0]
+    idx = list(range(3 * n + 1, 5 * n + 2))
+    return float(torch.linalg.eigvals(A0[idx][:, idx]).abs().max())
+
+
+def test_small_gamma1_damps_the_inner_descent_ascent():
+    """The explorer's observation: at eta = 0.2 and n = 10 only gamma1 = 0.25 is stable. The inner step alone
+    shows it (measured radii 0.94, 1.16, 1.21 for gamma1 = 0.25, 1, 4), and the constraint's gradient, of norm
+    sqrt(2n), sets the rotation: at n = 3 gamma1 = 1 is stable (0.89)."""
+    radii = [_inner_radius(10, 0.2, g1) for g1 in (0.25, 1.0, 4.0)]
+    assert radii[0] < 1 < radii[1] < radii[2]
+    assert _inner_radius(3, 0.2, 1.0) < 1
+    assert _inner_radius(10, 0.1, 4.0) > 1 > _inner_radius(10, 0.1, 1.0)
 
 
 # --- the self-check's cases (run by tests/test_course.py) ---------------------------------------------

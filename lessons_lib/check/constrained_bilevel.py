@@ -133,6 +133,8 @@ def one_loop_step(fn: Callable) -> CheckResult:
 
     return check_function(
         fn, _reference, CASES, rtol=1e-8, close_rtol=0.02, hint=_hint,
-        close_note="nearly there: is everything in float64?",
-        nonfinite="your step contains NaN or infinity: is a division the wrong way round?",
+        close_note="nearly there: check the penalty c_k at step k (k counts from 0) and that everything is in "
+                   "float64",
+        nonfinite="your step contains NaN or infinity: at k = 0, is your penalty c_k zero (k counts from 0), or "
+                  "is a division the wrong way round?",
         praise="including a batch of runs at a later step, where the penalty has grown")
