@@ -125,6 +125,10 @@ def test_the_correction_cuts_tracking_error_at_small_alpha_and_over_corrects_the
     # over-correction of the drift, not amplified noise: the excess is the same without noise
     quiet = BB.tracking_demo(50, 5, alpha=[0.9], gamma=[gammas[3]], steps=4000, noise=0.0, generator=seed)
     assert float(quiet.error[2000:].mean()) == pytest.approx(theory_large, rel=0.1)
+    # at I = 1 (gaps of about 50 steps) even the drift-unbiased weight loses to the moving average (3.2 against 2.6)
+    one = BB.tracking_demo(50, 1, alpha=[0.1, 0.1], gamma=[0.0, 50 - 0.1], steps=4000, noise=0.1, generator=seed)
+    ema_one, unbiased_one = one.error[2000:].mean(0).tolist()
+    assert unbiased_one > ema_one, (unbiased_one, ema_one)
 
 
 def test_tracking_starts_exact_and_a_batch_is_the_runs_one_by_one():
