@@ -238,7 +238,8 @@ def explorer_grid():
 @pytest.mark.slow
 def test_explorer_frames_say_what_the_prompt_says(explorer_grid):
     """The chapter's explorer (3 phases of 6 calls, multipliers 0.1, 0.32, 1, 3.2, 10 on beta): x0.1 diverges
-    (gap above 1e3 by call 5); x0.32 is ahead of x1 at calls 1-3 (measured: 1-4 to 1-6, up to 1-7 without restarts) and behind after 18
+    (gap above 1e3 by call 5); x0.32 is ahead of x1 at calls 1-3 (measured: 1-4 to 1-6, up to 1-7 without
+    restarts) and behind after 18
     (measured 2.9-3.5x), with jumps of 1.5-2.2x at both restarts; at x1 the second restart raises the gap 1.4-2x
     and the first at most 1.2x; at x3.2 and x10 no restart raises it; without restarts and rho = 0.5, x3.2 is the
     best multiplier; halving rho at x1 lowers the gap after 18 calls 3.5-3.8x; mu (0.1 vs 0.3) changes it by less
