@@ -34,7 +34,7 @@ from .run import run
 
 Dist = Literal["full", "uniform", "geometric"]
 DISTS = ("full", "uniform", "geometric")
-#: The quintic Newton-Schulz coefficients (a, b, c) of Muon.
+#: The quintic Newton-Schulz coefficients (c1, c3, c5) of Muon.
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 EPS = 1e-7
 
@@ -42,11 +42,11 @@ EPS = 1e-7
 def newton_schulz(G: torch.Tensor, *, steps: int = 5) -> torch.Tensor:
     """Muon's approximate orthogonalisation of ``G``: ``steps`` quintic Newton-Schulz iterations.
 
-    ``X_0 = G / ||G||_F``, then ``X <- a X + (b X X^T + c (X X^T)^2) X`` with
-    ``(a, b, c) = (3.4445, -4.7750, 2.0315)`` (eq-dropmuon-ns). Each step maps every singular value
-    ``sigma`` of ``X`` to ``p(sigma) = a sigma + b sigma^3 + c sigma^5`` and keeps the singular vectors,
+    ``X_0 = G / ||G||_F``, then ``X <- c1 X + (c3 X X^T + c5 (X X^T)^2) X`` with
+    ``(c1, c3, c5) = (3.4445, -4.7750, 2.0315)`` (eq-dropmuon-ns). Each step maps every singular value
+    ``sigma`` of ``X`` to ``p(sigma) = c1 sigma + c3 sigma^3 + c5 sigma^5`` and keeps the singular vectors,
     so the result is ``U p^k(Sigma / ||G||_F) V^T``: after five steps every singular value of
-    ``G / ||G||_F`` above about 0.002 ends between 0.68 and 1.20; smaller ones grow by at most ``a^5``
+    ``G / ||G||_F`` above about 0.002 ends between 0.68 and 1.20; smaller ones grow by at most ``c1^5``
     (about 480) and stay well below one. A tall ``G`` is iterated transposed
     (so ``X X^T`` is the smaller Gram matrix), as in ``torch.optim.Muon``.
 
@@ -70,13 +70,13 @@ def newton_schulz(G: torch.Tensor, *, steps: int = 5) -> torch.Tensor:
 
 
 def _newton_schulz(G: torch.Tensor, steps: int) -> torch.Tensor:
-    a, b, c = NS_COEFFICIENTS
+    c1, c3, c5 = NS_COEFFICIENTS
     tall = G.shape[-2] > G.shape[-1]
     X = G.mT if tall else G
     X = X / torch.linalg.matrix_norm(X, keepdim=True).clamp(min=EPS)
     for _ in range(steps):
         A = X @ X.mT
-        X = a * X + (b * A + c * A @ A) @ X
+        X = c1 * X + (c3 * A + c5 * A @ A) @ X
     return X.mT if tall else X
 
 
@@ -87,7 +87,7 @@ def sample_start(n_layers: int, *, dist: Dist = "uniform", generator: int | torc
     * ``"full"``: ``s = 0`` always (every layer: plain Muon);
     * ``"uniform"``: ``s`` uniform on ``{0, ..., b - 1}``, so ``b - s`` layers, ``(b + 1) / 2`` on
       average (eq-dropmuon-cost);
-    * ``"geometric"``: towards the deep layers, ``P(s = k)`` proportional to ``ratio^(b - 1 - k)``: the
+    * ``"geometric"``: towards the deep layers, ``P(s = j)`` proportional to ``ratio^(b - 1 - j)``: the
       last layer alone is the likeliest suffix.
 
     Args:
@@ -122,7 +122,7 @@ def sample_start(n_layers: int, *, dist: Dist = "uniform", generator: int | torc
 
 
 def start_probabilities(n_layers: int, *, dist: Dist = "uniform", ratio: float = 0.5) -> torch.Tensor:
-    """``P(s = k)`` for ``k = 0, ..., b - 1`` under :func:`sample_start`'s ``dist``, float64, shape ``(b,)``."""
+    """``P(s = j)`` for ``j = 0, ..., b - 1`` under :func:`sample_start`'s ``dist``, float64, shape ``(b,)``."""
     b = check_count(n_layers, name="n_layers")
     if dist not in DISTS:
         raise ValueError(f"dist: expected one of {DISTS}, got {dist!r}")
@@ -270,9 +270,22 @@ class DropMuonRun(Record):
     diverged_at: int | None
 
     def best_within(self, layer_updates: float) -> float:
-        """The lowest recorded loss among the records made within a budget of ``layer_updates``."""
+        """The lowest recorded loss among the records made within a budget of ``layer_updates``.
+
+        A biased statistic when two runs record at different rates per layer update: see :meth:`end_within`.
+        """
         within = self.layer_updates <= check_positive(layer_updates, name="layer_updates", allow_zero=True)
         return float(self.loss[within].min())
+
+    def end_within(self, layer_updates: float, *, last: int = 10) -> float:
+        """The mean loss of the ``last`` records made within a budget of ``layer_updates`` (fewer if fewer exist).
+
+        Unlike :meth:`best_within`, this does not favour the run that records more often: the minimum of a noisy
+        curve falls with the number of records, and a cheaper step records more of them per layer update.
+        """
+        within = self.layer_updates <= check_positive(layer_updates, name="layer_updates", allow_zero=True)
+        last = check_count(last, name="last")
+        return float(self.loss[within][-last:].mean())
 
     def first_below(self, level: float, *, axis: Literal["steps", "layer_updates", "seconds"] = "layer_updates"):
         """The ``axis`` value at the first record with loss below ``level``, or ``None`` if never."""

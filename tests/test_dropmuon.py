@@ -171,6 +171,17 @@ def _small(dist="uniform", seed=0, **kw):
     return D.train((6, 10, 10, 10, 4), X, y, lr=0.02, steps=12, batch=16, dist=dist, generator=seed, **kw)
 
 
+def test_end_within_averages_the_last_records_inside_the_budget():
+    r = _small()
+    budget = float(r.layer_updates[7])
+    inside = r.loss[r.layer_updates <= budget]
+    assert r.end_within(budget, last=3) == pytest.approx(float(inside[-3:].mean()), rel=1e-12)
+    assert r.end_within(budget, last=1000) == pytest.approx(float(inside.mean()), rel=1e-12)
+    assert r.best_within(budget) <= r.end_within(budget, last=3)
+    with pytest.raises(ValueError, match="^last:"):
+        r.end_within(budget, last=0)
+
+
 def test_train_counts_layer_updates_from_the_drawn_starts_and_restores_the_threads():
     before = torch.get_num_threads()
     r = _small()
@@ -227,26 +238,56 @@ def digits_runs():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("depth", [4, 6])
-def test_full_muon_reaches_loss_0_3_in_fewer_layer_updates(digits_runs, depth):
-    """Measured medians: depth 4, 164 (Muon) against 186 (Drop-Muon); depth 6, 198 against 216; Muon first on
-    every seed."""
+def test_full_muon_reaches_loss_0_3_in_fewer_layer_updates_on_every_seed(digits_runs, depth):
+    """Measured medians: depth 4, 164 (Muon) against 186 (Drop-Muon); depth 6, 198 against 216. Muon first on
+    every seed (over seeds 0-9 too); the smallest gaps are 164 against 177 (depth 4) and 186 against 200 (depth 6)."""
     full = [f.first_below(0.3) for f, _ in digits_runs[depth]]
     drop = [u.first_below(0.3) for _, u in digits_runs[depth]]
-    assert statistics.median(full) < statistics.median(drop)
+    assert all(f < d for f, d in zip(full, drop)), (full, drop)
+    assert statistics.median(full) < 0.95 * statistics.median(drop)
     assert 130 <= statistics.median(full) <= 240 and 140 <= statistics.median(drop) <= 270
+
+
+def _at_budget(runs):
+    budgets = [float(u.layer_updates[-1]) for _, u in runs]
+    best = [(f.best_within(B), u.best_within(B)) for (f, u), B in zip(runs, budgets)]
+    end = [(f.end_within(B, last=10), u.end_within(B, last=10)) for (f, u), B in zip(runs, budgets)]
+    return budgets, best, end
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("depth", [4, 6])
-def test_at_drop_muons_budget_its_best_loss_is_lower(digits_runs, depth):
-    """Budget: the layer updates of Drop-Muon's 250 steps (about 250 (b + 1) / 2). Measured medians of the best
-    loss: depth 4, 0.0174 (Drop-Muon) against 0.0219 (Muon); depth 6, 0.0306 against 0.0318."""
-    full = [f.best_within(float(u.layer_updates[-1])) for f, u in digits_runs[depth]]
-    drop = [u.best_within(float(u.layer_updates[-1])) for _, u in digits_runs[depth]]
-    assert statistics.median(drop) < statistics.median(full)
-    budgets = [float(u.layer_updates[-1]) for _, u in digits_runs[depth]]
-    assert all(float(f.layer_updates[-1]) >= budget for (f, _), budget in zip(digits_runs[depth], budgets))
+def test_drop_muon_records_far_more_losses_within_the_budget(digits_runs, depth):
+    """The bias of the best loss: within Drop-Muon's budget (about 250 (b + 1) / 2 layer updates) Drop-Muon makes
+    251 records and Muon 144-158, so the minimum of Drop-Muon's noisy curve is taken over 1.6-1.7 times more draws."""
+    budgets, _, _ = _at_budget(digits_runs[depth])
     assert statistics.mean(budgets) == pytest.approx(250 * (depth + 1) / 2, rel=0.05)
+    for (f, u), B in zip(digits_runs[depth], budgets):
+        assert float(f.layer_updates[-1]) >= B  # Muon ran long enough to spend the budget
+        assert len(u.loss) >= 1.5 * int((f.layer_updates <= B).sum())
+
+
+@pytest.mark.slow
+def test_at_depth_4_drop_muon_ends_the_budget_lower_by_both_statistics(digits_runs):
+    """Measured (seeds 0-4): mean of the last 10 records, medians 0.0229 (Drop-Muon) against 0.0290 (Muon), ratio
+    0.79, lower on 5 of 5 seeds; best loss, 0.0174 against 0.0219, ratio 0.79, lower on 4 of 5."""
+    _, best, end = _at_budget(digits_runs[4])
+    for pairs in (best, end):
+        assert statistics.median(d for _, d in pairs) < 0.85 * statistics.median(f for f, _ in pairs), pairs
+        assert sum(d < f for f, d in pairs) >= 4, pairs
+
+
+@pytest.mark.slow
+def test_at_depth_6_the_fair_statistic_reverses_and_the_best_loss_is_a_tie(digits_runs):
+    """Measured (seeds 0-4): mean of the last 10 records, medians 0.0746 (Drop-Muon) against 0.0499 (Muon), lower
+    on only 2 of 5 seeds; best loss, 0.0306 against 0.0318, a gap of 0.0012 against seed-to-seed ranges of 0.020
+    (Muon) and 0.023 (Drop-Muon)."""
+    _, best, end = _at_budget(digits_runs[6])
+    assert statistics.median(d for _, d in end) > 1.2 * statistics.median(f for f, _ in end), end
+    assert sum(d < f for f, d in end) <= 2, end
+    gap = abs(statistics.median(d for _, d in best) - statistics.median(f for f, _ in best))
+    spread = min(max(x) - min(x) for x in zip(*best))
+    assert gap < 0.25 * spread, (gap, spread, best)
 
 
 # --- the self-check (check.dropmuon_update) -----------------------------------------------------
@@ -295,7 +336,8 @@ CHECK_CASES = {
         expected=_expected(), inputs=[3, 5, 6, 2, 4, 0.1, 0.05, 0.9, 0.95, 1, 0.5], function=True, nan=_nan,
         hints=((_variant(decay_frozen=True), "momentum shrank"), (_variant(move_frozen=True), "weight moved"),
                (_variant(ema=False), "whole gradient"), (_variant(nesterov=False), "look-ahead"),
-               (_variant(scale=False), "sqrt(max(1, rows / cols))"), (_variant(sign=-1.0), "uphill"))),
+               (_variant(scale=False), "sqrt(max(1, rows / cols))"), (_variant(sign=-1.0), "uphill"),
+               (_variant(transposed=True), "which of W's two sizes"), (_variant(polar=True), "exact polar factor"))),
 }
 
 
@@ -335,6 +377,8 @@ FUZZ_SPECS = {
     # widths: the net's own widths; threads: None is valid (leave torch's setting alone)
     "dropmuon.DropMuonRun.best_within": Spec(lambda: dict(layer_updates=10.0), nonneg="layer_updates",
                                              instance=lambda: _small()),
+    "dropmuon.DropMuonRun.end_within": Spec(lambda: dict(layer_updates=10.0, last=3), nonneg="layer_updates",
+                                            instance=lambda: _small()),
     "dropmuon.DropMuonRun.first_below": Spec(lambda: dict(level=1.0, axis="steps"), instance=lambda: _small()),
     "check.dropmuon.dropmuon_update": Spec(lambda: dict(fn=_solution), skip="fn"),  # fn: the learner's function
 }

@@ -28,15 +28,23 @@ UPDATE_CASES = _cases()
 
 
 def _variant(W, G, M, frozen, lr, momentum, *, ema: bool = True, nesterov: bool = True, scale: bool = True,
-            sign: float = 1.0, decay_frozen: bool = False, move_frozen: bool = False) -> torch.Tensor:
+             sign: float = 1.0, decay_frozen: bool = False, move_frozen: bool = False, transposed: bool = False,
+             polar: bool = False) -> torch.Tensor:
     """The step ``(W - W') / lr`` and the new momentum ``M'`` as one flat vector, for the right update or for one
-    of its usual mistakes (the step, not ``W'``, so that a wrong direction is not hidden by the size of ``W``)."""
+    of its usual mistakes (the step, not ``W'``, so that a wrong direction is not hidden by the size of ``W``):
+    ``transposed`` uses the shape factor of ``W``'s transpose, ``polar`` the exact polar factor (an SVD) in place
+    of five Newton-Schulz steps."""
     if frozen and not move_frozen:
         return torch.cat([torch.zeros(W.numel(), dtype=W.dtype), (momentum * M if decay_frozen else M).flatten()])
     M2 = momentum * M + ((1 - momentum) * G if ema else G)
     U = ((1 - momentum) * G + momentum * M2) if nesterov else M2
-    factor = dropmuon.layer_scale(W.shape) if scale else 1.0
-    return torch.cat([(sign * factor * dropmuon.newton_schulz(U)).flatten(), M2.flatten()])
+    factor = dropmuon.layer_scale(W.shape[::-1] if transposed else W.shape) if scale else 1.0
+    if polar:
+        P, _, Qt = torch.linalg.svd(U, full_matrices=False)
+        direction = P @ Qt
+    else:
+        direction = dropmuon.newton_schulz(U)
+    return torch.cat([(sign * factor * direction).flatten(), M2.flatten()])
 
 
 def _reference(W, G, M, frozen, lr, momentum):
@@ -75,7 +83,16 @@ def _hint(case, value) -> str:
             (dict(nesterov=False), "you step along M itself: the Nesterov look-ahead steps along (1 - mu) G + mu M, "
                                    "with the new M"),
             (dict(scale=False), "right direction, wrong length on this tall layer: Muon multiplies lr by "
-                                "sqrt(max(1, rows / cols))")):
+                                "sqrt(max(1, rows / cols))"),
+            (dict(transposed=True), "right direction, wrong length: your shape factor is not 1 on this layer "
+                                    "where Muon's is, or the other way round; check which of W's two sizes "
+                                    "(rows = outputs, columns = inputs) goes on top of the ratio"),
+            (dict(polar=True), "every singular value of your direction is exactly one: that is the exact polar "
+                               "factor (an SVD), but Muon's step, and this exercise, use dropmuon.newton_schulz's "
+                               "five steps, which leave them only near one"),
+            (dict(polar=True, transposed=True), "two things: your direction is the exact polar factor rather than "
+                                                "dropmuon.newton_schulz's five steps, and your shape factor uses "
+                                                "the wrong ratio of W's sizes")):
         if _near(value, case, **flags):
             return words
     if torch.allclose(value[:n], torch.zeros(n, dtype=torch.float64)):
