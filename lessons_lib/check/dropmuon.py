@@ -113,8 +113,8 @@ def dropmuon_update(fn: Callable) -> CheckResult:
 
         def fn(W, G, M, frozen, lr, momentum):
             out = learner(W.clone(), G.clone(), M.clone(), frozen=frozen, lr=lr, momentum=momentum)
-            if out is None:
-                return None
+            if _missing(out):
+                return out
             if not isinstance(out, (tuple, list)) or len(out) != 2:
                 raise TypeError("expected the pair (W_new, M_new)")
             W_new, M_new = (torch.as_tensor(t, dtype=torch.float64) for t in out)
