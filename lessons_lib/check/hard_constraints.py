@@ -56,7 +56,8 @@ def _variants(A, c, omega, grad) -> dict[str, torch.Tensor]:
     return {"sign": -flat(-(torch.outer(r, lam) + torch.outer(A_lam, omega)), A_lam),
             "shortcut": flat(-torch.outer(A_lam, omega), A_lam),
             "no solve": flat(no_solve_A, no_solve_r),
-            "c sign": flat(-(torch.outer(r, lam) + torch.outer(A_lam, omega)), -A_lam)}
+            "c sign": flat(-(torch.outer(r, lam) + torch.outer(A_lam, omega)), -A_lam),
+            "A sign": flat(torch.outer(r, lam) + torch.outer(A_lam, omega), A_lam)}
 
 
 def _hint(case, value) -> str:
@@ -77,6 +78,9 @@ def _hint(case, value) -> str:
                 "with the matrix of the normal equations")
     if near["c sign"]:
         return "grad_A is right but grad_c has the wrong sign: c enters the normal equations as -A^T c"
+    if near["A sign"]:
+        return ("grad_c is right but grad_A has the wrong sign: moving A moves omega against lam, so both terms "
+                "of grad_A carry a minus")
     return ("not right yet: solve the normal-equations matrix against grad for lam, then differentiate "
             "A^T (A omega - c) with respect to A and c, paired with -lam")
 
