@@ -377,6 +377,36 @@ def test_small_gamma1_damps_the_inner_descent_ascent():
     assert _inner_radius(10, 0.1, 4.0) > 1 > _inner_radius(10, 0.1, 1.0)
 
 
+def _slow_rates(alpha, *, eta=0.05, c=1e5):
+    """Rates (1 - eigenvalue) c / alpha of the one-step affine map at penalty c that are below 100, sorted: the
+    modes that move along the lower-level solution set, in units of alpha / c."""
+    A0, _, A1, _ = CB.step_as_affine_map(toy(), alpha=alpha, eta=eta, beta=0.1, gamma1=1.0, gamma2=1.0)
+    rate = (1 - torch.linalg.eigvals(A0[0] + A1[0] / c)) * c / alpha
+    slow = rate[rate.abs() < 100]
+    assert float(slow.imag.abs().max()) < 1e-6
+    return torch.sort(slow.real).values.numpy()
+
+
+def test_slow_rates_of_the_step_tend_to_the_curvatures_of_F_along_the_set():
+    """The notebook's rates: along the lower-level solution set (19 directions at n = 10) the step contracts by
+    1 - rate * alpha / c_k. As alpha / eta -> 0 the rates tend to the curvatures of F restricted to the set
+    (1 - 1/sqrt2 nine times, 5/3 once, 1 + 1/sqrt2 nine times); at alpha = eta = 0.05, where theta lags, they are
+    larger (measured 0.868 within the blocks, 7.69 blockwise constant) but the within-block mode stays the
+    slowest by a wide margin. The two slowest rates are first order in 1 / c: c = 1e4 and 1e6 agree."""
+    limit = _slow_rates(5e-5)
+    expected = np.array([1 - 2**-0.5] * 9 + [5 / 3] + [1 + 2**-0.5] * 9)
+    assert limit.shape == (19,)
+    np.testing.assert_allclose(limit, expected, rtol=2e-3)
+    fast = _slow_rates(0.05)
+    assert fast.shape == (19,)
+    for c in (1e4, 1e6):  # the two slowest rates; the third (21 at c = 1e5) sits near a fast mode and moves more
+        np.testing.assert_allclose(fast[:10], _slow_rates(0.05, c=c)[:10], rtol=1e-3)
+    assert np.ptp(fast[:9]) < 1e-6 and fast[0] > limit[0]  # nine equal within-block rates, above the curvature
+    assert 0.5 < fast[0] < 1.5 and fast[9] > 5 * fast[0]  # the within-block mode is the slow one
+    S = float((0.05 / CB.penalty(torch.arange(20_000), c=10.0, p=0.3)).sum())
+    assert 1e-3 < np.exp(-fast[0] * S) < 1e-2 < np.exp(-limit[0] * S)  # the lag matters over a 20k-step run
+
+
 # --- the self-check's cases (run by tests/test_course.py) ---------------------------------------------
 
 def _step(problem, state, k, **kw):
