@@ -4,7 +4,8 @@ The modules form layers, and imports only go down (``tests/test_structure.py`` e
 
 - the core, which every chapter may use: ``backend`` (device, generators, scale, the ``Record`` base),
   ``run`` (the one training loop), ``descent``, ``quadratic``, ``curvature``, ``landscapes``,
-  ``schedules``, ``models`` and ``measure``; core modules import only each other;
+  ``schedules``, ``models``, ``measure`` and ``distributed`` (processes under torch.distributed); core
+  modules import only each other;
 - topic modules, one per chapter (``stability``, ``drift``, ``wsd``, ``saddles``, ``curl``, ``cbo``,
   ``edge``, ...), which import only the core, never each other;
 - presentation: ``plotting`` and ``explore``, the only modules that import matplotlib or ipywidgets;

@@ -39,6 +39,8 @@ COLORS: dict[str, str] = {
     "langevin": "#CC6677",  # rose: Langevin chains (last iterate)
     "langevin average": "#999933",  # olive: the average of a chain's iterates
     "sns sparse": "#117733",  # dark green: Sinkhorn-Newton-Sparse with a sparsified Hessian
+    "dadao": "#117733",  # dark green: DADAO's accelerated decentralised runs
+    "gossip": "#E69F00",  # orange, as SGD: gossip averaging with local gradient steps, the baseline
     "theory": "#777777",  # grey, for closed forms and bounds
     "unstable": "#D55E00",  # vermillion, for divergence and stability limits
 }

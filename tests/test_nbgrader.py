@@ -92,6 +92,8 @@ TYPICAL_MISTAKES = {
     "least_squares_backward": lambda sol: sol.replace(
         "return -(torch.outer(r, lam) + torch.outer(A_lam, omega)), A_lam",
         "return -torch.outer(A_lam, omega), A_lam  # the shortcut: the term in r dropped"),
+    "dadao_event": lambda sol: sol.replace("dadao.flow(state, tau, params)  # advance lazily to the event's time",
+                                           "state  # the flow before the event forgotten"),
     "stable_consensus_point": "w = torch.exp(-alpha * fX)  # not shifted: overflows or underflows\n"
                               "return (w[:, None] * X).sum(0) / w.sum()",
 }
