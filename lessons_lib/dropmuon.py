@@ -277,15 +277,24 @@ class DropMuonRun(Record):
         within = self.layer_updates <= check_positive(layer_updates, name="layer_updates", allow_zero=True)
         return float(self.loss[within].min())
 
-    def end_within(self, layer_updates: float, *, last: int = 10) -> float:
-        """The mean loss of the ``last`` records made within a budget of ``layer_updates`` (fewer if fewer exist).
+    def end_within(self, layer_updates: float, *, last: int = 10, over_layer_updates: float | None = None) -> float:
+        """The mean loss at the end of a budget of ``layer_updates``: over the ``last`` records made within it
+        (fewer if fewer exist) or, if ``over_layer_updates`` is given, over every record made in the budget's
+        last ``over_layer_updates`` layer updates (at least the last record).
 
         Unlike :meth:`best_within`, this does not favour the run that records more often: the minimum of a noisy
-        curve falls with the number of records, and a cheaper step records more of them per layer update.
+        curve falls with the number of records, and a cheaper step records more of them per layer update. The
+        window is a choice: ``last`` records span fewer layer updates for the run with cheaper steps, a window
+        in layer updates spans the same cost for both.
         """
-        within = self.layer_updates <= check_positive(layer_updates, name="layer_updates", allow_zero=True)
+        budget = check_positive(layer_updates, name="layer_updates", allow_zero=True)
         last = check_count(last, name="last")
-        return float(self.loss[within][-last:].mean())
+        loss, cost = self.loss[self.layer_updates <= budget], self.layer_updates[self.layer_updates <= budget]
+        if over_layer_updates is None:
+            return float(loss[-last:].mean())
+        window = cost > budget - check_positive(over_layer_updates, name="over_layer_updates")
+        window[-1] = True
+        return float(loss[window].mean())
 
     def first_below(self, level: float, *, axis: Literal["steps", "layer_updates", "seconds"] = "layer_updates"):
         """The ``axis`` value at the first record with loss below ``level``, or ``None`` if never."""

@@ -178,8 +178,17 @@ def test_end_within_averages_the_last_records_inside_the_budget():
     assert r.end_within(budget, last=3) == pytest.approx(float(inside[-3:].mean()), rel=1e-12)
     assert r.end_within(budget, last=1000) == pytest.approx(float(inside.mean()), rel=1e-12)
     assert r.best_within(budget) <= r.end_within(budget, last=3)
+    # a window in layer updates: the records made in (budget - over, budget]
+    over = budget - float(r.layer_updates[4])
+    window = (r.layer_updates > r.layer_updates[4]) & (r.layer_updates <= budget)
+    assert int(window.sum()) == 3
+    assert r.end_within(budget, over_layer_updates=over) == pytest.approx(float(r.loss[window].mean()), rel=1e-12)
+    assert r.end_within(budget, over_layer_updates=1e-9) == pytest.approx(float(inside[-1]), rel=1e-12)
+    assert r.end_within(budget, over_layer_updates=1e6) == pytest.approx(float(inside.mean()), rel=1e-12)
     with pytest.raises(ValueError, match="^last:"):
         r.end_within(budget, last=0)
+    with pytest.raises(ValueError, match="^over_layer_updates:"):
+        r.end_within(budget, over_layer_updates=0)
 
 
 def test_train_counts_layer_updates_from_the_drawn_starts_and_restores_the_threads():
@@ -249,10 +258,18 @@ def test_full_muon_reaches_loss_0_3_in_fewer_layer_updates_on_every_seed(digits_
 
 
 def _at_budget(runs):
+    """Per seed, (Muon, Drop-Muon) at Drop-Muon's budget: the best loss, the mean of the last 10 records and the
+    mean over the budget's last 200 layer updates."""
     budgets = [float(u.layer_updates[-1]) for _, u in runs]
     best = [(f.best_within(B), u.best_within(B)) for (f, u), B in zip(runs, budgets)]
     end = [(f.end_within(B, last=10), u.end_within(B, last=10)) for (f, u), B in zip(runs, budgets)]
-    return budgets, best, end
+    end200 = [(f.end_within(B, over_layer_updates=200), u.end_within(B, over_layer_updates=200))
+              for (f, u), B in zip(runs, budgets)]
+    return budgets, best, end, end200
+
+
+def _medians(pairs):
+    return statistics.median(f for f, _ in pairs), statistics.median(d for _, d in pairs)
 
 
 @pytest.mark.slow
@@ -260,7 +277,7 @@ def _at_budget(runs):
 def test_drop_muon_records_far_more_losses_within_the_budget(digits_runs, depth):
     """The bias of the best loss: within Drop-Muon's budget (about 250 (b + 1) / 2 layer updates) Drop-Muon makes
     251 records and Muon 144-158, so the minimum of Drop-Muon's noisy curve is taken over 1.6-1.7 times more draws."""
-    budgets, _, _ = _at_budget(digits_runs[depth])
+    budgets = _at_budget(digits_runs[depth])[0]
     assert statistics.mean(budgets) == pytest.approx(250 * (depth + 1) / 2, rel=0.05)
     for (f, u), B in zip(digits_runs[depth], budgets):
         assert float(f.layer_updates[-1]) >= B  # Muon ran long enough to spend the budget
@@ -268,26 +285,32 @@ def test_drop_muon_records_far_more_losses_within_the_budget(digits_runs, depth)
 
 
 @pytest.mark.slow
-def test_at_depth_4_drop_muon_ends_the_budget_lower_by_both_statistics(digits_runs):
-    """Measured (seeds 0-4): mean of the last 10 records, medians 0.0229 (Drop-Muon) against 0.0290 (Muon), ratio
-    0.79, lower on 5 of 5 seeds; best loss, 0.0174 against 0.0219, ratio 0.79, lower on 4 of 5."""
-    _, best, end = _at_budget(digits_runs[4])
-    for pairs in (best, end):
-        assert statistics.median(d for _, d in pairs) < 0.85 * statistics.median(f for f, _ in pairs), pairs
+def test_at_depth_4_drop_muon_ends_the_budget_lower_by_every_statistic(digits_runs):
+    """Measured (seeds 0-4), medians Drop-Muon against Muon: mean of the last 10 records 0.0229 against 0.0290
+    (ratio 0.79), lower on 5 of 5 seeds; mean over the last 200 layer updates 0.0348 against 0.0438 (0.79), lower
+    on 4 of 5; best loss 0.0174 against 0.0219 (0.79), lower on 4 of 5."""
+    _, best, end, end200 = _at_budget(digits_runs[4])
+    for pairs in (best, end, end200):
+        full, drop = _medians(pairs)
+        assert drop < 0.85 * full, pairs
         assert sum(d < f for f, d in pairs) >= 4, pairs
+    assert all(d < f for f, d in end), end  # the chapter says "lower on every seed" for this statistic
 
 
 @pytest.mark.slow
-def test_at_depth_6_the_fair_statistic_reverses_and_the_best_loss_is_a_tie(digits_runs):
-    """Measured (seeds 0-4): mean of the last 10 records, medians 0.0746 (Drop-Muon) against 0.0499 (Muon), lower
-    on only 2 of 5 seeds; best loss, 0.0306 against 0.0318, a gap of 0.0012 against seed-to-seed ranges of 0.020
-    (Muon) and 0.023 (Drop-Muon)."""
-    _, best, end = _at_budget(digits_runs[6])
-    assert statistics.median(d for _, d in end) > 1.2 * statistics.median(f for f, _ in end), end
-    assert sum(d < f for f, d in end) <= 2, end
-    gap = abs(statistics.median(d for _, d in best) - statistics.median(f for f, _ in best))
+def test_at_depth_6_drop_muon_has_no_advantage_at_the_budget_whatever_the_window(digits_runs):
+    """Measured (seeds 0-4), medians Drop-Muon against Muon: mean of the last 10 records 0.0746 against 0.0499,
+    lower on 2 of 5 seeds; mean over the last 200 layer updates 0.0634 against 0.0805 (the medians swap), lower on
+    3 of 5; best loss 0.0306 against 0.0318, a gap of 0.0012 against seed-to-seed ranges of 0.020 (Muon) and 0.023
+    (Drop-Muon). No window makes Drop-Muon lower on most seeds by a clear margin."""
+    _, best, end, end200 = _at_budget(digits_runs[6])
+    for pairs in (end, end200):
+        assert sum(d < f for f, d in pairs) <= 3, pairs
+    full, drop = _medians(end)
+    assert drop > 0.9 * full, end
+    full, drop = _medians(best)
     spread = min(max(x) - min(x) for x in zip(*best))
-    assert gap < 0.25 * spread, (gap, spread, best)
+    assert abs(drop - full) < 0.25 * spread, (full, drop, spread, best)
 
 
 # --- the self-check (check.dropmuon_update) -----------------------------------------------------
