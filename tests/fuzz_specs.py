@@ -411,9 +411,17 @@ SPECS: dict[str, Spec] = {
     "wsd.check_valley": Spec(lambda: dict(valley=valley())),
     "wsd.check_task": Spec(lambda: dict(task=task())),
     "wsd.BigramTask.excess": Spec(lambda: dict(logits=randn(8, 8)), instance=task),
+    # distributed (no process is started)
+    "distributed.worker_env": Spec(lambda: dict(rank=0, world_size=2, port=29500), nonneg="rank",
+                                   positive="world_size port", skip="addr"),
 }
 
 OPT_OUT: dict[str, str] = {
+    "distributed.free_port": "takes only a host name and asks the operating system",
+    "distributed.backend_for": "maps a device to a backend name; torch.device rejects a bad device itself",
+    "distributed.launch": "starts processes; its bad module, world_size and timeout are tested in "
+                          "tests/test_distributed.py",
+    "distributed.serve": "the body of a worker process, run only under launch or torchrun (tests/test_distributed.py)",
     "backend.default_device": "takes no argument (LESSONS_DEVICE is tested in tests/test_backend.py)",
     "backend.scale": "takes no argument (LESSONS_SCALE is tested in tests/test_backend.py)",
     "backend.pick": "returns one of two arbitrary values",

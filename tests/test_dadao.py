@@ -343,7 +343,9 @@ def _gamma(m):  # gamma_mult = 1 is the theory's step; about x16 is where a node
 DIVERGENCE_CASES = {"dadao.simulate": (_gamma, "diverges", ())}
 NOT_RUNNERS = {"dadao.run_distributed": "simulate on real processes (bit-equal to it; tested there); each call "
                                         "starts several Python processes, too slow for the divergence sweep",
-               "dadao.event_schedule": "draws event times; no dynamics"}
+               "dadao.event_schedule": "draws event times; no dynamics",
+               "dadao.from_results": "assembles the record of a distributed run from its workers' results; no "
+                                     "dynamics of its own"}
 
 
 # --- baseline calls for tests/test_fuzz.py -------------------------------------------------------------------
@@ -366,7 +368,9 @@ FUZZ_OPT_OUT = {"dadao.LogisticProblem.grad": "the gradient oracle inside the ev
                                              "state holds (a check there would turn divergence into an exception)",
                 "dadao.LogisticProblem.cpu": "takes no argument",
                 "dadao.message": "y + z of a state the loop hands over; no check in the inner loop",
-                "check.dadao.dadao_event": "the learner's function is probed by tests/test_course.py"}
+                "check.dadao.dadao_event": "the learner's function is probed by tests/test_course.py",
+                "dadao.run_distributed": "its arguments are make_payload's (probed here) and a timeout, checked before "
+                                         "any process starts; a valid call starts n Python processes"}
 
 FUZZ_SPECS = {
     "dadao.laplacian": fuzz_specs.Spec(lambda: dict(edges=[(0, 1), (1, 2)], n=3), skip="edges"),
