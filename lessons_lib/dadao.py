@@ -208,13 +208,23 @@ def flow(state: torch.Tensor, tau: float, params: DadaoParams) -> torch.Tensor:
         params: from :func:`dadao_params`.
 
     Returns:
-        The ``(6, d)`` state at time ``tau`` later, same dtype and device.
+        The ``(6, d)`` state at time ``tau`` later, same dtype and device (``exp(tau M)`` is formed in float64 and
+        cast to the state's dtype).
+
+    Raises:
+        ValueError: for ``tau < 0`` (or not finite).
     """
+    if not 0 <= tau < math.inf:
+        raise ValueError(f"tau: the elapsed time must be finite and >= 0, got {tau!r}")
     if params.P.numel() == 0:
-        return torch.linalg.matrix_exp(params.M * tau) @ state
-    w = [cmath.exp(lam * tau) for lam in params.evals]  # exp(tau lambda_k), six complex numbers
-    weights = torch.tensor([z.real for z in w] + [z.imag for z in w], dtype=torch.float64)
-    return (weights @ params.P).view(6, 6) @ state
+        expm = torch.linalg.matrix_exp(params.M * tau)
+    else:
+        w = [cmath.exp(lam * tau) for lam in params.evals]  # exp(tau lambda_k), six complex numbers
+        weights = torch.tensor([z.real for z in w] + [z.imag for z in w], dtype=torch.float64)
+        expm = (weights @ params.P).view(6, 6)
+    if expm.dtype != state.dtype or expm.device != state.device:
+        expm = expm.to(state)
+    return expm @ state
 
 
 def grad_event(state: torch.Tensor, grad: torch.Tensor, params: DadaoParams) -> torch.Tensor:
@@ -393,8 +403,9 @@ def node_event(state: torch.Tensor, tau: float, params: DadaoParams, *, grad_fn=
 def _play(problem, params, schedule: Schedule, grid: torch.Tensor, nodes, exchange, method: Method, lr,
           blowup: float):
     """Play the events of ``nodes`` in time order; ``exchange(event k, own node, other node, own message)``
-    returns the message of a gossip partner that is not in ``nodes``. Returns per node: the final x, the squared
-    errors on ``grid`` and the event at which the node left the ball (``-1``: never)."""
+    returns the message of a gossip partner that is not in ``nodes``; a frozen node still calls it (its partner
+    is waiting for its message). Returns per node: the final x, the squared errors on ``grid``, the event at which
+    the node left the ball (``-1``: never) and the final ``(6, d)`` state (at ``grid[-1]``, or where it froze)."""
     d = problem.x_star.shape[0]
     states = {v: torch.zeros(6, d, dtype=torch.float64) for v in nodes}
     last = {v: 0.0 for v in nodes}
@@ -425,7 +436,11 @@ def _play(problem, params, schedule: Schedule, grid: torch.Tensor, nodes, exchan
                    for v in ends}
             out = {v: now[v][0] if method == "gossip" else message(now[v]) for v in ends}
         for v in ends:
-            if frozen[v] >= 0:
+            if frozen[v] >= 0:  # a frozen node no longer moves, but its partner still gets its (frozen) message
+                if kind[k] == 1:
+                    w = jj[k] if v == ii[k] else ii[k]
+                    if w not in states:
+                        exchange(k, v, w, out[v])  # the reply is discarded; skipping the call would deadlock
                 continue
             if kind[k] == 0:
                 new = node_event(states[v], t - last[v], params, grad_fn=lambda x, v=v: problem.grad(v, x),
@@ -439,7 +454,10 @@ def _play(problem, params, schedule: Schedule, grid: torch.Tensor, nodes, exchan
             else:
                 states[v], last[v] = new, t
     record_until(math.inf)
-    return {v: (x_at(v, float(grid[-1])), torch.stack(errors[v]), frozen[v]) for v in nodes}
+    end = float(grid[-1])
+    final = {v: states[v] if method == "gossip" or frozen[v] >= 0 else flow(states[v], end - last[v], params)
+             for v in nodes}
+    return {v: (x_at(v, end), torch.stack(errors[v]), frozen[v], final[v]) for v in nodes}
 
 
 # --- the runners -------------------------------------------------------------------------------------------
@@ -452,6 +470,7 @@ class DadaoRun(Record):
         x: ``(n, d)`` every node's x at ``t_max``. times: ``(G,)`` the grid. error: ``(G,)`` mean ``|x_i - x*|^2``.
         grads, comms: numbers of gradient and gossip events. diverged: a node left the ball ``|state| <= blowup``.
         diverged_at: the first event (1-based) at which one did, ``-1`` if none. lam_mix: the gossip rate.
+        state: ``(n, 6, d)`` every node's six vectors at ``t_max`` (a frozen node's at its last finite event).
     """
 
     x: torch.Tensor
@@ -462,6 +481,7 @@ class DadaoRun(Record):
     diverged: bool
     diverged_at: int
     lam_mix: float
+    state: torch.Tensor
 
 
 def _setup(problem, edges, t_max, generator, lam_mult, gamma_mult, method, n_grid, blowup):
@@ -486,7 +506,7 @@ def _record(problem, params, schedule, grid, per_node) -> DadaoRun:
     return DadaoRun(x=torch.stack([per_node[v][0] for v in range(n)]), times=grid,
                     error=torch.stack([per_node[v][1] for v in range(n)]).mean(0), grads=schedule.grads,
                     comms=schedule.comms, diverged=bool(first), diverged_at=min(first) if first else -1,
-                    lam_mix=params.lam_mix)
+                    lam_mix=params.lam_mix, state=torch.stack([per_node[v][3] for v in range(n)]))
 
 
 def simulate(problem: LogisticProblem, edges, *, t_max: float = 200.0, generator: int | torch.Generator = 0,

@@ -39,10 +39,16 @@ import torch
 from .backend import check_count, check_positive
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]  # the folder holding the lessons_lib package
+TIMEOUT_VAR = "LESSONS_DIST_TIMEOUT"  # launch passes its timeout to the workers' process group through this
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now (the OS picks it), for ``MASTER_PORT``."""
+    """A TCP port that is free on ``host`` right now (the OS picks it), for ``MASTER_PORT``.
+
+    The port is released before it is returned, so another program may take it before rank 0 binds it (a race
+    that cannot be closed from here); :func:`launch` then fails with the workers' rendezvous error, and a second
+    call picks another port.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
@@ -97,7 +103,7 @@ def launch(module: str, payload: Any, *, world_size: int, timeout: float = 60.0,
         raise ValueError(f"module: expected a dotted module name, got {module!r}")
     world_size = check_count(world_size, name="world_size")
     timeout = check_positive(timeout, name="timeout")
-    port = free_port()
+    port = free_port()  # racy (see free_port), rare on one machine
     with tempfile.TemporaryDirectory(prefix="lessons-dist-") as tmp:
         folder = pathlib.Path(tmp)
         torch.save(payload, folder / "payload.pt")
@@ -106,9 +112,11 @@ def launch(module: str, payload: Any, *, world_size: int, timeout: float = 60.0,
             for rank in range(world_size):
                 log = open(folder / f"stderr-{rank}.txt", "wb")
                 logs.append(log)
+                env = worker_env(rank, world_size, port)
+                env[TIMEOUT_VAR] = repr(float(timeout))  # serve's collective timeout: the run's own
                 procs.append(subprocess.Popen(
                     [python or sys.executable, "-m", module, str(folder / "payload.pt"), str(folder)],
-                    env=worker_env(rank, world_size, port), cwd=str(_ROOT), stdin=subprocess.DEVNULL,
+                    env=env, cwd=str(_ROOT), stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL, stderr=log))
             deadline = time.monotonic() + timeout
             while any(p.poll() is None for p in procs):
@@ -145,20 +153,25 @@ def backend_for(device: torch.device | str) -> str:
     return "nccl" if torch.device(device).type == "cuda" else "gloo"
 
 
-def serve(work: Callable[[Any, int, int], Any], *, device: torch.device | str = "cpu", timeout: float = 60.0,
-          argv: list[str] | None = None) -> None:
+def serve(work: Callable[[Any, int, int], Any], *, device: torch.device | str = "cpu",
+          timeout: float | None = None, argv: list[str] | None = None) -> None:
     """The body of a worker's ``__main__``: join the group, run ``work``, write the result, leave.
 
     Reads ``argv = [payload file, output folder]`` (default ``sys.argv[1:]``) and the rank and world size from
     the environment (torchrun's variables, or :func:`worker_env`'s), joins the default process group with
     :func:`backend_for` ``(device)`` and a ``timeout``, calls ``work(payload, rank, world_size)``, saves its
-    return value as ``<output folder>/result-<rank>.pt``, waits at a barrier and destroys the group.
+    return value as ``<output folder>/result-<rank>.pt``, waits at a barrier and destroys the group. The
+    ``timeout`` (seconds) of the group's collectives defaults to :func:`launch`'s, passed in the environment
+    variable ``LESSONS_DIST_TIMEOUT``, or 60 s where that is unset (under ``torchrun``).
     """
     import torch.distributed as dist
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
         raise SystemExit("usage: python -m <module> <payload.pt> <output folder>")
+    if timeout is None:
+        timeout = float(os.environ.get(TIMEOUT_VAR, "60"))
+    timeout = check_positive(timeout, name="timeout")
     payload = torch.load(argv[0], weights_only=False)
     torch.set_num_threads(1)
     dist.init_process_group(backend_for(device), timeout=datetime.timedelta(seconds=timeout))

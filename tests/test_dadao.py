@@ -79,12 +79,21 @@ def test_flow_is_a_semigroup_and_matches_the_ode_rows():
     p = params(7.0)
     s = rand(6, 4)
     assert torch.allclose(D.flow(D.flow(s, 0.4, p), 1.1, p), D.flow(s, 1.5, p), atol=1e-13)
-    h = 1e-6  # the derivative at 0 is M s, row by row as in eq-dadao-ode
-    deriv = (D.flow(s, h, p) - D.flow(s, -h, p)) / (2 * h)
+    h = 1e-6  # the derivative at 0 is M s, row by row as in eq-dadao-ode (one-sided, second order)
+    deriv = (4 * D.flow(s, h, p) - D.flow(s, 2 * h, p) - 3 * s) / (2 * h)
     x, xt, y, yt, z, zt = s
     want = torch.stack([p.eta * (xt - x), p.eta_t * (x - xt), p.alpha * (yt - y), -p.theta * (p.nu * xt + y + z),
                         p.alpha * (zt - z), p.alpha_t * (z - zt)])
     assert torch.allclose(deriv, want, atol=1e-8)
+
+
+def test_flow_rejects_negative_time_and_keeps_the_states_dtype():
+    p, s = params(), rand(6, 3)
+    for tau in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="^tau:"):
+            D.flow(s, tau, p)
+    low = D.flow(s.float(), 0.7, p)
+    assert low.dtype == torch.float32 and torch.allclose(low.double(), D.flow(s, 0.7, p), atol=1e-5)
 
 
 def test_the_constants_follow_the_formulas_and_the_actual_gossip_rate():
@@ -249,12 +258,18 @@ def test_condition_number_slows_the_linear_rate():
 # --- the real engine --------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_three_gloo_processes_are_bit_equal_to_the_simulation():
+@pytest.mark.parametrize("method, gamma_mult", [("dadao", 1.0), ("gossip", 1.0), ("dadao", 32.0)])
+def test_three_gloo_processes_are_bit_equal_to_the_simulation(method, gamma_mult):
+    """Also a diverging run (gamma x 32: a node leaves the ball at event 33): its frozen node must keep answering
+    its partners' exchanges, or the engine deadlocks where the simulation does not."""
     prob, edges = problem(0, n=3), D.graph_edges("cycle", 3)
-    sim = D.simulate(prob, edges, t_max=30.0, generator=1)
-    real = D.run_distributed(prob, edges, t_max=30.0, generator=1, timeout=120)
-    assert torch.equal(sim.x, real.x) and torch.equal(sim.error, real.error)
-    assert (sim.grads, sim.comms, sim.diverged) == (real.grads, real.comms, real.diverged)
+    kw = dict(t_max=30.0, generator=1, method=method, gamma_mult=gamma_mult)
+    sim = D.simulate(prob, edges, **kw)
+    real = D.run_distributed(prob, edges, timeout=120, **kw)
+    assert sim.diverged == (gamma_mult > 16)
+    assert torch.equal(sim.state, real.state) and torch.equal(sim.x, real.x) and torch.equal(sim.error, real.error)
+    assert (sim.grads, sim.comms, sim.diverged, sim.diverged_at) == (real.grads, real.comms, real.diverged,
+                                                                     real.diverged_at)
 
 
 @pytest.mark.slow
@@ -272,7 +287,7 @@ def test_torchrun_launches_the_worker():
         assert done.returncode == 0, done.stderr[-2000:]
         results = [torch.load(pathlib.Path(tmp) / f"result-{r}.pt", weights_only=False) for r in range(2)]
     real = D.from_results(payload, results)
-    assert torch.equal(sim.x, real.x) and torch.equal(sim.error, real.error)
+    assert torch.equal(sim.state, real.state) and torch.equal(sim.error, real.error)
 
 
 @pytest.mark.slow
@@ -358,10 +373,10 @@ def _tiny():
     return D.logistic_problem(3, dim=2, samples=5, generator=0, device="cpu")
 
 
-def _tiny_results():  # what three workers return: the schedule (rank 0), then (x, errors on the grid, -1)
+def _tiny_results():  # what three workers return: the schedule (rank 0), then (x, errors, -1, final state)
     schedule = D.event_schedule(3, [(0, 1), (1, 2)], t_max=2.0, lam_mix=1.0, generator=0)
     return [(schedule if r == 0 else None, (torch.zeros(2, dtype=torch.float64), torch.ones(3, dtype=torch.float64),
-                                            -1)) for r in range(3)]
+                                            -1, torch.zeros(6, 2, dtype=torch.float64))) for r in range(3)]
 
 
 FUZZ_OPT_OUT = {"dadao.LogisticProblem.grad": "the gradient oracle inside the event loop, called on whatever the "
