@@ -205,7 +205,7 @@ def test_bad_input_names_the_argument():
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_dadao_converges_linearly_and_gossip_stalls(seed):
-    """Measured: DADAO's error ratio 1e-10 .. 8e-9 at t = 200; gossip with local steps 0.017 .. 0.06."""
+    """Measured: DADAO's error ratio 9.9e-11 .. 8.4e-9 at t = 200; gossip with local steps 0.030 .. 0.062."""
     prob = problem(seed)
     for kind in ("cycle", "complete"):
         edges = D.graph_edges(kind, N)
@@ -214,7 +214,7 @@ def test_dadao_converges_linearly_and_gossip_stalls(seed):
         assert abs(run.grads - N * 200) < 4 * math.sqrt(N * 200)
         assert abs(run.comms - run.lam_mix * 200) < 4 * math.sqrt(run.lam_mix * 200)
         gossip = D.simulate(prob, edges, t_max=200.0, generator=seed, method="gossip")
-        assert 1e-3 < float(gossip.error[-100:].min() / gossip.error[0]) < 0.5
+        assert 0.02 < float(gossip.error[-1] / gossip.error[0]) < 0.08  # the notebook's "3-6 %"
 
 
 @pytest.mark.slow
@@ -230,29 +230,52 @@ def test_halving_the_gossip_rate_diverges_on_every_graph():
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_larger_gradient_steps_help_then_stall_then_blow_up(seed):
-    """Measured, cycle: ratios at t = 200 of 4e-9 (x1), 3e-10 (x2), 1.5e-10 (x3), 0.1-0.45 (x4), 11-415 (x8);
-    x16 leaves the ball."""
+    """Measured (L/mu = 4.8), cycle: ratios at t = 200 of 4e-9 (x1), 3e-10 (x2), 1.5e-10 (x3), 0.1-0.45 (x4),
+    11-415 (x8), complete graph x8: 4.9-114; x16 leaves the ball."""
     prob, edges = problem(seed), D.graph_edges("cycle", N)
     ratio = {}
     for g in (1, 2, 3, 4, 8):
         run = D.simulate(prob, edges, t_max=200.0, generator=seed, gamma_mult=g, n_grid=11)
         ratio[g] = float(run.error[-1] / run.error[0])
+        assert not run.diverged
     assert ratio[2] < ratio[1] and ratio[3] < ratio[1] and ratio[3] < 1e-8
-    assert ratio[4] > 1e-3 and ratio[8] > 1.0
+    assert 0.03 < ratio[4] < 1.0 and 4.0 < ratio[8] < 1000.0
+    complete = D.simulate(prob, D.graph_edges("complete", N), t_max=200.0, generator=seed, gamma_mult=8, n_grid=3)
+    assert not complete.diverged and 4.0 < float(complete.error[-1] / complete.error[0]) < 1000.0
     assert D.simulate(prob, edges, t_max=100.0, generator=seed, gamma_mult=16, n_grid=5).diverged
 
 
 @pytest.mark.slow
+def test_the_step_threshold_moves_up_with_the_condition_number():
+    """Measured (seed 0, cycle, t = 100): x4 0.25 and x8 39 at L/mu = 4.8, against 0.011 and 0.67 at L/mu = 39;
+    x4 at L/mu = 39 goes on to 1.3e-8 by t = 400 (a transient bump at t = 100, not a stall)."""
+    edges = D.graph_edges("cycle", N)
+    at = {mu: D.logistic_problem(N, dim=5, samples=100, mu=mu, generator=0, device="cpu") for mu in (1.0, 0.1)}
+    for g in (4.0, 8.0):
+        end = {mu: float(D.simulate(p, edges, t_max=100.0, generator=0, gamma_mult=g, n_grid=3).error[-1])
+               / float((p.x_star ** 2).sum()) for mu, p in at.items()}
+        assert end[0.1] < 0.2 * end[1.0]
+    long = D.simulate(at[0.1], edges, t_max=400.0, generator=0, gamma_mult=4.0, n_grid=5)
+    ratio = long.error / long.error[0]  # grid t = 0, 100, 200, 300, 400
+    assert not long.diverged and float(ratio[1]) > 1e-3 and float(ratio[-1]) < 1e-6
+
+
+@pytest.mark.slow
 def test_condition_number_slows_the_linear_rate():
-    """Measured (seed 0): L/mu = 2, 12, 57 leave 1.5e-11, 1.5e-6 and 1.5e-3 of the error at t = 200."""
+    """Measured (seed 0): L/mu = 2, 12, 57 leave 1.5e-11, 1.5e-6 and 1.5e-3 of the error at t = 200;
+    -ln(ratio) sqrt(L/mu) = 35, 46, 49 (roughly sqrt(L/mu) scaling); at 57 the error rises 1.4e-3 -> 1.8e-2
+    between t = 80 and 120."""
     base = problem(0)
     out = []
     for kappa in (2, 12, 57):
         prob = problem(0, mu=(base.L - base.mu) / (kappa - 1))
         assert prob.L / prob.mu == pytest.approx(kappa)
-        run = D.simulate(prob, D.graph_edges("cycle", N), t_max=200.0, generator=0, n_grid=5)
-        out.append(float(run.error[-1] / run.error[0]))
+        run = D.simulate(prob, D.graph_edges("cycle", N), t_max=200.0, generator=0, n_grid=51)
+        r = run.error / run.error[0]
+        out.append(float(r[-1]))
+        assert 30 < -math.log(float(r[-1])) * math.sqrt(kappa) < 55
     assert out[0] < 1e-9 and out[0] * 100 < out[1] and out[1] * 100 < out[2] and out[2] > 1e-4
+    assert float(r[30]) > 10 * float(r[20])  # L/mu = 57: the bump between t = 80 and t = 120
 
 
 # --- the real engine --------------------------------------------------------------------------------------
