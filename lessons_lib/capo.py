@@ -55,6 +55,14 @@ class TokenTerms(Record):
     fisher: torch.Tensor
 
 
+def _finite(x: torch.Tensor, name: str) -> torch.Tensor:
+    """``x`` as a float tensor with only finite entries, else a ValueError naming ``name``."""
+    x = check_float_tensor(x, name=name)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return x
+
+
 def _terms(pi: torch.Tensor, a: torch.Tensor, A: torch.Tensor, u: torch.Tensor) -> tuple:
     """``(first, hessian, fisher)`` from probabilities ``pi (..., n, V)``, tokens, advantages and ``u = G h``."""
     vu = u.gather(-1, a.unsqueeze(-1)).squeeze(-1) - (pi * u).sum(-1)  # v^T u with v = e_a - pi
@@ -85,7 +93,9 @@ def token_terms(W: torch.Tensor, h: torch.Tensor, a: torch.Tensor, A: torch.Tens
         Melo, Abate & Gal (2025), Stabilizing Policy Gradients for Sample-Efficient Reinforcement Learning
         in LLM Reasoning, arXiv 2510.00819.
     """
-    W, h, A, G = (check_float_tensor(x, name=n) for x, n in ((W, "W"), (h, "h"), (A, "A"), (G, "G")))
+    W, h, A, G = (_finite(x, n) for x, n in ((W, "W"), (h, "h"), (A, "A"), (G, "G")))
+    dtype = torch.promote_types(torch.promote_types(W.dtype, h.dtype), torch.promote_types(A.dtype, G.dtype))
+    W, h, A, G = (x.to(dtype) for x in (W, h, A, G))
     if W.ndim != 2:
         raise ValueError(f"W: expected shape (V, H), got {tuple(W.shape)}")
     V, H = W.shape
@@ -182,6 +192,9 @@ def token_mask(m_H: torch.Tensor, m_F: torch.Tensor, *, tau_H, tau_F, rule: Rule
         A bool tensor of the shape of ``m_H``: True where the token is kept.
     """
     m_H, m_F = check_float_tensor(m_H, name="m_H"), check_float_tensor(m_F, name="m_F")
+    for x, name in ((m_H, "m_H"), (m_F, "m_F")):
+        if bool(torch.isnan(x).any()):
+            raise ValueError(f"{name}: contains NaN")
     if m_H.shape != m_F.shape:
         raise ValueError(f"m_F: expected the shape of m_H, {tuple(m_H.shape)}, got {tuple(m_F.shape)}")
     rule = check_choice(rule, ("code", "theorem"), name="rule")
@@ -189,10 +202,15 @@ def token_mask(m_H: torch.Tensor, m_F: torch.Tensor, *, tau_H, tau_F, rule: Rule
     tH, tF = _per_run(tau_H, name="tau_H", like=m_H), _per_run(tau_F, name="tau_F", like=m_H)
     if bool((tF < 0).any()):
         raise ValueError("tau_F: must be >= 0 (m_F is never negative)")
+    if rule == "code" and bool((tH <= 0).any()):
+        raise ValueError("tau_H: the code's rule needs tau_H > 0")
+    return _keep(m_H, m_F, tH, tF, rule, symmetric)
+
+
+def _keep(m_H, m_F, tH, tF, rule: str, symmetric: bool) -> torch.Tensor:
+    """The mask of :func:`token_mask` on validated inputs (NaN values, from an overflowing step, are dropped)."""
     if rule == "theorem":
         return (m_H >= tH) & (m_F <= tF)
-    if bool((tH <= 0).any()):
-        raise ValueError("tau_H: the code's rule needs tau_H > 0")
     keep_H = (m_H.abs() < tH) if symmetric else ((m_H >= 0) & (m_H < tH))
     return keep_H & (m_F < tF)
 
@@ -267,7 +285,7 @@ def accuracy(bandit: TokenBandit, W: torch.Tensor) -> torch.Tensor:
     """
     if not isinstance(bandit, TokenBandit):
         raise ValueError(f"bandit: expected a TokenBandit, got {type(bandit).__name__}")
-    W = check_float_tensor(W, name="W")
+    W = _finite(W, "W")
     if W.shape[-2:] != (bandit.vocab, bandit.hidden) or W.ndim not in (2, 3):
         raise ValueError(f"W: expected shape ({bandit.vocab}, {bandit.hidden}) or (R, ...), got {tuple(W.shape)}")
     Wb = W if W.ndim == 3 else W[None]
@@ -354,7 +372,7 @@ def token_batch(bandit: TokenBandit, W: torch.Tensor, *, prompts: int = 16, samp
     """
     if not isinstance(bandit, TokenBandit):
         raise ValueError(f"bandit: expected a TokenBandit, got {type(bandit).__name__}")
-    W = check_float_tensor(W, name="W")
+    W = _finite(W, "W")
     if W.shape != (bandit.vocab, bandit.hidden):
         raise ValueError(f"W: expected shape ({bandit.vocab}, {bandit.hidden}), got {tuple(W.shape)}")
     P, S = check_count(prompts, name="prompts"), check_count(samples, name="samples", minimum=2)
@@ -431,6 +449,7 @@ def train(bandit: TokenBandit, *, method: Method = "capo", lr=8.0, steps: int = 
     dtype = bandit.features.dtype
     W0 = torch.zeros(R, V, H, dtype=dtype, device=device)
     token_mask(W0[:, :1, 0], W0[:, :1, 0], tau_H=tau_H, tau_F=tau_F, rule=rule, symmetric=symmetric)  # validate
+    tH, tF = _per_run(tau_H, name="tau_H", like=W0[:, :1, 0]), _per_run(tau_F, name="tau_F", like=W0[:, :1, 0])
     n = P * S * T
 
     def step(state, t, eta):
@@ -456,7 +475,7 @@ def train(bandit: TokenBandit, *, method: Method = "capo", lr=8.0, steps: int = 
             first, hess, fisher = _terms(pi, a, A, u)
             m_H = eta_r * first + 0.5 * eta_r ** 2 * hess
             m_F = 0.5 * eta_r ** 2 * fisher
-            keep = token_mask(m_H, m_F, tau_H=tau_H, tau_F=tau_F, rule=rule, symmetric=symmetric)
+            keep = _keep(m_H, m_F, tH, tF, rule, symmetric)
             rate = 1.0 - keep.to(dtype).mean(-1)
             g = torch.einsum("rn,rna,rnk->rak", coef * keep, vv, h)
             if optimizer == "adam":
@@ -496,6 +515,8 @@ def realised_change(W: torch.Tensor, h: torch.Tensor, a: torch.Tensor, A: torch.
     """
     token_terms(W, h, a, A, G)  # validates the shapes
     lr = check_positive(lr, name="lr")
+    dtype = torch.promote_types(torch.promote_types(W.dtype, h.dtype), torch.promote_types(A.dtype, G.dtype))
+    W, h, A, G = (x.to(dtype) for x in (W, h, A, G))
     Wn = W + lr * G
     logits = h @ W.T
     new = torch.einsum("nvk,nk->nv", Wn, h) if G.ndim == 3 else h @ Wn.T

@@ -225,6 +225,12 @@ def test_bad_input_names_the_argument(bandit):
         capo.token_mask(torch.zeros(2), torch.zeros(2), tau_H=1.0, tau_F=-1.0)
     with pytest.raises(ValueError, match="^lr:"):
         capo.train(bandit, lr=[1.0, 2.0], runs=3, steps=1)
+    with pytest.raises(ValueError, match="^tau_F:"):
+        capo.token_mask(torch.zeros(2), torch.zeros(2), tau_H=1.0, tau_F=math.nan)
+    with pytest.raises(ValueError, match="^tau_H:"):
+        capo.train(bandit, tau_H=0.0, steps=1)  # the code's rule needs tau_H > 0
+    with pytest.raises(ValueError, match="^m_F:"):
+        capo.token_mask(torch.zeros(2), torch.tensor([0.0, math.nan]), tau_H=1.0, tau_F=1.0)
     with pytest.raises(ValueError, match="^samples:"):
         capo.train(bandit, samples=1, steps=1)
 
@@ -282,14 +288,16 @@ FUZZ_SPECS = {
     "capo.predicted_change": Spec(lambda: dict(terms=_terms(), lr=0.5), positive="lr"),
     "capo.kl_term": Spec(lambda: dict(terms=_terms(), lr=0.5), positive="lr"),
     "capo.token_mask": Spec(lambda: dict(m_H=torch.tensor([0.1, -0.2], **F64), m_F=torch.tensor([0.0, 0.3], **F64),
-                                         tau_H=0.5, tau_F=0.2, rule="code", symmetric=True), nonneg="tau_F"),
+                                         tau_H=0.5, tau_F=0.2, rule="code", symmetric=True), nonneg="tau_F",
+                            skip="tau_H tau_F"),  # inf is a valid threshold (no test); NaN and < 0 tested above
     "capo.token_bandit": Spec(lambda: dict(vocab=3, length=2, hidden=4, generator=0, dtype=torch.float64,
                                            device="cpu"), skip="dtype device"),  # dtype, device: passed to torch
     "capo.accuracy": Spec(lambda: dict(bandit=_small(), W=torch.zeros(3, 4))),
     "capo.train": Spec(lambda: dict(bandit=_small(), method="capo", lr=1.0, steps=2, runs=2, prompts=2, samples=2,
                                     tau_H=1.0, tau_F=0.3, rule="code", symmetric=True, optimizer="sgd",
                                     betas=(0.9, 0.999), eps=1e-8, record_every=1, generator=0),
-                       positive="lr eps tau_H", nonneg="tau_F", skip="betas"),  # betas: a pair, checked in range
+                       positive="lr eps", skip="betas tau_H tau_F"),
+    # betas: a pair, checked in range; tau_H, tau_F: inf is a valid threshold (no test), validated by token_mask
     "check.capo.capo_hessian": Spec(lambda: dict(fn=lambda W, h, a, A, G: A), skip="fn"),  # the learner's function
 }
 FUZZ_OPT_OUT = {}
