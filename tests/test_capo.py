@@ -156,6 +156,7 @@ def bandit():
     return capo.token_bandit(generator=0, device="cpu")
 
 
+@pytest.mark.slow
 def test_moderate_rate_grpo_learns_and_capo_keeps_up(bandit):
     """lr 8, 200 steps, 5 seeds each (batched): GRPO's median final accuracy >= 0.95 (measured 0.986) and CAPO with
     tau_F = 0.3 within 0.02 of it (measured 0.984; it masks nothing at this rate)."""
