@@ -44,7 +44,7 @@ from .backend import (
     check_positive,
     check_real,
 )
-from .run import run
+from .run import per_run, run
 
 GradFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 HvpFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
@@ -376,8 +376,21 @@ def _start(theta0, steps, gamma0, generator):
     if theta0.ndim not in (1, 2):
         raise ValueError(f"theta0: expected shape (d,) or (S, d), got {tuple(theta0.shape)}")
     steps = check_count(steps, name="steps")
-    gamma0 = check_positive(gamma0, name="gamma0")
+    if isinstance(gamma0, (int, float)) and not isinstance(gamma0, bool):
+        gamma0 = torch.tensor(check_positive(gamma0, name="gamma0"), dtype=torch.float64)
+    else:  # one value per batched run: a sweep of gamma0 is one batched call
+        gamma0 = as_tensor(gamma0, name="gamma0", device="cpu")
+        if theta0.ndim != 2 or gamma0.shape != theta0.shape[:1] or not bool((gamma0 > 0).all()):
+            raise ValueError(f"gamma0: expected a number > 0 or one value > 0 per run, got shape {tuple(gamma0.shape)}")
     return theta0, steps, gamma0, as_generator(generator, theta0.device)
+
+
+def _schedule(gamma0: torch.Tensor, power: float) -> Callable:
+    """``t -> gamma0 (2 / (t + 2))^power``, shape ``(T,)`` or ``(T, R)`` for per-run ``gamma0``."""
+    def schedule(t):
+        decay = (2.0 / (t.double() + 2.0)) ** power
+        return gamma0 * decay if gamma0.ndim == 0 else decay[:, None] * gamma0.to(decay.device)
+    return schedule
 
 
 def _finish(result, steps) -> PGRun:
@@ -386,7 +399,7 @@ def _finish(result, steps) -> PGRun:
                  diverged_at=result.diverged_at)
 
 
-def npg_igt(grad_fn: GradFn, theta0: torch.Tensor, *, steps: int, gamma0: float, eta_power: float = 0.8,
+def npg_igt(grad_fn: GradFn, theta0: torch.Tensor, *, steps: int, gamma0: float | torch.Tensor, eta_power: float = 0.8,
             normalized: bool = True, transport: bool = True, generator=0) -> PGRun:
     """N-PG-IGT (``eq-pg-igt``, ``eq-pg-normalised``): normalised ascent with transported momentum.
 
@@ -399,7 +412,8 @@ def npg_igt(grad_fn: GradFn, theta0: torch.Tensor, *, steps: int, gamma0: float,
     Args:
         grad_fn: ``grad_fn(theta, generator) -> (..., d)``, e.g. from :func:`lqr_oracles`.
         theta0: ``(d,)``, or ``(S, d)`` for ``S`` runs batched in the leading dimension.
-        steps: iterations ``T >= 1`` (one oracle call each). gamma0: ``> 0``. eta_power: ``>= 0``.
+        steps: iterations ``T >= 1`` (one oracle call each). gamma0: ``> 0``, or ``(S,)`` values for
+            ``S`` batched runs (a sweep in one call). eta_power: ``>= 0``.
         normalized, transport: flags. generator: int seed or ``torch.Generator``.
 
     Returns:
@@ -419,15 +433,15 @@ def npg_igt(grad_fn: GradFn, theta0: torch.Tensor, *, steps: int, gamma0: float,
         eta = (2.0 / (t + 2)) ** eta_power
         point = theta + (1 - eta) / eta * (theta - prev) if transport else theta
         d = (1 - eta) * d + eta * grad_fn(point, gen)
-        return theta + lr * (_unit(d) if normalized else d), theta, d
+        return theta + per_run(lr, theta) * (_unit(d) if normalized else d), theta, d
 
     state0 = (theta0, theta0, torch.zeros_like(theta0))
-    result = run(step, state0, steps=steps, lr=lambda t: gamma0 * 2.0 / (t.double() + 2.0), batched=theta0.ndim == 2,
+    result = run(step, state0, steps=steps, lr=_schedule(gamma0, 1.0), batched=theta0.ndim == 2,
                  record=lambda s, t: {"theta": s[0], "d": s[2]}, blowup=BLOWUP)
     return _finish(result, steps)
 
 
-def harpg(grad_fn: GradFn, hvp_fn: HvpFn, theta0: torch.Tensor, *, steps: int, gamma0: float,
+def harpg(grad_fn: GradFn, hvp_fn: HvpFn, theta0: torch.Tensor, *, steps: int, gamma0: float | torch.Tensor,
           normalized: bool = True, generator=0) -> PGRun:
     """(N)-HARPG (``eq-pg-harpg``): momentum corrected by a Hessian-vector product at a random midpoint.
 
@@ -460,10 +474,9 @@ def harpg(grad_fn: GradFn, hvp_fn: HvpFn, theta0: torch.Tensor, *, steps: int, g
             q = torch.rand((*theta.shape[:-1], 1), generator=gen, dtype=theta.dtype, device=theta.device)
             v = hvp_fn(q * theta + (1 - q) * prev, theta - prev, gen)
             d = (1 - eta) * (d + v) + eta * grad_fn(theta, gen)
-        return theta + lr * (_unit(d) if normalized else d), theta, d
+        return theta + per_run(lr, theta) * (_unit(d) if normalized else d), theta, d
 
-    schedule = (lambda t: gamma0 * 2.0 / (t.double() + 2.0)) if normalized else (
-        lambda t: gamma0 * (2.0 / (t.double() + 2.0)) ** 0.5)
+    schedule = _schedule(gamma0, 1.0 if normalized else 0.5)
     state0 = (theta0, theta0, torch.zeros_like(theta0))
     result = run(step, state0, steps=steps, lr=schedule, batched=theta0.ndim == 2,
                  record=lambda s, t: {"theta": s[0], "d": s[2]}, blowup=BLOWUP)

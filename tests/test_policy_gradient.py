@@ -119,6 +119,9 @@ def test_the_update_rules_step_by_step():
         eta = (2 / (k + 2)) ** 0.8
         d = (1 - eta) * d + eta * oracle(plain.theta[k], None)
         assert torch.allclose(plain.direction[k], d, atol=1e-14)
+    sweep = pg.npg_igt(oracle, theta0.expand(2, 3).clone(), steps=4, gamma0=[0.7, 0.2])  # gamma0 per run
+    assert torch.allclose(sweep.theta[:, 0], igt.theta[:5], atol=1e-14)
+    assert torch.allclose((sweep.theta[1, 1] - theta0).norm(), t(0.2))
     raw = pg.npg_igt(oracle, theta0, steps=3, gamma0=0.7, normalized=False)
     assert torch.allclose(raw.theta[1], theta0 + 0.7 * oracle(theta0, None), atol=1e-14)
 
@@ -187,6 +190,10 @@ def test_bad_input_is_refused():
         pg.harpg(grad_fn, hvp_fn, START, steps=5, gamma0=-1.0)
     with pytest.raises(ValueError, match="steps"):
         pg.harpg(grad_fn, hvp_fn, START, steps=0, gamma0=1.0)
+    with pytest.raises(ValueError, match="gamma0"):
+        pg.npg_igt(grad_fn, START.expand(3, 2).clone(), steps=5, gamma0=[1.0, 2.0])  # one per run: 3 needed
+    with pytest.raises(ValueError, match="gamma0"):
+        pg.npg_igt(grad_fn, START.expand(2, 2).clone(), steps=5, gamma0=[1.0, 0.0])
     with pytest.raises(ValueError, match="theta"):
         pg.lqr_return(t(1.0, 2.0, 3.0), ENV)
     with pytest.raises(ValueError, match="traj"):
