@@ -192,8 +192,8 @@ def test_a_hessian_mask_alone_does_not_rescue_grpo(bandit):
 
 
 def test_code_and_theorem_rules_keep_the_same_tokens_on_the_bandit(bandit):
-    """With tau_H = inf (code) and delta_H = 0 (theorem), the two rules give the same run: every token's m_H >= 0?
-    Not quite: the theorem drops predicted losses. Measured: the same accuracies to 1e-6 over 40 steps at lr 128."""
+    """With tau_H = 1e9 (code) and delta_H = 0 (theorem) and tau_F = 0.3, the rules differ only on tokens with m_H < 0,
+    which at lr 128 all have m_F >= 0.3 on this bandit: the same masks and accuracies over 40 steps, 3 seeds."""
     kw = dict(lr=128.0, steps=40, runs=3, tau_F=0.3, generator=3, record_every=40)
     code = capo.train(bandit, tau_H=1e9, rule="code", **kw)
     thm = capo.train(bandit, tau_H=0.0, rule="theorem", **kw)
