@@ -170,10 +170,11 @@ def test_moderate_rate_grpo_learns_and_capo_keeps_up(bandit):
 
 def test_aggressive_rate_grpo_collapses_and_capo_is_rescued(bandit):
     """lr 128, 200 steps, 5 seeds each. Measured (seed 0): GRPO median 0.50 (0.375-0.75), entropy 0.007-0.05; CAPO
-    with tau_F = 0.3 median 0.744 (0.62-0.86), mask rate 1.2-2%; tau_F = 0.03 masks 63-69% and stays at 1/V.
+    with tau_F = 0.3 median 0.744 (0.62-0.86), mask rate (every step) about 2-3%;
+    tau_F = 0.03 masks 63-69% and stays at 1/V.
     The claimed CAPO median >= 0.75 did not hold (0.744, 0.739, 0.732 for generators 0, 1, 2): tested at >= 0.7."""
     r = capo.train(bandit, lr=128.0, steps=200, runs=15, tau_F=[math.inf] * 5 + [0.3] * 5 + [0.03] * 5,
-                   generator=0, record_every=50)
+                   generator=0, record_every=1)  # every step: most masking happens in the first ~10 steps
     acc, ent, rate = _final(r)
     assert acc[:5].median() <= 0.65 and bool((ent[:5] < 0.2).all()), (acc, ent)
     assert acc[5:10].median() >= 0.7 and acc[5:10].median() >= acc[:5].median() + 0.15, acc
@@ -189,6 +190,17 @@ def test_a_hessian_mask_alone_does_not_rescue_grpo(bandit):
                    generator=0, record_every=50)
     acc = r.accuracy[-1]
     assert acc[:5].median() <= 0.65 and acc[5:].median() <= 0.65, acc
+
+
+@pytest.mark.slow
+def test_a_fixed_tau_F_slows_learning_at_a_moderate_rate(bandit):
+    """lr 32, 200 steps, 5 seeds each: CAPO with tau_F = 0.3 ends at least 0.2 below GRPO's median (notebook table,
+    seed 0: 0.619 against 0.997), although it drops only 0.9-1.7% of the tokens."""
+    r = capo.train(bandit, lr=32.0, steps=200, runs=10, tau_F=[math.inf] * 5 + [0.3] * 5, generator=0,
+                   record_every=5)
+    acc, _, rate = _final(r)
+    assert acc[5:].median() <= acc[:5].median() - 0.2, acc
+    assert float(rate[5:].mean()) < 0.03, rate
 
 
 def test_code_and_theorem_rules_keep_the_same_tokens_on_the_bandit(bandit):
@@ -234,6 +246,13 @@ def test_bad_input_names_the_argument(bandit):
         capo.token_mask(torch.zeros(2), torch.tensor([0.0, math.nan]), tau_H=1.0, tau_F=1.0)
     with pytest.raises(ValueError, match="^samples:"):
         capo.train(bandit, samples=1, steps=1)
+
+
+def test_self_check_names_a_factor_of_one_half_and_does_not_reveal_the_formula():
+    half = check.capo_hessian(lambda *x: 0.5 * _hess(*x))
+    assert not half and "factor 1/2" in half.message, half
+    other = check.capo_hessian(lambda *x: _hess(*x) + 0.3 * x[3])
+    assert not other and "diag pi - pi pi^T" not in other.message, other
 
 
 # --- self-check, divergence and fuzz registrations --------------------------------------------------------

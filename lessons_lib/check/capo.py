@@ -59,12 +59,16 @@ def _hint(case, value) -> str:
         (A * vu, "that is the first-order term A v^T u, the slope; the exercise asks for the second derivative"),
         (-A * uFu, "you kept only the curvature of log pi_a; the ratio's second derivative adds (v^T u)^2, "
                    "the square of its slope"),
+        (0.5 * A * (vu ** 2 - uFu), "off by a factor 1/2: the 1/2 is the Taylor coefficient that multiplies the "
+                                    "second derivative in m_H; the Hessian term is the second derivative itself"),
+        (2 * A * (vu ** 2 - uFu), "off by a factor 2: return the second derivative itself, without doubling it"),
     )
     for want, words in mistakes:
         if torch.allclose(v, want, rtol=1e-8, atol=1e-12):
             return words
-    return ("not right yet: with v = e_a - pi and u = G h, the term is A [(v^T u)^2 - u^T (diag pi - pi pi^T) u]; "
-            "check each part on one token")
+    return ("not right yet: write the ratio as exp(log pi_a(W + sG) - log pi_a(W)), differentiate twice in s at "
+            "s = 0, and check each part (the slope of log pi_a, its curvature, the advantage) against a finite "
+            "difference on one token")
 
 
 def capo_hessian(fn: Callable) -> CheckResult:
@@ -73,7 +77,7 @@ def capo_hessian(fn: Callable) -> CheckResult:
     ``W`` is ``(V, H)``, ``h`` is ``(n, H)``, ``a`` the sampled tokens ``(n,)``, ``A`` the advantages ``(n,)`` and
     ``G`` the update direction ``(V, H)``; the answer is ``A [(v^T u)^2 - u^T F u]``, shape ``(n,)``. The hints
     name the usual mistakes (no advantage, the Fisher part alone, the wrong sign, ``F = diag pi``, the first-order
-    term) without showing the expected numbers.
+    term, a factor 1/2 or 2) without showing the expected numbers.
     """
     return check_function(fn, _reference, CASES, rtol=1e-8, close_rtol=0.05, hint=_hint,
                           close_note="nearly there: are pi, v and u computed in float64 from the given W, h and G?",
