@@ -94,6 +94,7 @@ TYPICAL_MISTAKES = {
         "return -torch.outer(A_lam, omega), A_lam  # the shortcut: the term in r dropped"),
     "dadao_event": lambda sol: sol.replace("dadao.flow(state, tau, params)  # advance lazily to the event's time",
                                            "state  # the flow before the event forgotten"),
+    "capo_hessian": lambda sol: sol.replace("return A * (vu**2 - uFu)", "return A * vu**2  # the Fisher part only"),
     "stable_consensus_point": "w = torch.exp(-alpha * fX)  # not shifted: overflows or underflows\n"
                               "return (w[:, None] * X).sum(0) / w.sum()",
 }
