@@ -25,7 +25,8 @@ def _linear(x: torch.Tensor) -> torch.Tensor:
 
 # the inputs (d_prev, theta, theta_prev, eta, grad) that igt_direction hands the learner's function, by description
 IGT_CASES = {
-    "a linear gradient -H x, H = diag(0.5, 2), eta = 0.5": (_t(0.3, -0.2), _t(1.0, 0.5), _t(0.8, 0.7), 0.5, _linear),
+    # eta = 0.3, not 0.5: at 0.5 the coefficients (1 - eta) / eta, eta / (1 - eta) and 1 - eta coincide or halve
+    "a linear gradient -H x, H = diag(0.5, 2), eta = 0.3": (_t(0.3, -0.2), _t(1.0, 0.5), _t(0.8, 0.7), 0.3, _linear),
     "a cubic gradient -(x + x^3), eta = 0.2": (_t(-1.0, 0.4), _t(0.6, -0.3), _t(0.5, -0.1), 0.2, _cubic),
     "the first step, eta = 1 (no momentum yet)": (_t(0.0, 0.0), _t(0.2, 0.9), _t(0.2, 0.9), 1.0, _cubic),
 }
@@ -64,8 +65,8 @@ def _hint(case, value) -> str:
     for wrong, why in _variants(*case):
         if torch.allclose(v, wrong, rtol=1e-6, atol=1e-9):
             return why
-    return ("not right yet: evaluate the gradient at theta_t + ((1 - eta) / eta) (theta_t - theta_{t-1}), then mix "
-            "it with d_prev with weights eta and 1 - eta")
+    return ("not right yet: check two things, the point where the new gradient is evaluated (on the line through "
+            "theta_{t-1} and theta_t; how far along it, and why?) and the weights with which it is mixed into d_prev")
 
 
 def igt_direction(fn: Callable) -> CheckResult:
