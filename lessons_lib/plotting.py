@@ -41,6 +41,8 @@ COLORS: dict[str, str] = {
     "sns sparse": "#117733",  # dark green: Sinkhorn-Newton-Sparse with a sparsified Hessian
     "dadao": "#117733",  # dark green: DADAO's accelerated decentralised runs
     "gossip": "#E69F00",  # orange, as SGD: gossip averaging with local gradient steps, the baseline
+    "n-pg-igt": "#117733",  # dark green: normalised policy gradient with implicit gradient transport
+    "harpg": "#882255",  # wine, as Newton: Hessian-aided momentum (a Hessian-vector product per step)
     "theory": "#777777",  # grey, for closed forms and bounds
     "unstable": "#D55E00",  # vermillion, for divergence and stability limits
 }

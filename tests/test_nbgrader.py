@@ -95,6 +95,7 @@ TYPICAL_MISTAKES = {
     "dadao_event": lambda sol: sol.replace("dadao.flow(state, tau, params)  # advance lazily to the event's time",
                                            "state  # the flow before the event forgotten"),
     "capo_hessian": lambda sol: sol.replace("return A * (vu**2 - uFu)", "return A * vu**2  # the Fisher part only"),
+    "igt_direction": "return (1 - eta) * d_prev + eta * grad(theta)  # sampled at theta_t: no transport",
     "stable_consensus_point": "w = torch.exp(-alpha * fX)  # not shifted: overflows or underflows\n"
                               "return (w[:, None] * X).sum(0) / w.sum()",
 }
