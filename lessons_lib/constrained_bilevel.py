@@ -157,6 +157,18 @@ def _check_problem(problem) -> CoupledToy:
     return problem
 
 
+def _check_pair(problem, x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` of shape ``(..., n)`` and ``y`` of shape ``(..., 2n)`` as tensors of the problem's dtype, on x's device."""
+    x = as_tensor(x, name="x", dtype=problem.dtype, device=problem.device)
+    y = as_tensor(y, name="y", dtype=problem.dtype, device=x.device)
+    n = problem.n
+    if x.ndim == 0 or x.shape[-1] != n:
+        raise ValueError(f"x: expected shape (..., {n}), got {tuple(x.shape)}")
+    if y.shape != x.shape[:-1] + (2 * n,):
+        raise ValueError(f"y: expected shape {tuple(x.shape[:-1]) + (2 * n,)}, got {tuple(y.shape)}")
+    return x, y
+
+
 @dataclass(frozen=True)
 class ValueFunction(Record):
     """What :func:`value_function` returns (on the host).
@@ -220,14 +232,8 @@ def value_function(problem: CoupledToy, x, y, z, *, gamma1: float = 1.0, gamma2:
     """
     problem = _check_problem(problem)
     gamma1, gamma2 = check_positive(gamma1, name="gamma1"), check_positive(gamma2, name="gamma2")
-    x = as_tensor(x, name="x", dtype=problem.dtype, device=problem.device)
-    y = as_tensor(y, name="y", dtype=problem.dtype, device=x.device)
+    x, y = _check_pair(problem, x, y)
     z = as_tensor(z, name="z", dtype=problem.dtype, device=x.device)
-    n = problem.n
-    if x.ndim == 0 or x.shape[-1] != n:
-        raise ValueError(f"x: expected shape (..., {n}), got {tuple(x.shape)}")
-    if y.shape != x.shape[:-1] + (2 * n,):
-        raise ValueError(f"y: expected shape {tuple(x.shape[:-1]) + (2 * n,)}, got {tuple(y.shape)}")
     if z.shape == x.shape[:-1]:
         z = z.unsqueeze(-1)
     if z.shape != x.shape[:-1] + (1,):
@@ -581,13 +587,7 @@ def lower_gap(problem: CoupledToy, x, y) -> torch.Tensor:
         The gap, shape ``(...)``, ``>= 0`` up to rounding.
     """
     problem = _check_problem(problem)
-    x = as_tensor(x, name="x", dtype=problem.dtype, device=problem.device)
-    y = as_tensor(y, name="y", dtype=problem.dtype, device=x.device)
-    n = problem.n
-    if x.ndim == 0 or x.shape[-1] != n:
-        raise ValueError(f"x: expected shape (..., {n}), got {tuple(x.shape)}")
-    if y.shape != x.shape[:-1] + (2 * n,):
-        raise ValueError(f"y: expected shape {tuple(x.shape[:-1]) + (2 * n,)}, got {tuple(y.shape)}")
+    x, y = _check_pair(problem, x, y)
     g = problem.constraint(x, y)
     scale = 1.0 + x.abs().sum(-1, keepdim=True) + y.abs().sum(-1, keepdim=True)
     if bool((g.abs() > 1e-8 * scale).any()):
