@@ -318,6 +318,8 @@ FUZZ_SPECS = {
                                     betas=(0.9, 0.999), eps=1e-8, record_every=1, generator=0),
                        positive="lr eps", skip="betas tau_H tau_F"),
     # betas: a pair, checked in range; tau_H, tau_F: inf is a valid threshold (no test), validated by token_mask
+    "capo.token_batch": Spec(lambda: dict(bandit=_small(), W=torch.zeros(3, 4, **F64), prompts=2, samples=2,
+                                          generator=0), positive="prompts samples"),
     "check.capo.capo_hessian": Spec(lambda: dict(fn=lambda W, h, a, A, G: A), skip="fn"),  # the learner's function
 }
 FUZZ_OPT_OUT = {}

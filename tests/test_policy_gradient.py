@@ -301,4 +301,6 @@ FUZZ_SPECS = {
         result=pg.npg_igt(_QUAD[0], t(1.0, -1.0), steps=3, gamma0=0.5), exact_grad=_QUAD[2])),
     "policy_gradient.gap": Spec(lambda: dict(result=pg.npg_igt(pg.lqr_oracles(pg.lqr(horizon=5))[0], START, steps=3,
                                                                gamma0=0.5), env=pg.lqr(horizon=5), j_star=-15.0)),
+    "check.policy_gradient.igt_direction": Spec(lambda: dict(fn=lambda d_prev, theta, theta_prev, eta, grad: d_prev),
+                                                skip="fn"),  # the learner's function
 }
