@@ -79,5 +79,6 @@ def two_point(fn: Callable) -> CheckResult:
     """
     return check_function(fn, _reference, CASES, rtol=1e-8, close_rtol=0.05, hint=_hint,
                           close_note="nearly there: is everything computed in float64?",
-                          nonfinite="your estimate contains NaN or infinity; is sigma in a denominator twice?",
+                          nonfinite=("your estimate contains NaN or infinity: divide the difference of the two "
+                                     "values by 2 sigma, and by nothing that can be zero"),
                           praise="with Gaussian and Rademacher probes on non-quadratic functions")
