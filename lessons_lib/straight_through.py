@@ -23,7 +23,16 @@ from typing import Literal, Sequence
 
 import torch
 
-from .backend import Record, as_generator, check_choice, check_count, check_float_tensor, check_positive, check_real
+from .backend import (
+    Record,
+    as_generator,
+    check_choice,
+    check_count,
+    check_float_tensor,
+    check_positive,
+    check_real,
+    default_device,
+)
 from .descent import adam_direction
 from .run import run
 
@@ -230,13 +239,16 @@ def init_binary_mlp(sizes: Sequence[int] = (64, 256, 256, 256, 10), *, generator
     sizes = _check_sizes(sizes)
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype: expected a floating torch dtype, got {dtype!r}")
+    if isinstance(generator, torch.Generator) and device is None:
+        device = generator.device
+    device = torch.device(device) if device is not None else default_device()
     gen = as_generator(generator, device)
     params = []
     for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W = torch.randn(fan_out, fan_in, generator=gen, device=gen.device, dtype=torch.float64) / math.sqrt(fan_in)
+        W = torch.randn(fan_out, fan_in, generator=gen, device=device, dtype=torch.float64) / math.sqrt(fan_in)
         params.append(W.to(dtype))
         if k in (0, len(sizes) - 2):
-            params.append(torch.zeros(fan_out, dtype=dtype, device=gen.device))
+            params.append(torch.zeros(fan_out, dtype=dtype, device=device))
     return tuple(params)
 
 
@@ -436,7 +448,7 @@ def train_binary_mlp(X, y, X_test, y_test, *, o_end: float, epochs: int = 40, lr
         params, m, v = state[:P], state[P:2 * P], state[2 * P:]
         epoch, i = divmod(k, per_epoch)
         if i == 0:
-            order["perm"] = torch.randperm(n, generator=gen, device=gen.device).to(X.device)
+            order["perm"] = torch.randperm(n, generator=gen, device=X.device)
         idx = order["perm"][i * batch_size:(i + 1) * batch_size]
         _, grads = _loss_and_grads(params, X[idx], y[idx], o_at(epoch), t, interval)
         new = [adam_direction(g, mk, vk, k + 1) for g, mk, vk in zip(grads, m, v)]
