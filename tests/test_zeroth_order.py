@@ -132,7 +132,7 @@ def test_the_error_variance_is_d_plus_or_minus_one_over_K(probe, excess, K, seed
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("d,K,rel", [(100, 4, 0.08), (400, 4, 0.08), (100, 16, 0.04), (400, 64, 0.04)])
+@pytest.mark.parametrize("d,K,rel", [(100, 4, 0.08), (400, 4, 0.08), (100, 16, 0.04), (400, 32, 0.04)])
 def test_the_K_probe_cosine_is_sqrt_K_over_d_plus_K_plus_one(d, K, rel, seed):
     """Mean cosine of a K-probe forward gradient against sqrt(K / (d + K + 1)) over 1,000 repeats: within 4 % for
     K >= 16; at K = 4 the mean is about 5 % below (measured -4.8 % at d = 100, -5.2 % at d = 1000 with 4,000
@@ -151,7 +151,7 @@ def _cosine(a, b):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_node_perturbation_aligns_about_sqrt_n_in_times_better_than_weight_perturbation(seed):
     """A 100 -> 10 linear layer, one input: node perturbation probes 10 outputs, weight perturbation 1,000 weights.
-    Mean cosines over 2,000 probes each: the ratio is within 25 % of sqrt(n_in) = 10 (exact 10.25)."""
+    Mean cosines over 1,000 probes each: the ratio is within 25 % of sqrt(n_in) = 10 (exact 10.25)."""
     g = _gen(seed)
     W, x, t = torch.randn(10, 100, generator=g, **F64) / 10, torch.randn(100, generator=g, **F64), \
         torch.randn(10, generator=g, **F64)
@@ -159,8 +159,8 @@ def test_node_perturbation_aligns_about_sqrt_n_in_times_better_than_weight_pertu
     grad = torch.autograd.grad(Z.layer_loss(W, x, t), W)[0]
     W = W.detach()
     gen = _gen(seed + 50)
-    node = sum(_cosine(Z.node_perturbation(W, x, t, sigma=1e-3, generator=gen), grad) for _ in range(2000)) / 2000
-    weight = sum(_cosine(Z.weight_perturbation(W, x, t, sigma=1e-3, generator=gen), grad) for _ in range(2000)) / 2000
+    node = sum(_cosine(Z.node_perturbation(W, x, t, sigma=1e-3, generator=gen), grad) for _ in range(1000)) / 1000
+    weight = sum(_cosine(Z.weight_perturbation(W, x, t, sigma=1e-3, generator=gen), grad) for _ in range(1000)) / 1000
     assert node == pytest.approx(Z.cosine_theory(10), rel=0.06)
     assert weight == pytest.approx(Z.cosine_theory(1000), rel=0.06)
     assert node / weight == pytest.approx(10.0, rel=0.25)
