@@ -141,16 +141,21 @@ def test_gradient_variance_is_that_of_the_autograd_gradients_of_the_binary_layer
     assert len(params) == 6 and params[2].shape == params[3].shape == (32, 32)
 
 
-def test_binary_layers_see_only_scaled_signs(digits):
-    """Changing a binary weight's magnitude without its sign (and the layer's mean |W|) leaves the logits alone."""
+def test_binary_layers_see_only_signs_and_the_mean_magnitude(digits):
+    """Shuffling a binary layer's magnitudes (signs and mean |W| kept) leaves the logits exactly unchanged; changing
+    one sign changes them."""
     params = list(S.init_binary_mlp((64, 16, 16, 16, 10), generator=0, device="cpu"))
     X = digits.X_train[:32]
     before = S.binary_mlp_logits(params, X, o=2.0)
-    W = params[2].clone()
-    W[0, 0], W[0, 1] = W[0, 0] * 1.5, W[0, 1] - 0.5 * W[0, 0] * torch.sign(W[0, 1] * W[0, 0])  # same sum of |W|
-    if torch.sign(W[0, 1]) == torch.sign(params[2][0, 1]):
-        params[2] = W
-        assert torch.allclose(S.binary_mlp_logits(params, X, o=2.0), before, rtol=1e-5, atol=1e-5)
+    W = params[2]
+    mags = W.abs().flatten()[torch.randperm(W.numel(), generator=torch.Generator().manual_seed(1))].reshape(W.shape)
+    shuffled = list(params)
+    shuffled[2] = torch.sign(W) * mags
+    assert torch.allclose(S.binary_mlp_logits(shuffled, X, o=2.0), before, rtol=1e-5, atol=1e-5)
+    flipped = list(params)
+    flipped[2] = W.clone()
+    flipped[2][:, 0] = -flipped[2][:, 0]
+    assert not torch.allclose(S.binary_mlp_logits(flipped, X, o=2.0), before, rtol=1e-3, atol=1e-3)
 
 
 def test_init_has_variance_one_over_fan_in():
