@@ -111,5 +111,6 @@ def plan_and_barycentre(fn: Callable) -> CheckResult:
                           close_note="nearly there: compare the cost scaling and the softmax with eq-polystep-plan "
                                      "one term at a time",
                           nonfinite=("your plan or particles contain NaN or infinity; exp(-C / eps) over- or "
-                                     "underflowed: use torch.softmax, which subtracts the row's largest exponent"),
+                                     "underflowed: scale the costs first (eq-polystep-costs) and use torch.softmax, "
+                                     "which subtracts the row's largest exponent"),
                           praise="including the unscaled costs near 100 and 1000")
