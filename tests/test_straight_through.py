@@ -209,7 +209,8 @@ def test_binary_mlp_reaches_ninety_percent_for_every_o_end(seed, digits):
 
 @pytest.mark.slow
 def test_binary_mlp_at_the_full_size_reaches_ninety_percent(digits):
-    """64-256-256-256-10, 40 epochs (about 7 s): measured 0.96 at o_end = 3."""
+    """64-256-256-256-10, 40 epochs (about 7 s alone): measured 0.953 at o_end = 6, seed 0 (0.953-0.973 over o_end
+    in {1, 3, 6} and seeds 0-2)."""
     r = S.train_binary_mlp(digits.X_train, digits.y_train, digits.X_test, digits.y_test, o_end=6.0, generator=0)
     assert float(r.test_accuracy[-1]) >= 0.9 and float(r.o[-1]) == pytest.approx(6.0)
 
