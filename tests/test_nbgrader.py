@@ -98,6 +98,15 @@ TYPICAL_MISTAKES = {
     "igt_direction": "return (1 - eta) * d_prev + eta * grad(theta)  # sampled at theta_t: no transport",
     "stable_consensus_point": "w = torch.exp(-alpha * fX)  # not shifted: overflows or underflows\n"
                               "return (w[:, None] * X).sum(0) / w.sum()",
+    "two_point": lambda sol: sol.replace("/ (2 * sigma)", "/ sigma  # the central difference spans 2 sigma"),
+    "plan_and_barycentre": lambda sol: sol.replace("W = torch.softmax(-C / eps, dim=-1)",
+                                                   "W = torch.softmax(C / eps, dim=-1)  # favours the highest cost"),
+    "reste_backward": lambda sol: sol.replace(
+        "return grad_output * torch.where(a <= t, slope, torch.zeros_like(x))",
+        "return grad_output * slope  # no cut-off beyond t"),
+    "cauchy_mean": "if n_points == 1:\n    return (f(beta) - f(0.0)) / beta\n"
+                   "zs = [beta * cmath.exp(2j * math.pi * k / n_points) for k in range(n_points)]\n"
+                   "return sum(f(z) / z for z in zs).real  # summed over the nudges, not averaged",
 }
 
 
