@@ -316,7 +316,7 @@ def zo_descent(h, x0, *, lr: float, steps: int, method: Literal["gd", "forward",
         h: curvatures, shape ``(d,)`` (see :func:`quadratic_problem`).
         x0: start, shape ``(d,)``, shared by the runs.
         lr: step size ``> 0``.
-        steps: number of steps.
+        steps: number of steps ``>= 1``.
         method: ``"gd"``, ``"forward"`` or ``"spsa"``.
         n_probes: ``K`` probes per step.
         runs: independent runs ``R``.
@@ -335,6 +335,7 @@ def zo_descent(h, x0, *, lr: float, steps: int, method: Literal["gd", "forward",
     lr = check_positive(lr, name="lr")
     method = check_choice(method, ("gd", "forward", "spsa"), name="method")
     K, R = check_count(n_probes, name="n_probes"), check_count(runs, name="runs")
+    steps = check_count(steps, name="steps")
     gen = as_generator(generator, h.device)
 
     def step(x, t, eta):
@@ -372,10 +373,11 @@ def node_perturbation_mlp(model: models.MLPClassifier, params, X, y, *, sigma: f
                           ) -> torch.Tensor:
     """Node-perturbation estimate of the mean cross-entropy's gradient, two forward passes (eq-zo-node).
 
-    A clean pass and a pass whose pre-activations ``a_l`` of every layer are moved by ``sigma xi_l``
-    (``xi_l`` standard Gaussian, independent per sample and unit). With ``delta_i = (L_i(perturbed) -
-    L_i(clean)) / sigma`` the estimate of layer ``l`` is ``(1/n) sum_i delta_i xi_{l,i} [x_{l,i}^T, 1]``,
-    ``x_{l,i}`` the clean input of layer ``l``: unbiased to first order in ``sigma``.
+    Two passes whose pre-activations ``a_l`` of every layer are moved by ``+sigma xi_l`` and ``-sigma xi_l``
+    (``xi_l`` standard Gaussian, independent per sample and unit): the central difference of eq-zo-node.
+    With ``delta_i = (L_i(+) - L_i(-)) / (2 sigma)`` the estimate of layer ``l`` is
+    ``(1/n) sum_i delta_i xi_{l,i} [x_{l,i}^T, 1]``, ``x_{l,i}`` the mean of layer ``l``'s inputs in the two
+    passes (the clean input up to ``O(sigma^2)`` for smooth activations): unbiased up to ``O(sigma^2)``.
 
     Args:
         model: an :class:`~lessons_lib.models.MLPClassifier`.
@@ -409,12 +411,13 @@ def node_perturbation_mlp(model: models.MLPClassifier, params, X, y, *, sigma: f
         xi = [_check_noise(z, w, params) for z, w in zip(noise, widths)]
     act = models._MLP_ACTIVATIONS[model.activation]
     y = y.to(params.device)
-    clean, inputs = _forward(params, X, model.sizes, act)
-    moved, _ = _forward(params, X, model.sizes, act, xi, sigma)
+    up, inputs_up = _forward(params, X, model.sizes, act, xi, sigma)
+    down, inputs_down = _forward(params, X, model.sizes, act, xi, -sigma)
     ce = torch.nn.functional.cross_entropy
-    delta = (ce(moved, y, reduction="none") - ce(clean, y, reduction="none")) / sigma
+    delta = (ce(up, y, reduction="none") - ce(down, y, reduction="none")) / (2 * sigma)
     parts = []
-    for z, inp in zip(xi, inputs):
+    for z, a, b in zip(xi, inputs_up, inputs_down):
+        inp = (a + b) / 2
         dz = delta[:, None] * z / X.shape[0]
         parts += [(dz.T @ inp).flatten(), dz.sum(0)]
     return torch.cat(parts)
@@ -447,7 +450,7 @@ def train_digits(method: Trainer, *, lr: float, passes: int = 6000, batch_size: 
 
     A step costs ``PASSES[method] * n_probes`` forward passes (3 for backprop, which is one forward and
     one backward pass counted as two; 2 per probe for a Jacobian-vector product, a two-point SPSA
-    difference or node perturbation's clean and perturbed passes), so the run takes
+    difference or node perturbation's passes at ``+sigma xi`` and ``-sigma xi``), so the run takes
     ``passes // cost`` steps. The update is ``params <- params - lr g_hat`` with ``g_hat`` the exact
     minibatch gradient, :func:`forward_gradient`, :func:`two_point_estimate` with Rademacher probes, or
     :func:`node_perturbation_mlp`.

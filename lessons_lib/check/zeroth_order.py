@@ -66,8 +66,9 @@ def _hint(case, value) -> str:
     for want, words in mistakes:
         if near(want):
             return words
-    return ("not right yet: for each probe v_k evaluate f at x + sigma v_k and x - sigma v_k (f takes a batch "
-            "(..., d)), form the slope (difference) / (2 sigma), multiply v_k by it, and average over k")
+    return ("not right yet, and not one of the usual slips: print your estimate next to a few slopes of f along "
+            "the probes, and check against the equation which values of f each probe needs and what its slope "
+            "multiplies")
 
 
 def two_point(fn: Callable) -> CheckResult:
