@@ -86,7 +86,9 @@ def make_net(n_in: int, n_hidden: int, n_out: int, *, angle: float, scale: float
     ``W_out`` and ``R`` have independent entries ``N(0, (2 scale)^2 / n_hidden)``, so ``B`` has the same
     scale as ``W_out^T`` at every angle; ``W_in`` has entries ``N(0, 1 / n_in)``, the biases are zero.
     ``scale`` is the recurrence gain: the loop gain ``W D`` of eq-ep-error has spectral radius about
-    ``scale / 2`` at most (``sigma' <= 1/4``), so the relaxation contracts for ``scale`` up to about 1.5.
+    ``scale / 2`` at most (``sigma' <= 1/4``), somewhat more for a narrow output layer (the norm of a random
+    rectangular block adds a factor up to ``1 + sqrt(n_out / n_hidden)``); the relaxation contracts for
+    ``scale`` up to about 1.5 at the chapter's sizes.
 
     Args:
         n_in, n_hidden, n_out: layer sizes, each ``>= 1``.
@@ -310,7 +312,8 @@ def homeostatic_loss(J: torch.Tensor, *, n_probes: int, generator: int | torch.G
     Args:
         J: shape ``(n, n)`` or ``(B, n, n)``.
         n_probes: number of probes ``>= 1``.
-        generator: int seed or ``torch.Generator`` (on ``J``'s device).
+        generator: int seed or ``torch.Generator`` (on ``J``'s device). Use a stream independent of the
+            one that drew ``J``: with the same seed the first probes are ``J``'s own rows and bias the estimate.
 
     Returns:
         Shape ``()`` or ``(B,)``.
