@@ -181,13 +181,13 @@ def estimating_error(w, *, o: float) -> float:
 
 
 def o_schedule(epoch, *, epochs: int, o_end: float) -> torch.Tensor:
-    """The cosine schedule ``o(e) = 1 + (1 - cos(pi e / (2E))) (o_end - 1)`` (eq-straight-through-schedule).
+    """The cosine schedule ``o(e) = 1 + (1 - cos(pi e / (2T))) (o_end - 1)`` (eq-straight-through-schedule).
 
-    It rises from ``o(0) = 1`` (the STE) to ``o(E) = o_end``, slowly at first.
+    It rises from ``o(0) = 1`` (the STE) to ``o(T) = o_end``, slowly at first.
 
     Args:
-        epoch: epoch(s) ``e`` in ``[0, E]``, a number or a tensor.
-        epochs: ``E >= 1``.
+        epoch: epoch(s) ``e`` in ``[0, T]``, a number or a tensor.
+        epochs: ``T >= 1``.
         o_end: final exponent ``>= 1``.
 
     Returns:
@@ -371,11 +371,12 @@ class BinaryRun(Record):
     """What :func:`train_binary_mlp` returns (on the host).
 
     Attributes:
-        epochs: recorded epochs ``0 .. E``, shape ``(K,)``.
+        epochs: recorded epochs ``0 .. T``, shape ``(K,)``.
         o: the exponent in force at each recorded epoch, ``(K,)``.
         train_loss: cross-entropy on the whole training set, ``(K,)``.
         test_accuracy: ``(K,)``.
-        estimating_error: ``sum_l ||f_o(W_l) - sign(W_l)||`` over the binary layers, ``(K,)``.
+        estimating_error: ``sum_l ||f_o(W_l) - sign(W_l)||`` over the binary layers at the ``o`` in force
+            (ReSTE's code uses ``o_end`` throughout; the final values agree), ``(K,)``.
         gradient_variance: ``sum_l Var|dL/dW_l|`` on a fixed training batch, ``(K,)``.
         params: the final latent parameters (tuple).
         diverged, diverged_at: as in :class:`lessons_lib.run.Run` (``diverged_at`` counts mini-batch steps).
@@ -407,7 +408,7 @@ def train_binary_mlp(X, y, X_test, y_test, *, o_end: float, epochs: int = 40, lr
         X, y: training inputs ``(n, d_in)`` and long labels ``(n,)``.
         X_test, y_test: test inputs and labels.
         o_end: final exponent ``>= 1``; ``1`` keeps the plain clipped-identity slope (with threshold ``t``).
-        epochs: ``E >= 1``.
+        epochs: ``T >= 1``.
         lr: Adam's learning rate ``> 0``.
         sizes: widths, see :func:`init_binary_mlp`.
         batch_size: mini-batch size.
