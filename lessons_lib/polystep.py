@@ -83,6 +83,14 @@ def _check_finite(x, *, name: str) -> torch.Tensor:
 
 # --- the pieces of one step ------------------------------------------------------------------------
 
+def _generator(generator, device) -> torch.Generator:
+    """``backend.as_generator`` with its errors naming this module's argument, ``generator``."""
+    try:
+        return as_generator(generator, device)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("seed_or_generator:", "generator:", 1)) from None
+
+
 def polytope_vertices(d: int, *, polytope: Polytope = "orthoplex", dtype: torch.dtype = torch.float64,
                       device=None) -> torch.Tensor:
     """The unit polytope template ``V_0`` (eq-polystep-vertices): its ``V`` vertices as rows, shape ``(V, d)``.
@@ -112,7 +120,7 @@ def random_rotations(P: int, d: int, *, generator: int | torch.Generator, dtype:
     """
     P, d = check_count(P, name="P"), check_count(d, name="d")
     device = default_device() if device is None else torch.device(device)
-    gen = as_generator(generator, device)
+    gen = _generator(generator, device)
     if d == 2:  # a uniform angle: the same law, without a QR per particle
         t = 2 * math.pi * torch.rand(P, generator=gen, dtype=dtype, device=device)
         c, s = torch.cos(t), torch.sin(t)
@@ -229,7 +237,7 @@ def polystep_step(f: Objective, X: torch.Tensor, *, radius: float, eps: float, p
     if rotation is None:
         if generator is None:
             raise ValueError("generator: needed to draw the rotations (or pass rotation=)")
-        gen = as_generator(generator, X.device)
+        gen = _generator(generator, X.device)
     else:
         P, d = X.shape
         if not isinstance(rotation, torch.Tensor) or not rotation.is_floating_point() or rotation.shape != (P, d, d):
@@ -308,7 +316,7 @@ def polystep_minimize(f: Objective, X0: torch.Tensor, *, radius: float, eps: flo
         raise ValueError(f"decay: must be in (0, 1], got {decay}")
     blowup = check_positive(blowup, name="blowup")
     template = polytope_vertices(X.shape[1], polytope=polytope, dtype=X.dtype, device=X.device)
-    gen = as_generator(generator if generator is not None else _missing_generator(), X.device)
+    gen = _generator(generator if generator is not None else _missing_generator(), X.device)
     V = template.shape[0]
     f0 = _values(f, X)
     if not bool(torch.isfinite(f0).all()):
@@ -359,15 +367,16 @@ class ESResult(Record):
 def es_direction(losses: torch.Tensor, noise: torch.Tensor, *, sigma: float) -> torch.Tensor:
     """OpenAI-ES's search gradient from antithetic pairs (eq-polystep-es), shape ``(d,)``.
 
-    ``losses`` has shape ``(2n,)``: the losses at ``x + sigma z_i`` then at ``x - sigma z_i``; ``noise`` holds
-    the ``z_i``, shape ``(n, d)``. The losses are z-scored (minus their mean, over their standard deviation;
-    all equal gives a zero direction) and ``g = sum_i (s_i^+ - s_i^-) z_i / (2 n sigma)``.
+    ``losses`` has shape ``(2m,)``: the losses at ``x + sigma z_i`` then at ``x - sigma z_i``; ``noise`` holds
+    the ``z_i``, shape ``(m, d)``. The losses are z-scored (minus their mean, over their standard deviation;
+    all equal gives a zero direction) and ``g = sum_i (s_i^+ - s_i^-) z_i / (2 m sigma)``, a rescaled
+    (fitness-shaped) estimate of the gradient of the Gaussian-smoothed loss.
     """
     sigma = check_positive(sigma, name="sigma")
     noise = _check_matrix(noise, name="noise")
     losses = _check_finite(losses, name="losses")
     if losses.shape != (2 * noise.shape[0],):
-        raise ValueError(f"losses: expected shape (2n,) = ({2 * noise.shape[0]},), got {tuple(losses.shape)}")
+        raise ValueError(f"losses: expected shape (2m,) = ({2 * noise.shape[0]},), got {tuple(losses.shape)}")
     sd = losses.std(correction=0)
     s = (losses - losses.mean()) / sd if float(sd) > 0 else torch.zeros_like(losses)
     n = noise.shape[0]
@@ -406,7 +415,7 @@ def openai_es(f: Objective, x0: torch.Tensor, *, sigma: float, lr: float, popula
     if population % 2:
         raise ValueError(f"population: must be even (antithetic pairs), got {population}")
     steps = check_count(steps, name="steps", minimum=0)
-    gen = as_generator(generator, x.device)
+    gen = _generator(generator, x.device)
     n = population // 2
     f0 = _values(f, x.unsqueeze(0))[0]
 
@@ -434,7 +443,7 @@ def checkerboard(n: int, *, cells: int = 3, noise: float = 0.05,
     """
     n, cells = check_count(n, name="n"), check_count(cells, name="cells")
     noise = check_positive(noise, name="noise", allow_zero=True)
-    gen = as_generator(generator, "cpu")
+    gen = _generator(generator, "cpu")
     U = 2 * torch.rand(n, 2, generator=gen) - 1
     idx = ((U + 1) / 2 * cells).floor().clamp(max=cells - 1).long()
     y = (idx.sum(1) % 2).long()
@@ -449,8 +458,8 @@ def sign_net_size(hidden: int) -> int:
 def sign_net_predict(params: torch.Tensor, X: torch.Tensor, *, hidden: int = 32) -> torch.Tensor:
     """Class predictions of sign networks (eq-polystep-signnet), shape ``(B, n)`` in {0, 1}.
 
-    ``y^ = [w2 . sign(W1 x + b1) + b2 > 0]`` with ``sign(0) = -1``; ``params`` has shape ``(B, 4 hidden + 1)``
-    (``W1`` row-major, ``b1``, ``w2``, ``b2``) or ``(4 hidden + 1,)``; its gradient is zero almost everywhere.
+    ``y^ = [q . sign(A x + b) + beta > 0]`` with ``sign(0) = -1``; ``params`` has shape ``(B, 4 hidden + 1)``
+    (``A`` row-major, ``b``, ``q``, ``beta``) or ``(4 hidden + 1,)``; its gradient is zero almost everywhere.
     """
     size = sign_net_size(hidden)
     params, X = _check_finite(params, name="params"), _check_finite(X, name="X")
@@ -522,7 +531,7 @@ def train_sign_net(X: torch.Tensor, y: torch.Tensor, *, method: Literal["polyste
     if not isinstance(y, torch.Tensor) or y.shape != X.shape[:1] or not bool(((y == 0) | (y == 1)).all()):
         raise ValueError(f"y: expected {X.shape[0]} labels in {{0, 1}}")
     generations = check_count(generations, name="generations", minimum=0)
-    gen = as_generator(generator, X.device)
+    gen = _generator(generator, X.device)
     x0 = 0.5 * torch.randn(size, generator=gen, dtype=X.dtype, device=X.device)
 
     def zero_one(params):

@@ -86,7 +86,8 @@ def test_eps_to_infinity_does_not_move_and_eps_to_zero_jumps_to_the_best_vertex(
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_large_eps_linear_cost_steps_exactly_along_minus_the_gradient(seed):
-    """For f = g^T x and large eps, dX = -(2 r^2 / (V eps s)) g to first order for EVERY rotation (sum v v^T = 2 I)."""
+    """For f = g^T x and large eps, dX = -(2 r^2 / (V eps s_bar)) g to first order for EVERY rotation
+    (sum u u^T = 2 I)."""
     gen = torch.Generator().manual_seed(seed)
     d = 10
     g = torch.randn(d, dtype=F64, generator=gen)
@@ -258,6 +259,85 @@ def test_bad_arguments_are_named():
         ps.train_sign_net(*ps.checkerboard(10, generator=0), method="cma", generator=0)
     with pytest.raises(ValueError, match="^costs:"):
         ps.scaled_costs(torch.tensor([[1.0, math.nan]]))
+
+
+def test_generator_errors_name_the_argument():
+    """A missing seed is reported as ``generator:``, not as the backend helper's internal argument name."""
+    X, y = ps.checkerboard(10, generator=0)
+    calls = (lambda: ps.openai_es(_wavy, torch.ones(2, dtype=F64), sigma=0.1, lr=0.1, population=4, steps=1,
+                                  generator=None),
+             lambda: ps.checkerboard(10, generator=None),
+             lambda: ps.train_sign_net(X, y, generations=1, generator=None),
+             lambda: ps.random_rotations(2, 3, generator=-1),
+             lambda: ps.polystep_step(_wavy, _ring(2), radius=0.5, eps=0.1, generator="0"),
+             lambda: ps.polystep_minimize(_wavy, _ring(2), radius=0.5, eps=0.1, steps=1, generator=None))
+    for call in calls:
+        with pytest.raises(ValueError, match="^generator:"):
+            call()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_large_eps_linear_step_is_a_normalised_gradient_step(seed):
+    """For f = g^T x the cost scale is s_bar = r max_i |(R^T g)_i|, so the step's length, 2 r ||g|| / (V eps
+    ||R^T g||_inf), does not change when g is scaled: a normalised gradient step (eq-polystep-linear)."""
+    d, r, eps = 10, 0.3, 1e3
+    g = torch.randn(d, dtype=F64, generator=torch.Generator().manual_seed(seed))
+    X = torch.zeros(1, d, dtype=F64)
+    R = ps.random_rotations(1, d, generator=seed, device="cpu")
+    small = ps.polystep_step(lambda z: z @ g, X, radius=r, eps=eps, rotation=R)
+    large = ps.polystep_step(lambda z: z @ (100 * g), X, radius=r, eps=eps, rotation=R)
+    s_bar = float((small.costs - small.costs.amin()).abs().mean())
+    assert s_bar == pytest.approx(r * float((R[0].T @ g).abs().max()), rel=1e-12)
+    assert torch.allclose(small.X, large.X, rtol=1e-9, atol=1e-15)
+    length = float(small.X.norm())
+    assert length == pytest.approx(2 * r * float(g.norm()) / (2 * d * eps * float((R[0].T @ g).abs().max())),
+                                   rel=1e-3)
+
+
+@pytest.mark.parametrize("eps", [1e-3, 0.05])
+def test_radius_above_twice_the_disc_leaves_no_particle_in_the_bottom_disc(eps):
+    """r > 2w: every corner of a particle inside the bottom disc |x| < w lies outside it; a greedy step (small eps)
+    lands on one of those corners, never on the particle itself, so no particle stays in the disc. (At eps = 1 or
+    10 the weighted average of several corners can fall inside the disc.)"""
+    w, r = 0.25, 0.75
+    g = torch.Generator().manual_seed(3)
+    X = w * torch.rand(64, 1, generator=g, dtype=F64) * torch.nn.functional.normalize(
+        torch.randn(64, 2, generator=g, dtype=F64), dim=1)
+    out = ps.polystep_step(lambda z: ps.staircase(z, width=w), X, radius=r, eps=eps, generator=1)
+    assert bool((out.points.norm(dim=-1) >= r - w).all())  # every corner at distance >= r - |X| > w
+    assert bool((out.X.norm(dim=-1) > w).all())
+    run = ps.polystep_minimize(lambda z: ps.staircase(z, width=w), X, radius=r, eps=eps, steps=5, generator=1)
+    assert float((run.particles[1:].norm(dim=-1) < w).double().mean()) < 0.25
+
+
+def test_one_lucky_es_candidate_gives_about_half_a_linear_step_towards_it():
+    """All 2m losses equal but one candidate's: its z-score is -sqrt(2m - 1), the others' 1/sqrt(2m - 1), and the
+    step is along that candidate's z_i with length about 0.71 lr / sigma for m = d, about half of a linear loss's
+    sqrt(1 + (d + 1) / m) lr / sigma."""
+    m = d = 129
+    sigma = 0.5
+    z = torch.randn(m, d, dtype=F64, generator=torch.Generator().manual_seed(2))
+    losses = torch.full((2 * m,), 0.3, dtype=F64)
+    losses[0] -= 1 / 400  # theta + sigma z_0 misclassifies one point fewer
+    s = (losses - losses.mean()) / losses.std(correction=0)
+    assert float(s[0]) == pytest.approx(-math.sqrt(2 * m - 1), rel=1e-9)
+    assert float(s[1]) == pytest.approx(1 / math.sqrt(2 * m - 1), rel=1e-9)
+    lucky = -ps.es_direction(losses, z, sigma=sigma)  # the step for lr = 1
+    assert float(lucky @ z[0] / (lucky.norm() * z[0].norm())) == pytest.approx(1.0, abs=1e-12)
+    assert float(lucky.norm()) * sigma == pytest.approx(math.sqrt(d / (2 * m - 1)), rel=0.15)  # about 0.71
+    g = torch.randn(d, dtype=F64, generator=torch.Generator().manual_seed(3))
+    linear = -ps.es_direction(torch.cat([sigma * z @ g, -sigma * z @ g]), z, sigma=sigma)
+    assert float(linear.norm()) * sigma == pytest.approx(math.sqrt(1 + (d + 1) / m), rel=0.15)  # about 1.41
+    assert 0.35 < float(lucky.norm() / linear.norm()) < 0.65
+
+
+def test_swapped_pair_gets_its_own_hint():
+    def swapped(points, costs, eps):
+        plan, X_new = check_ps._written_out(points, costs, eps)
+        return X_new, plan
+
+    res = check.plan_and_barycentre(swapped)
+    assert res.status == "wrong" and "wrong order" in res.message
 
 
 # --- the self-check's behaviour (tests/test_course.py) -------------------------------------------------------

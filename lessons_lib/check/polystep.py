@@ -76,6 +76,9 @@ def _hint(case, value) -> str:
     v = torch.as_tensor(value, dtype=torch.float64)
     if v.shape != (P * V + P * d,):
         return f"return (plan, X_new) with shapes (P, V) = ({P}, {V}) and (P, d) = ({P}, {d})"
+    plan, X_new = _written_out(**case)
+    if torch.allclose(v, torch.cat([X_new.flatten(), plan.flatten()]), rtol=1e-9, atol=1e-12):
+        return "your pair is in the wrong order: return (plan, X_new), the plan first and the new particles second"
     for words, kw in _MISTAKES:
         if torch.allclose(v, _pack(*_written_out(**case, **kw)), rtol=1e-9, atol=1e-12):
             return words
@@ -102,8 +105,9 @@ def plan_and_barycentre(fn: Callable) -> CheckResult:
     """Check a learner's ``fn(points, costs, eps)`` returning ``(plan, X_new)`` (eq-polystep-plan, eq-polystep-step).
 
     ``points`` has shape ``(P, V, d)``, ``costs`` shape ``(P, V)``; the answer is the transport plan ``(P, V)``
-    and the barycentres ``(P, d)``. The hints name the learner's mistake (a reversed sign, unscaled or row-scaled
-    costs, plan rows summing to 1, the plan used as weights, uniform weights) without showing the answer.
+    and the barycentres ``(P, d)``. The hints name the learner's mistake (the pair in the wrong order, a reversed
+    sign, unscaled or row-scaled costs, plan rows summing to 1, the plan used as weights, uniform weights) without
+    showing the answer.
     """
     if callable(fn):
         fn = _packed(fn)
