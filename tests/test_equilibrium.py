@@ -278,11 +278,11 @@ def _cauchy_expected():
 CHECK_CASES = {
     "cauchy_mean": Case(
         _cauchy, lambda f, b, n: _cauchy(f, b, n, scale=1.01),
-        (lambda f, b, n: _cauchy(f, b, n, divide=False), lambda f, b, n: _cauchy(f, b, n, average=False)),
+        (lambda f, b, n: _cauchy(f, b, n, divide=False), lambda f, b, n: _cauchy(f, b, n, f0=False)),
         expected=_cauchy_expected(), inputs=[0.3, 1, 2, 0.5, 3, 0.4, 4, 0.6, 5], function=True,
         nan=lambda f, b, n: torch.full_like(torch.as_tensor(f(b)).real, float("nan")),
         rtol=1e-9,
-        hints=((lambda f, b, n: _cauchy(f, b, n, divide=False), "estimates f(0)"),
+        hints=((lambda f, b, n: _cauchy(f, b, n, divide=False), "did not divide it by the nudge"),
                (lambda f, b, n: _cauchy(f, b, n, f0=False), "subtract f(0)"),
                (lambda f, b, n: _cauchy(f, b, n, average=False) if n > 1 else _cauchy(f, b, n), "divide the sum by N"),
                (lambda f, b, n: _cauchy(f, b, n) * 0 + 7.0, "not right yet"))),

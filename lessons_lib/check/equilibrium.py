@@ -68,7 +68,7 @@ def _variants(f, beta, n):
     f0 = f(0.0).to(torch.complex128)
     vals = [f(z).to(torch.complex128) for z in zs]
     mean_over_z = sum(v / z for v, z in zip(vals, zs)) / n
-    out = {"no f(0)": (vals[0] / beta).real} if n == 1 else {}
+    out = {"no f(0)": (vals[0] / beta).real, "difference not divided": (vals[0] - f0).real} if n == 1 else {}
     out |= {
         "no division": (sum(vals) / n).real,
         "divided by beta": (sum(vals) / (n * beta)).real,
@@ -102,6 +102,8 @@ def _hint(case, value) -> str:
                                    "nudge beta*w^k (the points differ in phase)",
                 "summed": "you summed over the N points: Cauchy's integral is an average, so divide the sum by N",
                 "times z": "you multiplied by the nudge; the derivative needs f(z_k) / z_k",
+                "difference not divided": "you took the difference of f between the nudge and 0 but did not divide it "
+                                          "by the nudge: a derivative is a difference over a step",
                 "no f(0)": "with one point the circle is a single real nudge: subtract f(0) before dividing by beta "
                            "(for N >= 2 the f(0) terms cancel on their own)",
                 "half circle": "your points span half the circle; use w = exp(2 pi i / N), so the N points go once "
