@@ -26,7 +26,7 @@ import torch
 from torch.func import grad
 
 from . import curvature, models
-from .backend import Record, as_generator, check_count, check_float_tensor, check_positive, check_real
+from .backend import Record, as_generator, check_count, check_float_tensor, check_positive
 from .descent import adam_direction
 from .run import run
 
@@ -43,21 +43,39 @@ def digits_split(*, test_fraction: float = 0.3, generator: int | torch.Generator
     return models.digits_split(test_fraction=test_fraction, generator=generator)
 
 
+def _check_data(X, y=None):
+    X = check_float_tensor(X, name="X")
+    if X.ndim != 2 or X.shape[1] != MODEL.sizes[0] or not bool(torch.isfinite(X).all()):
+        raise ValueError(f"X: expected finite inputs of shape (n, {MODEL.sizes[0]}), got shape {tuple(X.shape)}")
+    if y is not None and (not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != X.shape[:1]
+                          or (y.numel() and not (0 <= int(y.min()) and int(y.max()) < MODEL.sizes[-1]))):
+        raise ValueError(f"y: expected {X.shape[0]} labels 0..{MODEL.sizes[-1] - 1} (long), got {y!r:.60}")
+    return X, y
+
+
 def mlp_logits(theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """Logits of the chapter's 64-64-10 MLP (:data:`MODEL`) at flat parameters ``theta``, shape ``(n, 10)``."""
-    return MODEL.logits(theta, X)
+    """Logits of the chapter's 64-64-10 MLP (:data:`MODEL`) at flat parameters ``theta``, shape ``(n, 10)``.
+
+    A checked wrapper over :meth:`lessons_lib.models.MLPClassifier.logits`.
+    """
+    return MODEL.logits(_check_theta(theta), _check_data(X)[0])
 
 
 def accuracy(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> float:
     """Share of the inputs ``X`` classified as their labels ``y`` by the MLP at ``theta`` (NaN for no inputs)."""
-    if isinstance(y, torch.Tensor) and y.numel() == 0:
+    theta, (X, y) = _check_theta(theta), _check_data(X, y)
+    if y.numel() == 0:
         return float("nan")
     return MODEL.accuracy(theta, X, y)
 
 
 def _nll(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-sample negative log-likelihood, shape ``(n,)``."""
-    return torch.nn.functional.cross_entropy(mlp_logits(theta, X), y.to(theta.device), reduction="none")
+    """Per-sample negative log-likelihood, shape ``(n,)`` (unchecked: used under ``torch.func.grad``)."""
+    return torch.nn.functional.cross_entropy(MODEL.logits(theta, X), y.to(theta.device), reduction="none")
+
+
+def _npo(theta, X, y, ref_nll, beta):
+    return -(2.0 / beta) * torch.nn.functional.logsigmoid(beta * (_nll(theta, X, y) - ref_nll)).mean()
 
 
 def _adam_step(grad_fn: Callable[[torch.Tensor, int], torch.Tensor]):
@@ -83,10 +101,11 @@ def _check_split(split) -> models.DigitsSplit:
     return split
 
 
-def _check_theta(theta) -> torch.Tensor:
-    theta = check_float_tensor(theta, name="theta")
-    if theta.shape != (MODEL.n_params,):
-        raise ValueError(f"theta: expected flat parameters of shape ({MODEL.n_params},), got {tuple(theta.shape)}")
+def _check_theta(theta, name: str = "theta") -> torch.Tensor:
+    theta = check_float_tensor(theta, name=name)
+    if theta.shape != (MODEL.n_params,) or not bool(torch.isfinite(theta).all()):
+        raise ValueError(f"{name}: expected finite flat parameters of shape ({MODEL.n_params},), got shape "
+                         f"{tuple(theta.shape)}")
     return theta
 
 
@@ -137,12 +156,12 @@ def npo_loss(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, ref_nll: tor
         A scalar tensor.
     """
     beta = check_positive(beta, name="beta")
+    theta, (X, y) = _check_theta(theta), _check_data(X, y)
     ref_nll = check_float_tensor(ref_nll, name="ref_nll")
-    nll = _nll(theta, X, y)
-    if ref_nll.shape != nll.shape:
-        raise ValueError(f"ref_nll: expected shape {tuple(nll.shape)} (one per forget sample), got "
+    if ref_nll.shape != y.shape or not bool(torch.isfinite(ref_nll).all()):
+        raise ValueError(f"ref_nll: expected {tuple(y.shape)} finite values (one per forget sample), got shape "
                          f"{tuple(ref_nll.shape)}")
-    return -(2.0 / beta) * torch.nn.functional.logsigmoid(beta * (nll - ref_nll.to(nll))).mean()
+    return _npo(theta, X, y, ref_nll.to(theta), beta)
 
 
 def sam_gradient(loss_fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, *,
@@ -164,7 +183,13 @@ def sam_gradient(loss_fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.T
     if not callable(loss_fn):
         raise ValueError(f"loss_fn: expected a callable theta -> scalar, got {type(loss_fn).__name__}")
     theta = check_float_tensor(theta, name="theta")
+    if theta.ndim != 1 or not bool(torch.isfinite(theta).all()):
+        raise ValueError(f"theta: expected a finite vector, got shape {tuple(theta.shape)}")
     rho = check_positive(rho, name="rho", allow_zero=True)
+    value = loss_fn(theta)
+    if not isinstance(value, torch.Tensor) or value.ndim != 0:
+        raise ValueError(f"loss_fn: expected a scalar tensor, got {type(value).__name__} "
+                         f"{tuple(getattr(value, 'shape', ()))}")
     g_fn = grad(loss_fn)
     g = g_fn(theta)
     norm = g.norm()
@@ -183,6 +208,9 @@ def pcgrad(g_f: torch.Tensor, g_r: torch.Tensor) -> torch.Tensor:
     g_f, g_r = check_float_tensor(g_f, name="g_f"), check_float_tensor(g_r, name="g_r")
     if g_f.shape != g_r.shape:
         raise ValueError(f"g_r: expected the shape of g_f, {tuple(g_f.shape)}, got {tuple(g_r.shape)}")
+    for x, name in ((g_f, "g_f"), (g_r, "g_r")):
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name}: expected finite values, got NaN or infinity")
     dot, rr = (g_f * g_r).sum(), (g_r * g_r).sum()
     if not float(rr) > 0.0:
         return g_f.clone()
@@ -200,6 +228,7 @@ class UnlearnRun(Record):
         forget_nll: mean NLL of the forget class's training samples (how deep the forgetting went).
         method: the method's name.
         diverged: whether the run left :func:`lessons_lib.run.run`'s ball (then frozen at its last finite state).
+        diverged_at: the step at which it did, ``-1`` if it did not.
     """
 
     theta: torch.Tensor
@@ -208,6 +237,7 @@ class UnlearnRun(Record):
     forget_nll: float
     method: str
     diverged: bool = False
+    diverged_at: int = -1
 
 
 def _sets(split, forget_class):
@@ -246,7 +276,7 @@ def unlearn(theta0: torch.Tensor, split: models.DigitsSplit, *, forget_class: in
     Returns:
         An :class:`UnlearnRun` with test accuracies on the forgotten and the retained classes.
     """
-    theta0, split, forget_class = _check_theta(theta0), _check_split(split), _check_class(forget_class)
+    theta0, split, forget_class = _check_theta(theta0, "theta0"), _check_split(split), _check_class(forget_class)
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     steps, lr = check_count(steps, name="steps"), check_positive(lr, name="lr")
@@ -266,7 +296,7 @@ def unlearn(theta0: torch.Tensor, split: models.DigitsSplit, *, forget_class: in
             return -_nll(th, Xf, yf).mean()
     else:
         def loss_f(th):
-            return npo_loss(th, Xf, yf, ref, beta=beta)
+            return _npo(th, Xf, yf, ref, beta)
     grad_f = grad(loss_f)
     grad_r = grad(lambda th: MODEL.loss(th, Xr, yr))
 
@@ -290,8 +320,9 @@ def unlearn(theta0: torch.Tensor, split: models.DigitsSplit, *, forget_class: in
 
     out = _optimise(direction, theta0, steps=steps, lr=lr)
     theta = out.state[0]
-    return UnlearnRun(theta=theta, diverged=bool(out.diverged), forget_accuracy=accuracy(theta, Xf_te, yf_te),
-                      retain_accuracy=accuracy(theta, Xr_te, yr_te),
+    return UnlearnRun(theta=theta, diverged=bool(out.diverged), diverged_at=int(out.diverged_at),
+                      forget_accuracy=MODEL.accuracy(theta, Xf_te, yf_te),
+                      retain_accuracy=MODEL.accuracy(theta, Xr_te, yr_te),
                       forget_nll=float(_nll(theta, Xf, yf).mean()), method=method)
 
 
@@ -319,7 +350,7 @@ def relearn(theta: torch.Tensor, split: models.DigitsSplit, *, forget_class: int
     pick = torch.randperm(len(yf), generator=as_generator(generator, "cpu"))[:k].to(yf.device)
     g = grad(lambda th: MODEL.loss(th, Xf[pick], yf[pick]))
     out = run(_adam_step(lambda th, t: g(th)), (theta, torch.zeros_like(theta), torch.zeros_like(theta)),
-              steps=steps, lr=lr, record=lambda s, t: {"acc": torch.tensor(accuracy(s[0], Xf_te, yf_te),
+              steps=steps, lr=lr, record=lambda s, t: {"acc": torch.tensor(MODEL.accuracy(s[0], Xf_te, yf_te),
                                                                            dtype=torch.float64)})
     return out.history["acc"]
 
@@ -336,16 +367,3 @@ def forget_sharpness(theta: torch.Tensor, split: models.DigitsSplit, *, forget_c
     Xf, yf = _sets(split, forget_class)[:2]
     return float(curvature.sharpness(lambda th: MODEL.loss(th, Xf, yf), theta, max_iter=max_iter, tol=1e-4,
                                      generator=0))
-
-
-def attack_curves(theta0: torch.Tensor, split: models.DigitsSplit, *, methods=METHODS[:4], forget_class: int = 3,
-                  unlearn_lr: float = 1e-3, rho: float = 0.5, attack_lr: float = 1e-3, attack_steps: int = 30,
-                  k: int = 10, generator: int = 0) -> dict:
-    """Unlearn with each method, then attack: ``method -> (UnlearnRun, curve of shape (attack_steps + 1,))``."""
-    generator = int(check_real(generator, name="generator"))
-    out = {}
-    for m in methods:
-        u = unlearn(theta0, split, forget_class=forget_class, method=m, lr=unlearn_lr, rho=rho, generator=generator)
-        out[m] = (u, relearn(u.theta, split, forget_class=forget_class, k=k, steps=attack_steps, lr=attack_lr,
-                             generator=generator))
-    return out
