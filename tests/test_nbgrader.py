@@ -107,6 +107,9 @@ TYPICAL_MISTAKES = {
     "cauchy_mean": "if n_points == 1:\n    return (f(beta) - f(0.0)) / beta\n"
                    "zs = [beta * cmath.exp(2j * math.pi * k / n_points) for k in range(n_points)]\n"
                    "return sum(f(z) / z for z in zs).real  # summed over the nudges, not averaged",
+    "sam_forget_gradient": lambda sol: sol.replace(
+        "return grad_fn(theta + rho * g / g.norm())",
+        "return grad_fn(theta - rho * g / g.norm())  # perturbed downhill"),
 }
 
 
