@@ -217,6 +217,43 @@ def pcgrad(g_f: torch.Tensor, g_r: torch.Tensor) -> torch.Tensor:
     return g_f - torch.clamp(dot, max=0.0) / rr * g_r
 
 
+def npo_weights(theta: torch.Tensor, theta_ref: torch.Tensor, split: models.DigitsSplit, *, forget_class: int = 3,
+                beta: float = 1.0, rho: float = 0.0) -> torch.Tensor:
+    """Per-sample weights ``2 sigmoid(-beta (l_theta - l_ref))`` of NPO's forget gradient (eq-unlearn-npo).
+
+    The NPO gradient is gradient ascent's on each forget sample's NLL, scaled by this weight: 1 at the reference,
+    about ``2 exp(-beta Delta l)`` once a sample's NLL has risen by ``Delta l`` (Zhang, Lin, Bai & Mei 2024,
+    arXiv 2404.05868). With ``rho > 0`` the weights are taken at the SAM point ``theta + rho g/||g||`` of the
+    NPO loss (eq-unlearn-sam), where NPO+SAM evaluates its forget gradient.
+
+    Args:
+        theta: the parameters at which to weigh.
+        theta_ref: the reference (pretrained) parameters.
+        split: the data; the forget set is the training images of ``forget_class``.
+        forget_class: the forgotten digit.
+        beta: NPO's inverse temperature ``> 0``.
+        rho: SAM radius ``>= 0`` (0: at ``theta`` itself).
+
+    Returns:
+        The weights, float tensor of shape ``(n_forget,)``, each in ``(0, 2)``.
+    """
+    theta, theta_ref = _check_theta(theta), _check_theta(theta_ref, "theta_ref")
+    split, forget_class = _check_split(split), _check_class(forget_class)
+    beta, rho = check_positive(beta, name="beta"), check_positive(rho, name="rho", allow_zero=True)
+    Xf, yf = _sets(split, forget_class)[:2]
+    ref = _nll(theta_ref, Xf, yf).detach()
+    if rho > 0:
+        theta = _sam_point(lambda th: _npo(th, Xf, yf, ref, beta), theta, rho=rho)
+    return (2.0 * torch.sigmoid(-beta * (_nll(theta, Xf, yf) - ref))).detach()
+
+
+def _sam_point(loss_fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, *, rho: float) -> torch.Tensor:
+    """The SAM evaluation point ``theta + rho g/||g||`` of eq-unlearn-sam (``theta`` itself if ``g = 0``)."""
+    g = grad(loss_fn)(theta)
+    norm = g.norm()
+    return theta if not float(norm) > 0.0 else theta + rho * g / norm
+
+
 @dataclass(frozen=True)
 class UnlearnRun(Record):
     """What :func:`unlearn` returns.
@@ -256,7 +293,8 @@ def unlearn(theta0: torch.Tensor, split: models.DigitsSplit, *, forget_class: in
 
     * ``"npo"``: ``grad L_f`` of the NPO loss (reference ``theta0``);
     * ``"npo_sam"``: :func:`sam_gradient` of it with radius ``rho`` (Fan et al. 2025's NPO+SAM);
-    * ``"npo_rs"``: the mean of ``grad L_f(theta + sigma xi_j)`` over ``n_points`` Gaussian ``xi_j`` (NPO+RS);
+    * ``"npo_rs"``: the mean of ``grad L_f(theta + sigma xi_j)`` over ``n_points`` Gaussian ``xi_j`` (NPO+RS;
+      ``sigma`` is tau in eq-unlearn-sam);
     * ``"multipoint"``: the mean of the SAM gradient and the ``n_points`` RS gradients, then projected by
       :func:`pcgrad` against ``gamma grad L_r`` (our reading of StableUN, arXiv 2509.20230, not its rule);
     * ``"ga"``: gradient ascent, ``L_f = -`` mean NLL of the forget samples.
@@ -268,7 +306,7 @@ def unlearn(theta0: torch.Tensor, split: models.DigitsSplit, *, forget_class: in
         method: one of ``"npo"``, ``"npo_sam"``, ``"npo_rs"``, ``"multipoint"``, ``"ga"``.
         steps: Adam steps; lr: Adam's learning rate ``> 0``.
         beta: NPO's inverse temperature ``> 0``; gamma: weight of the retain loss ``>= 0``.
-        rho: SAM radius ``>= 0``; sigma: RS noise scale ``>= 0``; n_points: RS copies ``>= 1``.
+        rho: SAM radius ``>= 0``; sigma: RS noise scale ``>= 0`` (tau in eq-unlearn-sam); n_points: RS copies ``>= 1``.
         generator: seed or generator of the RS noise.
         noise: optional injected standard normal draws, shape ``(steps, n_points, n)``, used instead of
             ``generator``.

@@ -15,6 +15,11 @@ def _quadratic(theta):
     return 0.5 * theta @ H @ theta - theta[0]
 
 
+def _bowl(theta):
+    H = torch.tensor([[3.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    return 0.5 * theta @ H @ theta
+
+
 def _softplus_sum(theta):
     return torch.nn.functional.softplus(3.0 * theta).sum() + 0.25 * (theta ** 4).sum()
 
@@ -24,7 +29,8 @@ def _cases() -> dict:
     return {"a 2-d quadratic at theta = (1, -0.5), rho = 0.3": (_quadratic, t(1.0, -0.5), 0.3),
             "softplus plus a quartic in 3-d at theta = (0.2, -1, 0.7), rho = 0.5": (_softplus_sum, t(0.2, -1.0, 0.7),
                                                                                    0.5),
-            "the same 3-d loss with rho = 0 (no perturbation)": (_softplus_sum, t(0.2, -1.0, 0.7), 0.0)}
+            "the same 3-d loss with rho = 0 (no perturbation)": (_softplus_sum, t(0.2, -1.0, 0.7), 0.0),
+            "a 2-d quadratic bowl at its minimiser theta = (0, 0), rho = 0.3 (g = 0)": (_bowl, t(0.0, 0.0), 0.3)}
 
 
 # the inputs (loss_fn, theta, rho) handed to the learner's function, by description
@@ -45,6 +51,9 @@ def _hint(case, value) -> str:
     if v.shape != theta.shape:
         return f"return a gradient of the shape of theta, ({len(theta)},)"
     g = _grad(loss_fn, theta)
+    if not float(g.norm()) > 0.0:
+        return ("at a stationary point g = 0 there is no uphill direction: return the gradient at theta "
+                "(zero) without dividing by ||g||")
     u = g / g.norm()
 
     def near(a):
@@ -73,6 +82,6 @@ def sam_forget_gradient(fn: Callable) -> CheckResult:
     """
     return check_function(fn, _reference, SAM_CASES, rtol=1e-8, close_rtol=0.05, hint=_hint,
                           close_note="nearly there: is everything computed in float64?",
-                          nonfinite=("your gradient contains NaN or infinity: with rho = 0 or a zero gradient, "
+                          nonfinite=("your gradient contains NaN or infinity: with rho = 0 or a zero gradient g, "
                                      "do not divide by ||g|| blindly"),
                           praise="including rho = 0, where SAM is plain gradient descent")
