@@ -110,6 +110,7 @@ TYPICAL_MISTAKES = {
     "sam_forget_gradient": lambda sol: sol.replace(
         "return grad_fn(theta + rho * g / g.norm())",
         "return grad_fn(theta - rho * g / g.norm())  # perturbed downhill"),
+    "min_and_wc_acc": lambda sol: sol.replace("acc[task_of_eval > i, i]", "acc[task_of_eval >= i, i]"),
 }
 
 
