@@ -69,18 +69,21 @@ def test_the_dip_during_task_3_lies_below_both_neighbours_and_early(dense):
 
 
 @pytest.mark.slow
-def test_the_dip_over_three_seeds():
-    """The issue's test: mean over seeds 0-2 of the gap to each neighbour >= 0.05 (measured 0.13-0.14), each
-    minimum within 40 iterations of the switch. Three tasks suffice: the first 450 iterations of a 5-task run are
-    the same run (the generator is not touched by the later tasks' evaluation)."""
-    gaps = []
-    for seed in range(3):
+def test_the_dip_over_six_seeds():
+    """Claim 2 over seeds 0-5, task 1 during task 3. Measured: 0.94-1.00 before the switch, lowest 0.70-0.86 at
+    6-27 iterations in, 0.90-0.99 at the end of task 3 (the spec's 0.93-0.99 / 0.79-0.83 / 0.89-0.98 came from an
+    earlier numpy version of the toy with other random numbers). Also the issue's test: the mean over seeds 0-2 of
+    the gap to each neighbour >= 0.05 (measured 0.13-0.14). Three tasks suffice: the first 450 iterations of a
+    5-task run are the same run (evaluation draws no random numbers)."""
+    dips = []
+    for seed in range(6):
         run = C.train_continual(C.split_digits(generator=seed, device="cpu")[:3], generator=seed)
-        d = C.dip(run, task=0, during=2)
-        assert 0 < d["at"] <= 40, (seed, d)
-        gaps.append((d["before"] - d["min"], d["end"] - d["min"]))
-    before, end = (sum(g[i] for g in gaps) / 3 for i in range(2))
-    assert before >= 0.05 and end >= 0.05, gaps
+        dips.append(C.dip(run, task=0, during=2))
+    for seed, d in enumerate(dips):
+        assert 0.92 <= d["before"] <= 1.0 and 0.66 <= d["min"] <= 0.89, (seed, d)
+        assert 3 <= d["at"] <= 30 and 0.88 <= d["end"] <= 1.0, (seed, d)
+    before, end = (sum(d[k] - d["min"] for d in dips[:3]) / 3 for k in ("before", "end"))
+    assert before >= 0.05 and end >= 0.05, dips
 
 
 def test_task_end_evaluation_overestimates_min_acc(tasks, dense):
@@ -127,17 +130,22 @@ def test_the_replay_gradient_is_small_at_a_switch_and_grows_as_the_old_loss_rise
         first = float(rep[b:b + 3].mean())
         assert first < 0.25 * float(new[b:b + 3].mean()), (b, first)
         assert float(rep[b + 3:b + 40].max()) > 2 * first, b
+    # at the switch to task 3 the replay gradient catches up: over iterations 10-20 after it the two norms are level
+    # (window means, measured 1.46 against 1.52), while over the first 3 the ratio is 0.06
+    b = int(dense.boundaries[1])
+    late = float(dense.grad_replay[b + 10:b + 20].mean()) / float(dense.grad_new[b + 10:b + 20].mean())
+    assert 0.6 < late < 1.5, late
 
 
 # --- claim 6: dissimilarity (rotated digits) ----------------------------------------------------------
 
 @pytest.mark.slow
-def test_the_dip_grows_with_the_rotation_between_tasks_up_to_60_degrees():
+def test_the_dip_grows_with_the_rotation_between_tasks_up_to_60_degrees_and_not_beyond():
     """Two domain-incremental tasks (all ten classes, the second rotated), 150 iterations each, seeds 0-2.
     Measured mean dip (accuracy before the switch minus the minimum): 0.00 at 0 deg, 0.05 at 30, 0.09 at 60,
-    0.08 at 90, 0.09 at 180: it grows, then levels off."""
+    0.08 at 90 (0.09 at 180, not tested): it grows up to 60 deg, then no further growth was measured."""
     mean = {}
-    for angle in (0.0, 30.0, 60.0):
+    for angle in (0.0, 30.0, 60.0, 90.0):
         dips = []
         for seed in range(3):
             run = C.train_continual(C.rotated_digits(angles=(0.0, angle), generator=seed, device="cpu"),
@@ -146,6 +154,7 @@ def test_the_dip_grows_with_the_rotation_between_tasks_up_to_60_degrees():
             dips.append(d["before"] - d["min"])
         mean[angle] = sum(dips) / 3
     assert mean[0.0] < 0.02 < mean[30.0] < mean[60.0], mean
+    assert abs(mean[90.0] - mean[60.0]) < 0.03, mean
 
 
 # --- claim 3: the metrics on hand-made matrices -------------------------------------------------------
@@ -259,9 +268,15 @@ def _expected() -> list[float]:
     return sorted(set(out) - {v for acc, _ in CC.MATRIX_CASES.values() for v in acc.flatten().tolist()})
 
 
+def _swapped(acc, task_of_eval):
+    return tuple(reversed(_right(acc, task_of_eval)))
+
+
 def test_the_self_check_passes_the_reference_and_names_the_slips():
     assert check.min_and_wc_acc(_right).status == "correct"
     assert "later" in check.min_and_wc_acc(_own).message
+    swapped = check.min_and_wc_acc(_swapped)
+    assert swapped.status == "wrong" and "(wc, min_accs)" in swapped.message, swapped.message
 
 
 CHECK_CASES = {

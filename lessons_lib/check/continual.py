@@ -48,9 +48,9 @@ def _flat(value, n_tasks: int):
                  .reshape(-1) for v in value]
     except Exception:
         return value
-    if len(parts[0]) != n_tasks - 1:
+    if len(parts[0]) != n_tasks - 1 and len(parts[1]) != n_tasks - 1:
         return value
-    return torch.cat(parts)
+    return torch.cat(parts)  # the pair in the learner's order: a swapped pair gets its own hint
 
 
 def _variants(acc, task_of_eval) -> dict[str, torch.Tensor]:
@@ -78,6 +78,9 @@ def _hint(case, value) -> str:
                 f"wc with one entry per evaluation ({acc.shape[0]} here)")
     ref = _reference(acc, task_of_eval)
     k = n_tasks - 1
+    if torch.allclose(v, torch.cat([ref[k:], ref[:k]]), rtol=1e-6, atol=1e-9):
+        return ("your values look right but come in the order (wc, min_accs): return the pair as "
+                "(min_accs, wc)")
     slips = _variants(acc, task_of_eval)
 
     def near(a, part=slice(None)):
