@@ -249,7 +249,7 @@ def train_continual(tasks: Sequence[Task], *, lr: float = 0.1, iters_per_task: i
         owners.append(torch.full((len(out.steps) - first,), k, dtype=torch.long))
         if bool(out.diverged) and diverged_at < 0:
             diverged_at = int(out.diverged_at) + k * iters_per_task
-        params = out.state
+        params = out.state.to(device)  # a Record keeps its tensors on the host; the next task trains on the device
         done = len(out.steps) - 1
         if done < iters_per_task:  # the loop stopped at a divergence: pad the missing iterations
             g_new.extend([g_new[-1]] * (iters_per_task - len(g_new) + k * iters_per_task))
