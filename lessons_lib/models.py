@@ -710,6 +710,17 @@ MLPTargets = Literal["random", "smooth"]
 _MLP_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "elu": torch.nn.functional.elu}
 
 
+def mlp_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The elementwise nonlinearity the MLPs of this module apply between layers, by name.
+
+    For a chapter that runs its own forward pass through an :class:`MLPClassifier`'s parameters (node
+    perturbation, say) and must apply the same nonlinearity. ``name`` is ``"tanh"``, ``"relu"`` or ``"elu"``.
+    """
+    if name not in _MLP_ACTIVATIONS:
+        raise ValueError(f"name: expected one of {sorted(_MLP_ACTIVATIONS)}, got {name!r}")
+    return _MLP_ACTIVATIONS[name]
+
+
 def mlp_shapes(sizes: Sequence[int]) -> tuple[tuple[int, ...], ...]:
     """Parameter shapes of a fully connected net of widths ``sizes``, in flat order: ``(fan_out, fan_in)``
     then ``(fan_out,)`` per layer."""

@@ -409,7 +409,7 @@ def node_perturbation_mlp(model: models.MLPClassifier, params, X, y, *, sigma: f
         if len(noise) != len(widths):
             raise ValueError(f"noise: expected {len(widths)} tensors, one per layer")
         xi = [_check_noise(z, w, params) for z, w in zip(noise, widths)]
-    act = models._MLP_ACTIVATIONS[model.activation]
+    act = models.mlp_activation(model.activation)
     y = y.to(params.device)
     up, inputs_up = _forward(params, X, model.sizes, act, xi, sigma)
     down, inputs_down = _forward(params, X, model.sizes, act, xi, -sigma)

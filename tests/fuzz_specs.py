@@ -315,6 +315,7 @@ SPECS: dict[str, Spec] = {
     "models.MLPProblem.loss": Spec(lambda: dict(params=mlp().init(0)), instance=mlp),
     "models.MLPProblem.init": Spec(lambda: dict(generator=0), instance=mlp),
     "models.mlp_shapes": Spec(lambda: dict(sizes=[3, 4, 2]), skip="sizes"),  # the nets' own widths
+    "models.mlp_activation": Spec(lambda: dict(name="tanh")),
     "models.digits_split": Spec(lambda: dict(test_fraction=0.25, generator=0), positive="test_fraction"),
     "models.mlp_classifier": Spec(lambda: dict(sizes=[3, 4, 2], activation="relu"), skip="sizes"),
     "models.MLPClassifier.logits": Spec(lambda: {k: v for k, v in clf_data().items() if k != "y"}, instance=clf),

@@ -569,6 +569,18 @@ def test_bad_classifier_names_the_argument(kwargs, name):
         models.mlp_classifier((3, 2)).logits(torch.zeros(7), torch.zeros(1, 3))
 
 
+def test_mlp_activation_is_the_nonlinearity_the_classifier_applies():
+    X = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    hidden = models.mlp_classifier((3, 4, 2), activation="elu")
+    p2 = hidden.init(1, dtype=torch.float64)
+    W1, b1, W2, b2 = torch.split(p2, [12, 4, 8, 2])
+    act = models.mlp_activation("elu")
+    expected = act(X @ W1.view(4, 3).T + b1) @ W2.view(2, 4).T + b2
+    torch.testing.assert_close(hidden.logits(p2, X), expected, rtol=0, atol=1e-14)
+    with pytest.raises(ValueError, match="name"):
+        models.mlp_activation("gelu")
+
+
 # --- layered bias-free ReLU network (a list of weight matrices; used by Drop-Muon) ----------------
 
 
