@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import quadratic
 from .backend import Record, as_generator, check_choice, check_count, check_float_tensor, check_positive, default_device
 from .run import run
 
@@ -171,6 +172,16 @@ def _as_columns(A, b, name="b") -> tuple[torch.Tensor, bool]:
     return (b[:, None], True) if b.ndim == 1 else (b, False)
 
 
+def _start(x0, b: torch.Tensor, vector: bool) -> torch.Tensor:
+    """The start as columns like ``b`` (zero when ``x0`` is None), float64."""
+    if x0 is None:
+        return torch.zeros_like(b)
+    x0 = _finite(x0, name="x0")
+    if x0.shape != (b[:, 0].shape if vector else b.shape):
+        raise ValueError(f"x0: expected the shape of b, got {tuple(x0.shape)}")
+    return (x0[:, None] if vector else x0).to(torch.float64).clone()
+
+
 def cg(A: torch.Tensor, b: torch.Tensor, *, x0: torch.Tensor | None = None, steps: int,
        preconditioner: str | None = None) -> torch.Tensor:
     """``steps`` iterations of (preconditioned) conjugate gradients on ``A x = b``, each column on its own.
@@ -196,13 +207,7 @@ def cg(A: torch.Tensor, b: torch.Tensor, *, x0: torch.Tensor | None = None, step
     steps = check_count(steps, name="steps", minimum=0)
     preconditioner = _check_preconditioner(preconditioner)
     b = b.to(torch.float64)
-    if x0 is None:
-        x = torch.zeros_like(b)
-    else:
-        x0 = _finite(x0, name="x0")
-        if x0.shape != (b[:, 0].shape if vector else b.shape):
-            raise ValueError(f"x0: expected the shape of b, got {tuple(x0.shape)}")
-        x = (x0[:, None] if vector else x0).to(torch.float64).clone()
+    x = _start(x0, b, vector)
     minv = 1.0 / _diagonal(A)[:, None] if preconditioner == "jacobi" else None
     r = b - A @ x
     z = r * minv if minv is not None else r
@@ -223,8 +228,11 @@ def cg(A: torch.Tensor, b: torch.Tensor, *, x0: torch.Tensor | None = None, step
 
 
 def lam_max(A: torch.Tensor) -> float:
-    """The largest eigenvalue of the symmetric matrix ``A`` (a dense eigensolve, float64)."""
-    return float(torch.linalg.eigvalsh(_dense(_check_matrix(A)))[-1])
+    """The largest eigenvalue of the symmetric matrix ``A``: ``2 / quadratic.critical_lr(A)`` (a dense eigensolve).
+
+    The residual loss's stability limit is ``2 / lam_max(A)^2`` (eq-npsolver-residual).
+    """
+    return 2.0 / quadratic.critical_lr(_dense(_check_matrix(A)))
 
 
 def richardson(A: torch.Tensor, b: torch.Tensor, *, x0: torch.Tensor | None = None, steps: int,
@@ -249,13 +257,7 @@ def richardson(A: torch.Tensor, b: torch.Tensor, *, x0: torch.Tensor | None = No
     steps = check_count(steps, name="steps", minimum=0)
     omega = 1.0 / lam_max(A) if omega is None else check_positive(omega, name="omega")
     b = b.to(torch.float64)
-    if x0 is None:
-        x = torch.zeros_like(b)
-    else:
-        x0 = _finite(x0, name="x0")
-        if x0.shape != (b[:, 0].shape if vector else b.shape):
-            raise ValueError(f"x0: expected the shape of b, got {tuple(x0.shape)}")
-        x = (x0[:, None] if vector else x0).to(torch.float64).clone()
+    x = _start(x0, b, vector)
     for _ in range(steps):
         x = x + omega * (b - A @ x)
     return x[:, 0] if vector else x

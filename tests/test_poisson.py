@@ -165,6 +165,16 @@ def test_error_at_step_250_is_monotone_in_K():
     assert float(_trained("pcg", 1).error[1000]) < 1e-3
 
 
+def test_pcg_target_at_lr_1_is_restarted_cg():
+    """W <- W - (W - P) = P: three training steps are three CG_K calls, each started where the last one ended."""
+    _, A, B = _problem(16)
+    r = P.train_linear_solver(A, B, loss="pcg", K=4, steps=3, preconditioner="jacobi")
+    W = torch.zeros_like(B)
+    for _ in range(3):
+        W = P.cg(A, B, x0=W, steps=4, preconditioner="jacobi")
+    assert torch.allclose(r.W, W, rtol=1e-12, atol=1e-14)
+
+
 def test_supervised_labels_land_in_one_step():
     r = _trained("supervised", steps=3)
     assert float(r.error[1]) < 1e-14
