@@ -180,7 +180,7 @@ def test_complete_bab_at_eps_04_is_exact_and_sampling_falls_short():
     exact = exhaustive_lp(net, x0, 0.4)
     assert bab.exact and bab.value == pytest.approx(exact, rel=1e-10)
     assert L.linear_bound(net, x0, 0.4) > 5 * exact
-    assert L.sampled_lower_bound(net, x0, 0.4, n_samples=5000, generator=0) <= exact + 1e-12
+    assert L.sampled_lower_bound(net, x0, 0.4, n_samples=5000, generator=0) < exact - 1e-3  # a thin region missed
 
 
 def test_budgeted_bab_lies_between_exact_and_linear():
