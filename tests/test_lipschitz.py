@@ -123,11 +123,11 @@ def test_hierarchy_on_the_two_d_net_with_complete_bab():
 
 def test_hierarchy_on_the_wide_net_with_a_budget_quick():
     net = wide_net()
-    for x0 in centres(3, 16):
+    for x0 in centres(2, 16):
         naive = L.naive_bound(net)
         for eps in EPSS:
             inter, lin = L.interval_bound(net, x0, eps), L.linear_bound(net, x0, eps)
-            bab = L.bab_bound(net, x0, eps, max_branches=20)
+            bab = L.bab_bound(net, x0, eps, max_branches=10)
             low = L.sampled_lower_bound(net, x0, eps, n_samples=1000, generator=2)
             assert naive >= inter - 1e-12 >= lin - 2e-12 >= bab.value - 3e-12 >= low - 4e-12
 
