@@ -22,6 +22,7 @@ Pieces:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -163,12 +164,20 @@ class Surrogate:
         return sum(math.prod(s) for s in self.shapes)
 
 
-def _arch(params: torch.Tensor) -> Surrogate:
+@functools.lru_cache(maxsize=None)
+def _arch_of_size(size: int) -> Surrogate | None:
     for channels in range(1, 65):
         for kernel in range(1, 16, 2):
-            if Surrogate(channels, kernel).n_params == params.shape[-1]:
+            if Surrogate(channels, kernel).n_params == size:
                 return Surrogate(channels, kernel)
-    raise ValueError(f"params: {params.shape[-1]} numbers fit no (channels, kernel) of init_surrogate")
+    return None
+
+
+def _arch(params: torch.Tensor) -> Surrogate:
+    arch = _arch_of_size(int(params.shape[-1]))
+    if arch is None:
+        raise ValueError(f"params: {params.shape[-1]} numbers fit no (channels, kernel) of init_surrogate")
+    return arch
 
 
 def init_surrogate(*, channels: int = 8, kernel: int = 5, dtype: torch.dtype = torch.float64,

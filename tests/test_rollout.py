@@ -3,10 +3,10 @@
 The solver's claims (conservation, no growth of max|u| or of the total variation under the stability condition,
 shocks form) are exact properties of the scheme, tested to rounding. The penalty is tested against an explicit
 Jacobian (autograd is the oracle; there is no peer library). Trained numbers (slow tests, 4 seeds, 32 trajectories
-x 40 pairs, 300 Adam steps, batch 64): the probe penalty of the trained step on held-out states fell from about
-0.85 (lambda = 0) through 0.58 (1e-4) to 0.20 (1e-3) for seed 0; the test asserts the strict fall per seed and
-ranges with margins around 0.82-0.85, 0.41-0.67 and 0.16-0.22. Rollout errors are not asserted (their ranking
-changes from seed to seed); the slow test prints them.
+x 40 pairs, 300 Adam steps, batch 64): the probe penalty of the trained step on held-out states was 0.80-0.86
+(lambda = 0), 0.42-0.64 (1e-4) and 0.17-0.20 (1e-3) over seeds 0-3; the test asserts the strict fall per seed and
+ranges with margins around these. Rollout errors are not asserted (their ranking changes from seed to seed); the
+slow test prints them.
 """
 
 import math
