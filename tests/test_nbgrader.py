@@ -111,6 +111,10 @@ TYPICAL_MISTAKES = {
         "return grad_fn(theta + rho * g / g.norm())",
         "return grad_fn(theta - rho * g / g.norm())  # perturbed downhill"),
     "min_and_wc_acc": lambda sol: sol.replace("acc[task_of_eval > i, i]", "acc[task_of_eval >= i, i]"),
+    "relu_grad_interval": "zero = torch.zeros_like(g_lo)\nactive = (lo + hi) / 2 >= 0  # the midpoint decides: "
+                          "unstable neurons treated as stable\nreturn torch.where(active, g_lo, zero), "
+                          "torch.where(active, g_hi, zero)",
+    "jvp_penalty": lambda sol: sol.replace("/ u.shape[-1]", ""),  # forgot to divide by n
 }
 
 
