@@ -189,8 +189,8 @@ def cg(A: torch.Tensor, b: torch.Tensor, *, x0: torch.Tensor | None = None, step
     The iteration of Hestenes and Stiefel, in the form ``scipy.sparse.linalg.cg`` uses: ``r = b - A x``,
     ``z = M^{-1} r``, ``p = z + beta p``, ``x += alpha p`` with ``alpha = r.z / p.Ap``, ``beta`` the ratio of
     successive ``r.z``. With ``preconditioner="jacobi"``, ``M = diag(A)``. A column whose residual has
-    become exactly zero stays where it is. This is ``CG_K`` of eq-npsolver-target (Zeng, Zhang et al. 2026,
-    NPSolver, arXiv:2605.25786).
+    become exactly zero (``p^T A p = 0``) stays where it is; ``p^T A p < 0`` (``A`` not positive definite)
+    raises. This is ``CG_K`` of eq-npsolver-target (Zeng, Zhang et al. 2026, NPSolver, arXiv:2605.25786).
 
     Args:
         A: symmetric positive definite ``N x N`` matrix, float64 (sparse CSR or dense).
@@ -216,6 +216,8 @@ def cg(A: torch.Tensor, b: torch.Tensor, *, x0: torch.Tensor | None = None, step
     for _ in range(steps):
         q = A @ p
         pq = (p * q).sum(0)
+        if bool((pq < 0).any()):
+            raise ValueError("A: not positive definite (a search direction p has p^T A p < 0)")
         alpha = torch.where(pq > 0, rz / torch.where(pq > 0, pq, 1.0), 0.0)
         x = x + alpha * p
         r = r - alpha * q
@@ -327,9 +329,11 @@ def train_linear_solver(A: torch.Tensor, B: torch.Tensor, *, loss: str = "pcg", 
     ``residual``: ``(1/2) ||A W - B||^2``, gradient ``A^T (A W - B)``. ``supervised``: ``(1/2) ||W - W*||^2``
     with the labels ``W* = A^{-1} B``. ``pcg``: ``(1/2) ||W - P||^2`` with ``P = CG_K(A, B; start W)`` computed
     without gradient (eq-npsolver-target), gradient ``W - P``; ``solver="richardson"`` replaces CG by
-    Richardson and makes the gradient ``Q_K(A) (W - W*)`` exactly (eq-npsolver-precond). Each loss is the
-    expectation over ``z ~ N(0, I)`` of its per-sample form (``batch=None``); with ``batch = m`` every step draws
-    ``m`` sources ``Z`` from ``generator`` and uses ``(1/m)`` times the loss on ``W Z`` against ``B Z``.
+    Richardson and makes the gradient ``Q_K(A) (W - W*)`` exactly (eq-npsolver-precond). With ``batch=None`` the
+    residual, supervised and Richardson losses are the exact expectation over ``z ~ N(0, I)`` of their per-sample
+    forms (they are linear in the source); the CG target is not, since CG's step sizes depend on the right-hand
+    side: it is then CG run on each basis source (column of ``B``), a design choice. With ``batch = m`` every
+    step draws ``m`` sources ``Z`` from ``generator`` and uses ``(1/m)`` times the loss on ``W Z`` against ``B Z``.
     Reference: Zeng, Zhang et al. (2026), NPSolver, arXiv:2605.25786.
 
     Args:

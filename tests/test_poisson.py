@@ -223,6 +223,62 @@ def test_residual_loss_diverges_past_its_limit():
     assert not bool(ok.diverged)
 
 
+def test_smooth_modes_carry_a_small_share_of_the_sources_and_most_of_the_solutions():
+    """The printed shares of the squared norm in the 1 and 5 smoothest modes: 19 / 75 % and 50 / 95 %."""
+    _, A, B = _problem()
+    Ad = A.to_dense()
+    _, U = torch.linalg.eigh(Ad)
+    W_star = torch.linalg.solve(Ad, B)
+
+    def share(k, M):
+        return float((U[:, :k].T @ M).square().sum() / M.square().sum())
+
+    assert share(1, B) == pytest.approx(0.19, abs=0.02) and share(1, W_star) == pytest.approx(0.75, abs=0.02)
+    assert share(5, B) == pytest.approx(0.50, abs=0.02) and share(5, W_star) == pytest.approx(0.95, abs=0.02)
+
+
+def test_residual_error_after_300_steps_grows_with_the_grid():
+    """The explorer's frames at half the limit: about 0.90 at n = 16 and 0.98 at n = 32 after 300 steps."""
+    e = {n: float(_trained("residual", steps=300, n=n).error[300]) for n in (16, 32)}
+    assert e[16] == pytest.approx(0.90, abs=0.01) and e[32] == pytest.approx(0.98, abs=0.01)
+
+
+def test_cg_target_stability_limit_is_lr_2():
+    """K = 10, 150 steps on the 16 x 16 L-shape: lr 1.9 converges (top mode x 0.9 per step), lr 2.1 blows up."""
+    _, A, B = _problem(16)
+    ok = P.train_linear_solver(A, B, loss="pcg", K=10, lr=1.9, steps=150)
+    bad = P.train_linear_solver(A, B, loss="pcg", K=10, lr=2.1, steps=150)
+    assert not bool(ok.diverged) and float(ok.error[-1]) < 1e-5
+    assert bool(bad.diverged) or float(bad.error[-1]) > 1e3
+
+
+def test_cg_refuses_an_indefinite_matrix_but_not_a_converged_column():
+    _, A, _ = _problem(8)
+    with pytest.raises(ValueError, match="A: not positive definite"):
+        P.cg(-A.to_dense(), torch.ones(A.shape[0], dtype=torch.float64), steps=3)
+    two = 2.0 * torch.eye(3, dtype=torch.float64)  # exact after one step: later steps have p^T A p = 0
+    x = P.cg(two, torch.ones(3, dtype=torch.float64), steps=4)
+    assert torch.equal(x, torch.full((3,), 0.5, dtype=torch.float64))
+
+
+def test_the_self_check_refuses_an_unguarded_cg():
+    """Textbook CG without guards gives 0/0 once the residual is exactly zero; the check must catch it."""
+    def unguarded(A, b, x0, steps):
+        x, r = x0.clone(), b - A @ x0
+        p, rr = r.clone(), r @ r
+        for _ in range(steps):
+            Ap = A @ p
+            alpha = rr / (p @ Ap)
+            x, r = x + alpha * p, r - alpha * Ap
+            rr_new = r @ r
+            p, rr = r + rr_new / rr * p, rr_new
+        return x
+
+    result = check.conjugate_gradients(unguarded)
+    assert result.status == "wrong" and "NaN" in result.message
+    assert check.conjugate_gradients(_cg).status == "correct"
+
+
 def test_zero_steps_returns_the_start():
     _, A, B = _problem(16)
     r = P.train_linear_solver(A, B, loss="pcg", steps=0)

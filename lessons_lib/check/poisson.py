@@ -22,7 +22,14 @@ def _cases() -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
             "A = diag(1, 3, 10), b = (1, 1, 1), x0 = 0, zero steps": (D, torch.ones(3, dtype=torch.float64),
                                                                       torch.zeros(3, dtype=torch.float64), 0),
             "A = diag(1, 3, 10), b = (1, 1, 1), x0 = (1, 0, -1), two steps": (
-                D, torch.ones(3, dtype=torch.float64), torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64), 2)}
+                D, torch.ones(3, dtype=torch.float64), torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64), 2),
+            "A = diag(1, 3, 10), b = (1, 1, 1), x0 = 0, three steps (exact in exact arithmetic)": (
+                D, torch.ones(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 3),
+            # one step is exact in floating point here (alpha = 1/2, r = 0 exactly), so the next steps divide 0 by 0
+            # unless the divisions are guarded
+            "A = 2 I (3 x 3), b = (1, 1, 1), x0 = 0, three steps (the residual is exactly zero after one)": (
+                2.0 * torch.eye(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64),
+                torch.zeros(3, dtype=torch.float64), 3)}
 
 
 # the inputs (A, b, x0, steps) that conjugate_gradients hands the learner's function, by description
@@ -65,16 +72,18 @@ def _hint(case, value) -> str:
                 "direction must be the residual plus beta times the previous direction, with "
                 "beta = (r_new . r_new) / (r_old . r_old)")
     if near(x0 - (poisson.cg(A, b, x0=x0, steps=steps) - x0)):
-        return "your steps go the wrong way: x moves along +alpha p, with p starting at the residual b - A x0"
-    return ("not right yet: alpha = (r . r) / (p . A p), x += alpha p, r -= alpha A p, then "
-            "beta = (r_new . r_new) / (r_old . r_old) and p = r_new + beta p")
+        return ("your steps go the wrong way: x moves along +alpha d, with the direction d starting at the "
+                "residual b - A x0")
+    return ("not right yet: alpha = (r . r) / (d . A d), x += alpha d, r -= alpha A d, then "
+            "beta = (r_new . r_new) / (r_old . r_old) and d = r_new + beta d")
 
 
 def conjugate_gradients(fn: Callable) -> CheckResult:
     """Check a learner's ``fn(A, b, x0, steps)``: ``steps`` plain CG iterations on ``A x = b`` from ``x0``.
 
     ``A`` is a dense symmetric positive definite float64 matrix, ``b`` and ``x0`` vectors; the answer is the
-    iterate ``x_steps``. The cases include zero steps, a non-zero start and a diagonal matrix. Messages name
+    iterate ``x_steps``. The cases include zero steps, a non-zero start, a diagonal matrix and a multiple of the
+    identity on which the residual becomes exactly zero after one step (so ``0 / 0`` must be guarded). Messages name
     the case and describe the learner's output, never the expected iterate.
     """
     if not _missing(fn) and callable(fn):
@@ -86,6 +95,6 @@ def conjugate_gradients(fn: Callable) -> CheckResult:
     return check_function(
         fn, _reference, CG_CASES, rtol=1e-8, close_rtol=0.05, hint=_hint,
         close_note="nearly there: is everything computed in float64?",
-        nonfinite=("your iterate contains NaN or infinity: a division by p . A p or r . r that is zero? "
+        nonfinite=("your iterate contains NaN or infinity: a division by d . A d or r . r that is zero? "
                    "(that happens only once the residual is exactly zero)"),
-        praise="including a zero-step call, a non-zero start and a diagonal matrix")
+        praise="including a zero-step call, a non-zero start, a diagonal matrix and an exactly zero residual")
