@@ -115,6 +115,9 @@ TYPICAL_MISTAKES = {
                           "unstable neurons treated as stable\nreturn torch.where(active, g_lo, zero), "
                           "torch.where(active, g_hi, zero)",
     "jvp_penalty": lambda sol: sol.replace("/ u.shape[-1]", ""),  # forgot to divide by n
+    "conjugate_gradients": "x = x0.clone()\nfor _ in range(steps):\n    r = b - A @ x\n"
+                           "    x = x + (r @ r) / (r @ A @ r) * r  # steepest descent: no conjugate directions\n"
+                           "return x",
 }
 
 
