@@ -279,6 +279,25 @@ def test_the_self_check_refuses_an_unguarded_cg():
     assert check.conjugate_gradients(_cg).status == "correct"
 
 
+def test_the_self_check_does_not_pass_a_cg_that_stops_early():
+    """A CG that stops once the residual is small is not `steps` iterations; the twelve-step case shows it."""
+    def stops_early(A, b, x0, steps):
+        x, r = x0.clone(), b - A @ x0
+        d, rr = r.clone(), r @ r
+        for _ in range(steps):
+            if rr < 1e-6 * (b @ b):
+                break
+            Ad = A @ d
+            alpha = rr / (d @ Ad)
+            x, r = x + alpha * d, r - alpha * Ad
+            rr_new = r @ r
+            d, rr = r + rr_new / rr * d, rr_new
+        return x
+
+    result = check.conjugate_gradients(stops_early)
+    assert result.status != "correct" and "twelve steps" in result.message and "early stop" in result.message
+
+
 def test_zero_steps_returns_the_start():
     _, A, B = _problem(16)
     r = P.train_linear_solver(A, B, loss="pcg", steps=0)
@@ -355,7 +374,7 @@ CHECK_CASES = {
         rtol=1e-8, close_rtol=0.05,
         hints=((lambda A, b, x0, steps: _cg(A, b, x0, steps, beta=False), "steepest descent"),
                (lambda A, b, x0, steps: _cg(A, b, x0, steps + 1), "one iteration too many"),
-               (lambda A, b, x0, steps: _cg(A, b, x0, max(steps - 1, 0)), "return the start x0"),
+               (lambda A, b, x0, steps: _cg(A, b, x0, max(steps - 1, 0)), "one iteration too few"),
                (lambda A, b, x0, steps: _cg(A, b, x0, steps, start=False), "does not depend on x0"))),
 }
 

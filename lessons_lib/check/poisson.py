@@ -19,6 +19,8 @@ def _cases() -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
     return {"the 4x4 L-shape (12 cells), x0 = 0, one step": (A, b, torch.zeros(12, dtype=torch.float64), 1),
             "the 4x4 L-shape, x0 = 0, four steps": (A, b, torch.zeros(12, dtype=torch.float64), 4),
             "the 4x4 L-shape, a random x0, three steps": (A, b, x0, 3),
+            # as many steps as unknowns: a CG that stops early on a small residual is caught here
+            "the 4x4 L-shape, x0 = 0, twelve steps": (A, b, torch.zeros(12, dtype=torch.float64), 12),
             "A = diag(1, 3, 10), b = (1, 1, 1), x0 = 0, zero steps": (D, torch.ones(3, dtype=torch.float64),
                                                                       torch.zeros(3, dtype=torch.float64), 0),
             "A = diag(1, 3, 10), b = (1, 1, 1), x0 = (1, 0, -1), two steps": (
@@ -94,7 +96,8 @@ def conjugate_gradients(fn: Callable) -> CheckResult:
 
     return check_function(
         fn, _reference, CG_CASES, rtol=1e-8, close_rtol=0.05, hint=_hint,
-        close_note="nearly there: is everything computed in float64?",
+        close_note=("nearly there: is everything computed in float64, and does your loop run all `steps` updates "
+                    "(no early stop on a small residual)?"),
         nonfinite=("your iterate contains NaN or infinity: a division by d . A d or r . r that is zero? "
                    "(that happens only once the residual is exactly zero)"),
         praise="including a zero-step call, a non-zero start, a diagonal matrix and an exactly zero residual")
