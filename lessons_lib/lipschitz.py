@@ -42,7 +42,7 @@ __all__ = ["ReluNet", "BaBResult", "relu_mlp", "gradient_l1", "naive_bound", "pr
            "relu_grad_interval", "interval_bound", "linear_bound", "bab_bound", "sampled_lower_bound",
            "region_has_interior"]
 
-_INTERIOR_TOL = 1e-9  # an LP margin below this means the region has no interior
+_INTERIOR_TOL = 1e-9  # LP margin, in units of eps on unit-normalised rows: below it a region counts as thin
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,15 @@ class BaBResult(Record):
         branches: the number of splits made.
         trace: the certified bound before the first split and after each split (``branches + 1`` numbers,
             not increasing): what a budget of ``k`` splits would have returned is ``trace[k]``.
+        witness: when ``exact``, a point of the ball inside the maximising linear region (the centre of the
+            largest ball that fits in it), where ``||grad f_j||_1`` equals ``value``; else empty.
     """
 
     value: float
     exact: bool
     branches: int
     trace: tuple = ()
+    witness: tuple = ()
 
 
 def relu_mlp(sizes: Sequence[int], *, generator, scale: float = 1.0) -> ReluNet:
@@ -346,9 +349,40 @@ def _constraints(net, splits, pre):
     return rows, rhs
 
 
+def _interior_margin(A_ub, b_ub, x0: torch.Tensor, eps: float, point: bool = False):
+    """The largest ``t`` with ``A_ub x + t ||A_ub,i|| eps <= b_ub`` for some ``x`` in the box, divided by ``eps``:
+    the radius (in units of ``eps``) of the largest Euclidean ball of the scaled box ``u = (x - x0) / eps`` whose
+    centre satisfies every constraint with that margin, capped at 1. Rows are normalised, so the margin is a
+    distance and does not depend on the scale of a row; a negative margin means the region misses the box.
+    With ``point``, also the maximising ``x`` (a NumPy array; ``x0`` when there is no constraint)."""
+    n = len(x0)
+    A = np.asarray(torch.stack([torch.as_tensor(r) for r in A_ub]).cpu().numpy(), dtype=np.float64) \
+        if not isinstance(A_ub, np.ndarray) else np.asarray(A_ub, dtype=np.float64)
+    b = np.asarray([float(v) for v in b_ub], dtype=np.float64)
+    if A.shape != (len(b), n):
+        raise ValueError(f"A_ub: expected shape ({len(b)}, {n})")
+    x = x0.detach().cpu().numpy().astype(np.float64)
+    # x = x0 + eps u with u in [-1, 1]^n:  (eps A_i) u < b_i - A_i x0, then divide each row by ||eps A_i||_2
+    Au, bu = eps * A, b - A @ x
+    norms = np.linalg.norm(Au, axis=1)
+    flat = norms == 0  # a row that does not depend on x: 0 < b_i holds everywhere or nowhere
+    if bool((bu[flat] <= 0).any()):
+        return (-1.0, x) if point else -1.0
+    Au, bu = Au[~flat] / norms[~flat, None], bu[~flat] / norms[~flat]
+    if len(bu) == 0:
+        return (1.0, x) if point else 1.0
+    res = linprog(np.r_[np.zeros(n), -1.0], A_ub=np.c_[Au, np.ones(len(bu))], b_ub=bu,
+                  bounds=[(-1.0, 1.0)] * n + [(None, 1.0)], method="highs")
+    if res.status != 0:
+        raise RuntimeError(f"linprog failed on a region of the ball: {res.message}")
+    return (float(-res.fun), x + eps * res.x[:n]) if point else float(-res.fun)
+
+
 def region_has_interior(A_ub, b_ub, x0: torch.Tensor, eps: float) -> bool:
-    """Whether ``{x : ||x - x0||_inf <= eps, A_ub x < b_ub}`` has an interior point, by the LP
-    ``max t  s.t.  A_ub x + t <= b_ub, t <= 1`` over the box (``scipy.optimize.linprog``).
+    """Whether ``{x : ||x - x0||_inf <= eps, A_ub x < b_ub}`` has an interior point, by an LP
+    (``scipy.optimize.linprog``) on the scaled box ``u = (x - x0) / eps`` with each row normalised to unit length:
+    ``max t  s.t.  a_i u + t <= r_i, t <= 1``. The region counts as having an interior when ``t > 1e-9``, that is
+    when a Euclidean ball of radius ``1e-9 eps`` fits in it; the test does not depend on how a row is scaled.
 
     Args:
         A_ub: a sequence of row tensors (or an ``(m, n)`` array); empty means no constraint.
@@ -357,18 +391,11 @@ def region_has_interior(A_ub, b_ub, x0: torch.Tensor, eps: float) -> bool:
     eps = check_positive(eps, name="eps", allow_zero=True)
     if _finite(x0, "x0").ndim != 1:
         raise ValueError(f"x0: expected a 1-D tensor, got shape {tuple(x0.shape)}")
-    n = len(x0)
+    if eps == 0:
+        return False  # a point has no interior
     if len(A_ub) == 0:
-        return eps > 0
-    A = np.asarray(torch.stack([torch.as_tensor(r) for r in A_ub]).cpu().numpy(), dtype=np.float64) \
-        if not isinstance(A_ub, np.ndarray) else np.asarray(A_ub, dtype=np.float64)
-    b = np.asarray([float(v) for v in b_ub], dtype=np.float64)
-    if A.shape != (len(b), n):
-        raise ValueError(f"A_ub: expected shape ({len(b)}, {n})")
-    x = x0.detach().cpu().numpy().astype(np.float64)
-    res = linprog(np.r_[np.zeros(n), -1.0], A_ub=np.c_[A, np.ones(len(b))], b_ub=b,
-                  bounds=[(xi - eps, xi + eps) for xi in x] + [(None, 1.0)], method="highs")
-    return bool(res.status == 0 and -res.fun > _INTERIOR_TOL)
+        return True
+    return _interior_margin(A_ub, b_ub, x0, eps) > _INTERIOR_TOL
 
 
 def bab_bound(net: ReluNet, x0: torch.Tensor, eps: float, *, output: int = 0,
@@ -377,7 +404,9 @@ def bab_bound(net: ReluNet, x0: torch.Tensor, eps: float, *, output: int = 0,
 
     Best first: the open region with the largest bound is split on an unstable neuron of its lowest undecided
     layer (the one with the largest ``min(-lo, hi)``), each child's region is checked for an interior by an LP
-    (:func:`region_has_interior`; empty ones are dropped), and a child's bound is the smallest of its interval
+    (:func:`region_has_interior`: unit-normalised rows, a margin relative to ``eps``; empty ones are dropped,
+    but never both children of a split: if round-off rejects both, the thicker is kept and the result is marked
+    not exact), and a child's bound is the smallest of its interval
     bound, its linear bound and its parent's. When the region on top has no unstable neuron its bound is its
     exact gradient norm and the search ends exact. With ``max_branches`` splits spent it stops and returns the
     largest open bound (sound, not exact).
@@ -395,13 +424,15 @@ def bab_bound(net: ReluNet, x0: torch.Tensor, eps: float, *, output: int = 0,
 
     root = [torch.zeros_like(b, dtype=torch.int64) for b in net.biases[:-1]]
     value, pre, states = bound(root, float("inf"))
-    heap, counter, branches, trace = [(-value, 0, root, pre, states)], 1, 0, []
+    heap, counter, branches, trace, inexact = [(-value, 0, root, pre, states)], 1, 0, [], False
     while heap:
         neg, _, splits, pre, states = heap[0]
         trace.append(-neg)
         layer = next((k for k, s in enumerate(states) if bool((s == 0).any())), None)
         if layer is None:
-            return BaBResult(-neg, True, branches, tuple(trace))
+            rows, rhs = _constraints(net, splits, pre)
+            x = _interior_margin(rows, rhs, x0, eps, point=True)[1] if rows else x0.detach().cpu().numpy()
+            return BaBResult(-neg, not inexact, branches, tuple(trace), tuple(float(v) for v in x))
         if max_branches is not None and branches >= max_branches:
             return BaBResult(-neg, False, branches, tuple(trace))
         heapq.heappop(heap)
@@ -409,14 +440,20 @@ def bab_bound(net: ReluNet, x0: torch.Tensor, eps: float, *, output: int = 0,
         score = torch.where(states[layer] == 0, torch.minimum(-lo, hi), torch.full_like(lo, -1.0))
         i = int(score.argmax())
         branches += 1
+        children = []
         for sign in (1, -1):
             child = [s.clone() for s in splits]
             child[layer][i] = sign
             value, cpre, cstates = bound(child, -neg)
-            if region_has_interior(*_constraints(net, child, cpre), x0, eps):
-                heapq.heappush(heap, (-value, counter, child, cpre, cstates))
-                counter += 1
-    return BaBResult(0.0, True, branches, tuple(trace) + (0.0,))  # no region with an interior: only for eps = 0
+            rows, rhs = _constraints(net, child, cpre)
+            children.append((_interior_margin(rows, rhs, x0, eps) if rows else 1.0, value, child, cpre, cstates))
+        kept = [c for c in children if c[0] > _INTERIOR_TOL]
+        if not kept:  # round-off: the parent has an interior, so one side must; keep the thicker one, not exact
+            kept, inexact = [max(children, key=lambda c: c[0])], True
+        for _, value, child, cpre, cstates in kept:
+            heapq.heappush(heap, (-value, counter, child, cpre, cstates))
+            counter += 1
+    raise RuntimeError("bab_bound: every region was dropped")  # unreachable: each split keeps a child
 
 
 def sampled_lower_bound(net: ReluNet, x0: torch.Tensor, eps: float, *, output: int = 0, n_samples: int = 1000,

@@ -16,7 +16,7 @@ def _cases() -> dict[str, tuple]:
 
     return {
         "three stable neurons (active, inactive, active) with g of either sign":
-            (t(-1.0, 0.5, 2.0), t(3.0, 1.5, 4.0), t(0.5, -2.0, 0.0), t(2.0, -0.1, 1.0)),
+            (t(-1.0, 0.5, 2.0), t(3.0, 1.5, 4.0), t(0.5, -2.0, 0.1), t(2.0, -0.1, 1.0)),
         "unstable neurons with g in [-1, 3], g in [2, 4] and g in [-5, -2]":
             (t(-1.0, 2.0, -5.0), t(3.0, 4.0, -2.0), t(-1.0, -0.5, -3.0), t(2.0, 0.5, 1.0)),
         "a mix: one neuron of each kind, with a point interval for g":
@@ -71,6 +71,13 @@ def _hint(case, value) -> str:
         if bool(((u[0] < g_lo[unstable].clamp(max=0) - 1e-12) | (u[1] > g_hi[unstable].clamp(min=0) + 1e-12)).any()):
             return ("your interval for an unstable neuron is wider than needed: y = g * s with s in [0, 1] lies "
                     "between 0 and g")
+        lo_too_high = u[0] > g_lo[unstable].clamp(max=0) + 1e-12
+        if bool((lo_too_high & (g_lo[unstable] < 0)).any()):
+            return ("for an unstable neuron with g_lo < 0, s = 1 is allowed, so y can be negative: your lower end "
+                    "is too high")
+        if bool(((u[1] < g_hi[unstable].clamp(min=0) - 1e-12) & (g_hi[unstable] > 0)).any()):
+            return ("for an unstable neuron with g_hi > 0, s = 1 is allowed, so y can be positive: your upper end "
+                    "is too low")
     return ("not right yet: y = g * s lies in [g_lo, g_hi] when s = 1 (lo >= 0), is 0 when s = 0 (hi <= 0), and "
             "lies between min(g_lo, 0) and max(g_hi, 0) when s is anywhere in [0, 1]")
 
