@@ -255,6 +255,24 @@ def test_naive_dominates_interval_on_random_nets():
             assert L.naive_bound(net, output=1) >= L.interval_bound(net, x0, eps, output=1) - 1e-12
 
 
+@pytest.mark.slow
+def test_complete_bab_equals_the_oracle_on_random_rescaled_nets():
+    # small random nets, each hidden layer rescaled by a random power of ten (f unchanged up to the last layer)
+    gen = torch.Generator().manual_seed(11)
+    for k in range(12):
+        sizes = (2, 6 + k % 4, 5 + k % 3, 1)
+        net = L.relu_mlp(sizes, generator=100 + k)
+        c = [10.0 ** float(torch.randint(-6, 7, (), generator=gen)) for _ in range(2)]
+        ws = (net.weights[0] * c[0], net.weights[1] * c[1], net.weights[2] / (c[0] * c[1]))
+        bs = (net.biases[0] * c[0], net.biases[1] * c[0] * c[1], net.biases[2])
+        scaled = L.ReluNet(ws, bs)
+        x0 = torch.randn(2, generator=gen, dtype=torch.float64)
+        for eps in (0.05, 0.5):
+            r = L.bab_bound(scaled, x0, eps)
+            assert r.exact and r.value == pytest.approx(exhaustive_lp(scaled, x0, eps), rel=1e-8)
+            assert r.value == pytest.approx(L.bab_bound(net, x0, eps).value, rel=1e-8)
+
+
 def test_budgeted_bab_lies_between_exact_and_linear():
     net, x0, eps = small_net(), t(0.0, 0.0), 0.2
     exact = L.bab_bound(net, x0, eps)
