@@ -1,6 +1,6 @@
 """Spatially weighted Jacobian regularisation of a learned PDE step (rollouts.ipynb: jacobian-rollouts).
 
-A one-step surrogate of a PDE, applied to its own output again and again (a *rollout*), tends to blow up
+A one-step surrogate of a PDE, applied to its own output again and again (a *rollout*), can amplify errors
 in the directions its training data never pinned down. Penalising the step's Jacobian makes the map
 contractive there; weighting the penalty in space lets it act strongly where the field is smooth and
 weakly at shocks. The idea follows the abstract of Nie & Suzuki (2026), *JAWS: Enhancing Long-term
@@ -17,7 +17,9 @@ Pieces:
 * :func:`shock_weight`, :func:`jacobian_penalty`: the weighted Jacobian penalty with one Rademacher probe and
   one Jacobian-vector product (equation ``eq-rollout-penalty``);
 * :func:`train_surrogate`: Adam on MSE plus the penalty, a step function handed to :func:`lessons_lib.run.run`;
-* :func:`rollout`, :func:`relative_error`, :func:`high_k_energy`: what a rollout does.
+* :func:`rollout`, :func:`relative_error`, :func:`high_k_energy`: what a rollout does;
+* :func:`seed_study`: several penalties over several seeds, with the error that remains once each state's mean
+  level is reset to the solver's (the surrogate does not conserve ``sum(u)``).
 """
 
 from __future__ import annotations
@@ -174,6 +176,9 @@ def _arch_of_size(size: int) -> Surrogate | None:
 
 
 def _arch(params: torch.Tensor) -> Surrogate:
+    # The architecture is read off the parameter count. Two (channels, kernel) pairs with the same count would be
+    # told apart silently by the smaller channel count; the sizes this chapter uses (417 = (8, 5), 40 = (2, 3),
+    # 70 = (3, 3)) have no such twin among the pairs that init_surrogate would make with fewer channels.
     arch = _arch_of_size(int(params.shape[-1]))
     if arch is None:
         raise ValueError(f"params: {params.shape[-1]} numbers fit no (channels, kernel) of init_surrogate")
@@ -547,6 +552,22 @@ def relative_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return (pred.to(true.dtype) - true).norm(dim=-1) / norm
 
 
+def mean_reset_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """:func:`relative_error` after shifting each predicted state so that its mean equals the true state's.
+
+    The solver conserves ``sum(u)``; a learned step does not, so its level drifts. The part of the error that
+    this shift removes is the drift of the mean; what remains is the error in the shape (front position, smoothing).
+
+    Raises:
+        ValueError: naming ``pred`` or ``true``, as :func:`relative_error`.
+    """
+    pred, true = _check_field(pred, name="pred"), _check_field(true, name="true")
+    if pred.shape != true.shape:
+        raise ValueError(f"pred: expected the shape of true {tuple(true.shape)}, got {tuple(pred.shape)}")
+    pred = pred.to(true.dtype)
+    return relative_error(pred - pred.mean(-1, keepdim=True) + true.mean(-1, keepdim=True), true)
+
+
 def high_k_energy(u: torch.Tensor, *, k_min: int = 16) -> torch.Tensor:
     """The mean square of ``u``'s Fourier modes ``|k| >= k_min`` (the energy at high wavenumbers).
 
@@ -574,3 +595,98 @@ def high_k_energy(u: torch.Tensor, *, k_min: int = 16) -> torch.Tensor:
         mult[-1] = 1.0
     mult[:k_min] = 0.0
     return (mult * coef.abs() ** 2).sum(-1) / n ** 2
+
+
+@dataclass(frozen=True)
+class SeedStudy(Record):
+    """What :func:`seed_study` returns (on the host). Arrays are indexed ``[config, seed]``.
+
+    Attributes:
+        configs: the ``(lam, weighting)`` pairs, in order.
+        seeds: the seeds (initialisation, batches and probes; the data are the same for every seed).
+        params: trained parameters, shape ``(C, S, P)``.
+        mse: the mean training MSE of the last ten steps, ``(C, S)``.
+        penalty: the global penalty of the trained step on held-out states (:func:`surrogate_penalty`), ``(C, S)``.
+        error: median relative error over the test trajectories at the end of the rollout, ``(C, S)``.
+        error_mean_reset: the same with each state's mean reset to the solver's (:func:`mean_reset_error`).
+        mean_offset: median ``|mean(pred) - mean(true)|`` at the end of the rollout, ``(C, S)``.
+        high_k: median :func:`high_k_energy` (``k >= 16``, or ``n / 2`` on a coarser grid) of the surrogate's states
+            at the end of the rollout, ``(C, S)``.
+        n_diverged: number of rollouts that left their ball, ``(C, S)`` (training's own divergence is frozen
+            by :func:`train_surrogate`, as everywhere in the book).
+    """
+
+    configs: tuple
+    seeds: tuple
+    params: torch.Tensor
+    mse: torch.Tensor
+    penalty: torch.Tensor
+    error: torch.Tensor
+    error_mean_reset: torch.Tensor
+    mean_offset: torch.Tensor
+    high_k: torch.Tensor
+    n_diverged: torch.Tensor
+
+
+def seed_study(train: torch.Tensor, test: torch.Tensor, *,
+               configs=((0.0, "global"), (1e-4, "global"), (1e-3, "global"), (1e-3, "adaptive")),
+               seeds=(0, 1, 2, 3), lr: float = 3e-3, steps: int = 300, batch: int = 64,
+               progress: Callable | None = None) -> SeedStudy:
+    """Train one surrogate per ``(lam, weighting)`` and seed on ``train``, roll each out over ``test``.
+
+    Every seed uses the same data; it changes the initialisation, the batches and the probes. For each run the
+    study records the trained step's global penalty (equation ``eq-rollout-penalty``) on the held-out states
+    ``test[:, :T]`` (``T`` the training trajectories' length), and, after a rollout of ``test.shape[1] - 1`` steps
+    from ``test[:, 0]``, the median relative error, the same with the mean level reset, the median mean offset
+    and the high-wavenumber energy.
+
+    Args:
+        train: training trajectories ``(n_traj, T + 1, n)`` (:func:`burgers_trajectories`).
+        test: test trajectories ``(m, L + 1, n)`` with ``L >= T``.
+        configs: ``(lam, weighting)`` pairs, ``lam >= 0``, weighting ``"global"`` or ``"adaptive"``.
+        seeds: int seeds, at least one.
+        lr, steps, batch: as in :func:`train_surrogate`.
+        progress: an optional wrapper of an iterable (e.g. :func:`lessons_lib.backend.progress`).
+
+    Returns:
+        A :class:`SeedStudy`.
+
+    Raises:
+        ValueError: naming ``train``, ``test``, ``configs`` or ``seeds`` when it is not valid, or an argument of
+            :func:`train_surrogate`.
+    """
+    train, test = _check_field(train, name="train"), _check_field(test, name="test")
+    if train.ndim != 3 or train.shape[1] < 2:
+        raise ValueError(f"train: expected shape (n_traj, T + 1, n) with T >= 1, got {tuple(train.shape)}")
+    if test.ndim != 3 or test.shape[-1] != train.shape[-1] or test.shape[1] < train.shape[1]:
+        raise ValueError(f"test: expected shape (m, L + 1, {train.shape[-1]}) with L >= {train.shape[1] - 1}, "
+                         f"got {tuple(test.shape)}")
+    configs = tuple((float(lam), str(wt)) for lam, wt in configs) if isinstance(configs, (tuple, list)) else None
+    if not configs:
+        raise ValueError("configs: expected a non-empty sequence of (lam, weighting) pairs")
+    for lam, wt in configs:
+        check_positive(lam, name="configs", allow_zero=True)
+        check_choice(wt, ("global", "adaptive"), name="configs")
+    if not isinstance(seeds, (tuple, list, range)) or len(seeds) == 0 or not all(isinstance(s, int) for s in seeds):
+        raise ValueError(f"seeds: expected a non-empty sequence of ints, got {seeds!r}")
+    seeds = tuple(seeds)
+    held = test[:, :train.shape[1] - 1].reshape(-1, test.shape[-1])
+    length = test.shape[1] - 1
+    runs = [(c, s) for c in configs for s in seeds]
+    rows = {key: [] for key in ("params", "mse", "penalty", "error", "error_mean_reset", "mean_offset", "high_k",
+                                "n_diverged")}
+    for (lam, wt), seed in (progress(runs) if progress is not None else runs):
+        res = train_surrogate(train, lam=lam, weighting=wt, lr=lr, steps=steps, batch=batch, generator=seed)
+        out = rollout(res.params, test[:, 0], steps=length)
+        end, true = out.u[-1].to(test.dtype), test[:, -1].cpu()
+        rows["params"].append(res.params)
+        rows["mse"].append(res.mse[-10:].mean())
+        rows["penalty"].append(surrogate_penalty(res.params, held.to(res.params), generator=seed).cpu())
+        rows["error"].append(relative_error(end, true).median())
+        rows["error_mean_reset"].append(mean_reset_error(end, true).median())
+        rows["mean_offset"].append((end.mean(-1) - true.mean(-1)).abs().median())
+        rows["high_k"].append(high_k_energy(end, k_min=min(16, end.shape[-1] // 2)).median())
+        rows["n_diverged"].append(out.diverged.sum())
+    shape = (len(configs), len(seeds))
+    arrays = {key: torch.stack(val).reshape(shape + val[0].shape) for key, val in rows.items()}
+    return SeedStudy(configs=configs, seeds=seeds, **arrays)

@@ -2,11 +2,12 @@
 
 The solver's claims (conservation, no growth of max|u| or of the total variation under the stability condition,
 shocks form) are exact properties of the scheme, tested to rounding. The penalty is tested against an explicit
-Jacobian (autograd is the oracle; there is no peer library). Trained numbers (slow tests, 4 seeds, 32 trajectories
-x 40 pairs, 300 Adam steps, batch 64): the probe penalty of the trained step on held-out states was 0.80-0.86
-(lambda = 0), 0.42-0.64 (1e-4) and 0.17-0.20 (1e-3) over seeds 0-3; the test asserts the strict fall per seed and
-ranges with margins around these. Rollout errors are not asserted (their ranking changes from seed to seed); the
-slow test prints them.
+Jacobian (autograd is the oracle; there is no peer library). Trained numbers (the slow test, the notebook's full-size
+study: data generators 0 and 1, 4 seeds, 32 trajectories x 40 pairs, 300 Adam steps, batch 64): the probe penalty of
+the trained step on held-out states was 0.85-0.88 (lambda = 0), 0.43-0.70 (1e-4) and 0.17-0.20 (1e-3, global and
+adaptive) over seeds 0-3; the test asserts the strict fall per seed, ranges with margins around these, that no
+rollout diverged and that the mean reset removes a large part of the error at lambda = 1e-3. Rollout errors are not
+asserted (their ranking changes from seed to seed and with the data draw); the slow test prints them.
 """
 
 import math
@@ -175,20 +176,28 @@ def test_trained_penalty_falls_strictly_with_lambda_one_seed():
 
 
 @pytest.mark.slow
-def test_trained_penalty_falls_with_lambda_over_four_seeds_at_the_full_size():
-    data = R.burgers_trajectories(32, generator=100)
-    test = R.burgers_trajectories(8, steps=160, generator=101)
-    held = test[:, :40].reshape(-1, 128).float()
-    for seed in range(4):
-        pens, errs = [], []
-        for lam in (0.0, 1e-4, 1e-3):
-            params = R.train_surrogate(data, lam=lam, generator=seed).params
-            pens.append(float(R.surrogate_penalty(params, held, generator=seed)))
-            out = R.rollout(params, test[:, 0], steps=160).u
-            errs.append(float(R.relative_error(out[160], test[:, 160]).median()))
-        print(f"seed {seed}: penalty {[round(p, 3) for p in pens]}, median 4x error {[round(e, 2) for e in errs]}")
-        assert pens[0] > pens[1] > pens[2]
-        assert 0.72 < pens[0] < 0.95 and 0.3 < pens[1] < 0.78 and 0.1 < pens[2] < 0.3
+def test_seed_study_at_the_full_size_penalty_ranges_and_no_blow_up():
+    """The four-seed study the notebook runs at LESSONS_SCALE=full (its data: generators 0 and 1), four of its rows.
+
+    Measured (seeds 0-3): trained penalty 0.85-0.88 (lambda = 0), 0.43-0.70 (global 1e-4), 0.17-0.20 (global 1e-3),
+    0.17-0.20 (adaptive 1e-3, within 1 % of the global one seed by seed); no rollout left its ball; at lambda = 1e-3
+    resetting the mean removed 24-83 % of the median error at 4x. Errors themselves are printed, not asserted.
+    """
+    configs = ((0.0, "global"), (1e-4, "global"), (1e-3, "global"), (1e-3, "adaptive"))
+    study = R.seed_study(R.burgers_trajectories(32, generator=0), R.burgers_trajectories(8, steps=160, generator=1),
+                         configs=configs, seeds=range(4))
+    for i, config in enumerate(configs):
+        print(config, "penalty", study.penalty[i].numpy().round(3), "error at 4x", study.error[i].numpy().round(2),
+              "with the mean reset", study.error_mean_reset[i].numpy().round(2))
+    pen = study.penalty
+    assert bool((pen[0] > pen[1]).all() and (pen[1] > pen[2]).all())  # strictly falling with lambda, every seed
+    assert bool(((0.75 < pen[0]) & (pen[0] < 0.95)).all()), pen[0]
+    assert bool(((0.3 < pen[1]) & (pen[1] < 0.8)).all()), pen[1]
+    assert bool(((0.1 < pen[2]) & (pen[2] < 0.3)).all()), pen[2]
+    assert bool(((0.1 < pen[3]) & (pen[3] < 0.3)).all()), pen[3]
+    assert bool(((pen[3] / pen[2] - 1).abs() < 0.1).all())  # the adaptive weight shrinks J as much as the global
+    assert int(study.n_diverged.sum()) == 0  # these surrogates do not blow up
+    assert bool((study.error_mean_reset[2:] < 0.85 * study.error[2:]).all())  # the drift of the mean is a large part
 
 
 def test_rollout_of_a_zero_residual_is_constant_and_keeps_shapes():
@@ -223,6 +232,32 @@ def test_relative_error_and_high_k_energy_against_their_definitions():
     assert float(R.relative_error(2 * u, u)) == pytest.approx(1.0, rel=1e-12)
 
 
+def test_mean_reset_error_is_the_error_of_the_mean_free_parts():
+    """||p - t - mean(p - t)||^2 = ||p - t||^2 - n mean(p - t)^2: the reset removes exactly the mean offset."""
+    t = torch.stack([_start(1), _start(2)])
+    p = t + 0.3 + 0.1 * torch.stack([_start(3), _start(4)])
+    got = R.mean_reset_error(p, t)
+    d = p - t
+    want = (d - d.mean(-1, keepdim=True)).norm(dim=-1) / t.norm(dim=-1)
+    assert torch.allclose(got, want, rtol=1e-12)
+    full = R.relative_error(p, t)
+    assert torch.allclose(got ** 2, full ** 2 - 128 * d.mean(-1) ** 2 / (t ** 2).sum(-1), rtol=1e-10)
+    assert float(R.mean_reset_error(t + 5.0, t).max()) < 1e-12  # a pure shift of the level is all drift
+
+
+def test_seed_study_matches_separate_runs():
+    train, test = R.burgers_trajectories(4, steps=6, generator=0), R.burgers_trajectories(2, steps=12, generator=1)
+    study = R.seed_study(train, test, configs=((0.0, "global"), (1e-3, "adaptive")), seeds=(3, 5), steps=4, batch=8)
+    assert study.penalty.shape == (2, 2) and study.params.shape[:2] == (2, 2)
+    res = R.train_surrogate(train, lam=1e-3, weighting="adaptive", steps=4, batch=8, generator=5)
+    assert torch.equal(study.params[1, 1], res.params)
+    end = R.rollout(res.params, test[:, 0], steps=12).u[-1].double()
+    assert float(study.error[1, 1]) == pytest.approx(float(R.relative_error(end, test[:, -1]).median()), rel=1e-12)
+    assert float(study.penalty[1, 1]) == pytest.approx(
+        float(R.surrogate_penalty(res.params, test[:, :6].reshape(-1, 128).float(), generator=5)), rel=1e-6)
+    assert bool((study.error_mean_reset <= study.error + 1e-12).all())
+
+
 # ---------------------------------------------------------------- bad input
 
 def test_bad_input_is_refused_by_name():
@@ -253,6 +288,15 @@ def test_bad_input_is_refused_by_name():
         R.surrogate_step(torch.zeros(7, dtype=torch.float64), u)
     with pytest.raises(ValueError, match="^k_min:"):
         R.high_k_energy(u, k_min=65)
+    with pytest.raises(ValueError, match="^pred:"):
+        R.mean_reset_error(u[:5], u)
+    data = _small_data()
+    with pytest.raises(ValueError, match="^test:"):
+        R.seed_study(data, data[:, :3], steps=1)
+    with pytest.raises(ValueError, match="^configs:"):
+        R.seed_study(data, data, configs=((1e-3, "learned"),), steps=1)
+    with pytest.raises(ValueError, match="^seeds:"):
+        R.seed_study(data, data, seeds=(), steps=1)
 
 
 # ---------------------------------------------------------------- shared registries
@@ -275,16 +319,22 @@ def _unweighted(step_fn, u, weight, probe):
     return _right(step_fn, u, torch.ones_like(weight), probe)
 
 
+def _frobenius(step_fn, u, weight, probe):
+    jac = torch.func.vmap(torch.func.jacrev(lambda v: step_fn(v[None])[0]))(u)
+    return (weight * (jac ** 2).sum(-1)).sum(-1).mean() / u.shape[-1]
+
+
 def _expected():
     return [float(R.jacobian_penalty(f, u, weight=w, probe=p)) for f, u, w, p in check.rollout.PENALTY_CASES.values()]
 
 
 CHECK_CASES = {
     "jvp_penalty": Case(
-        _right, lambda f, u, w, p: 1.01 * _right(f, u, w, p), (_no_n, _vjp, _unweighted),
+        _right, lambda f, u, w, p: 1.01 * _right(f, u, w, p), (_no_n, _vjp, _unweighted, _frobenius),
         expected=_expected(), inputs=[6, 3, 0.2, 1.8], function=True,
         nan=lambda f, u, w, p: torch.tensor(float("nan"), dtype=torch.float64),
-        hints=((_no_n, "n times too large"), (_vjp, "Jacobian-vector product"), (_unweighted, "ignores the weight"))),
+        hints=((_no_n, "n times too large"), (_vjp, "Jacobian-vector product"), (_unweighted, "ignores the weight"),
+               (_frobenius, "one probe"))),
 }
 
 DIVERGENCE_CASES = {
@@ -296,6 +346,10 @@ DIVERGENCE_CASES = {
     # tanh layers bound each step's change, so the state grows only linearly and need not leave the ball
     "rollout.rollout": (lambda m: R.rollout(m * R.init_surrogate(generator=0), _start(0), steps=20), None, ()),
 }
+DIVERGENCE_CASES["rollout.seed_study"] = (
+    # its training is train_surrogate's (frozen on divergence); the rollouts of a frozen step stay finite
+    lambda m: R.seed_study(_small_data(), _small_data(), configs=((1e-3, "global"),), seeds=(0,), lr=m * 3e-3,
+                           steps=3, batch=4), None, ())
 NOT_RUNNERS = {
     "rollout.burgers_trajectories": "its time step is checked against the stability condition and refused past it",
 }
@@ -328,6 +382,12 @@ FUZZ_SPECS = {
                                                    u=randn_field().reshape(1, -1), kind="adaptive", generator=0),
                                       skip="generator"),
     "rollout.relative_error": Spec(lambda: dict(pred=randn_field(), true=randn_field() + 0.1)),
+    "rollout.mean_reset_error": Spec(lambda: dict(pred=randn_field(), true=randn_field() + 0.1)),
+    "rollout.seed_study": Spec(lambda: dict(train=R.burgers_trajectories(2, n_points=16, steps=2, generator=0),
+                                            test=R.burgers_trajectories(2, n_points=16, steps=3, generator=1),
+                                            configs=((1e-3, "adaptive"),), seeds=(0,), lr=1e-3, steps=2, batch=2,
+                                            progress=None),
+                               positive="steps batch", nonneg="lr", skip="configs seeds progress"),
     "rollout.high_k_energy": Spec(lambda: dict(u=randn_field(), k_min=4)),
     "check.rollout.jvp_penalty": Spec(lambda: dict(fn=_right), skip="fn"),
     # fn: the learner's function

@@ -45,7 +45,11 @@ def _variants(step_fn, u, weight, probe) -> dict[str, torch.Tensor]:
     _, pullback = torch.func.vjp(step_fn, u)
     (vj,) = pullback(probe)
     weight = weight.expand_as(u)
-    return {"no_n": (weight * jv ** 2).sum(-1).mean(),
+    jac = torch.func.vmap(torch.func.jacrev(lambda v: step_fn(v[None])[0]))(u)  # (B, n, n), one state at a time
+    return {"frobenius": (weight * (jac ** 2).sum(-1)).sum(-1).mean() / n,
+            "minus_identity": (weight * (jv - probe) ** 2).sum(-1).mean() / n,
+            "abs": (weight * jv.abs()).sum(-1).mean() / n,
+            "no_n": (weight * jv ** 2).sum(-1).mean(),
             "vjp": (weight * vj ** 2).sum(-1).mean() / n,
             "unweighted": (jv ** 2).sum(-1).mean() / n,
             "weight_squared": (weight ** 2 * jv ** 2).sum(-1).mean() / n,
@@ -64,6 +68,13 @@ def _hint(case, value) -> str:
     def near(name):
         return bool(torch.isclose(got, variants[name].to(torch.float64), rtol=1e-6, atol=1e-12))
 
+    if near("frobenius"):
+        return ("you computed the exact weighted Frobenius norm, which is the penalty's mean over all probes; "
+                "the penalty uses the one probe it is given, through one Jacobian-vector product")
+    if near("minus_identity"):
+        return "you penalised (J - I) xi: the penalty is on J itself, the Jacobian of the whole step"
+    if near("abs"):
+        return "you weighted |(J xi)_x|: the penalty squares each component"
     if near("no_n"):
         return "your value is n times too large: divide the weighted sum over x by the number of grid points n"
     if near("batch_sum"):
@@ -82,8 +93,7 @@ def _hint(case, value) -> str:
                 "torch.func.jvp(step_fn, (u,), (probe,))")
     if float(got) < 0:
         return "your penalty is negative, but it is a weighted sum of squares with w >= 0"
-    return ("not right yet: compute J xi with torch.func.jvp(step_fn, (u,), (probe,)), then "
-            "mean over the batch of sum_x w(x) (J xi)_x^2, divided by n")
+    return "not right yet: compare each step of your computation with equation eq-rollout-penalty"
 
 
 def jvp_penalty(fn: Callable) -> CheckResult:
