@@ -177,8 +177,8 @@ def _arch_of_size(size: int) -> Surrogate | None:
 
 def _arch(params: torch.Tensor) -> Surrogate:
     # The architecture is read off the parameter count. Two (channels, kernel) pairs with the same count would be
-    # told apart silently by the smaller channel count; the sizes this chapter uses (417 = (8, 5), 40 = (2, 3),
-    # 70 = (3, 3)) have no such twin among the pairs that init_surrogate would make with fewer channels.
+    # told apart silently in favour of the smaller channel count; the sizes this chapter uses (417 = (8, 5),
+    # 29 = (2, 3), 52 = (3, 3)) are read back as themselves.
     arch = _arch_of_size(int(params.shape[-1]))
     if arch is None:
         raise ValueError(f"params: {params.shape[-1]} numbers fit no (channels, kernel) of init_surrogate")
