@@ -406,10 +406,11 @@ def bab_bound(net: ReluNet, x0: torch.Tensor, eps: float, *, output: int = 0,
     layer (the one with the largest ``min(-lo, hi)``), each child's region is checked for an interior by an LP
     (:func:`region_has_interior`: unit-normalised rows, a margin relative to ``eps``; empty ones are dropped,
     but never both children of a split: if round-off rejects both, the thicker is kept and the result is marked
-    not exact), and a child's bound is the smallest of its interval
-    bound, its linear bound and its parent's. When the region on top has no unstable neuron its bound is its
-    exact gradient norm and the search ends exact. With ``max_branches`` splits spent it stops and returns the
-    largest open bound (sound, not exact).
+    not exact; a child dropped as thinner than ``1e-9 eps`` although its margin is positive keeps its bound in
+    reserve, and a result below that bound is raised to it and marked not exact), and a child's bound is the
+    smallest of its interval bound, its linear bound and its parent's. When the region on top has no unstable
+    neuron its bound is its exact gradient norm and the search ends exact. With ``max_branches`` splits spent it
+    stops and returns the largest open bound (sound, not exact).
     """
     net, output = _check_net(net), _check_output(net, output)
     x0, eps = _check_ball(net, x0, eps)
@@ -425,16 +426,21 @@ def bab_bound(net: ReluNet, x0: torch.Tensor, eps: float, *, output: int = 0,
     root = [torch.zeros_like(b, dtype=torch.int64) for b in net.biases[:-1]]
     value, pre, states = bound(root, float("inf"))
     heap, counter, branches, trace, inexact = [(-value, 0, root, pre, states)], 1, 0, [], False
+    # the largest bound of a child dropped as thin although its LP margin was positive: a sliver of the ball
+    # thinner than the LP can resolve may still hold the maximum, so the result is never below this bound
+    doubt = float("-inf")
     while heap:
         neg, _, splits, pre, states = heap[0]
-        trace.append(-neg)
+        trace.append(max(-neg, doubt))
         layer = next((k for k, s in enumerate(states) if bool((s == 0).any())), None)
         if layer is None:
             rows, rhs = _constraints(net, splits, pre)
+            if doubt > -neg:  # a dropped sliver might beat the best region: certified, not exact
+                return BaBResult(doubt, False, branches, tuple(trace))
             x = _interior_margin(rows, rhs, x0, eps, point=True)[1] if rows else x0.detach().cpu().numpy()
             return BaBResult(-neg, not inexact, branches, tuple(trace), tuple(float(v) for v in x))
         if max_branches is not None and branches >= max_branches:
-            return BaBResult(-neg, False, branches, tuple(trace))
+            return BaBResult(max(-neg, doubt), False, branches, tuple(trace))
         heapq.heappop(heap)
         lo, hi = pre[layer]
         score = torch.where(states[layer] == 0, torch.minimum(-lo, hi), torch.full_like(lo, -1.0))
@@ -450,6 +456,7 @@ def bab_bound(net: ReluNet, x0: torch.Tensor, eps: float, *, output: int = 0,
         kept = [c for c in children if c[0] > _INTERIOR_TOL]
         if not kept:  # round-off: the parent has an interior, so one side must; keep the thicker one, not exact
             kept, inexact = [max(children, key=lambda c: c[0])], True
+        doubt = max([doubt] + [c[1] for c in children if 0 < c[0] <= _INTERIOR_TOL and all(c is not k for k in kept)])
         for _, value, child, cpre, cstates in kept:
             heapq.heappush(heap, (-value, counter, child, cpre, cstates))
             counter += 1

@@ -210,6 +210,22 @@ def test_bab_on_a_tiny_ball_centred_on_a_kink_is_exact():
         assert r.value > 1.0
 
 
+@pytest.mark.parametrize("delta", [1e-8, 1e-10, 1e-12])
+def test_bab_never_certifies_below_a_sliver_thinner_than_the_lp_resolves(delta):
+    # regression: two first-layer kinks delta apart bound a sliver where ||grad f||_1 = 5.1; below the LP's
+    # resolution the sliver was dropped and BaB returned 0.1 with exact=True. The value must stay an upper bound.
+    W1 = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    b1 = torch.tensor([0.0, -delta, 0.0], dtype=torch.float64)
+    net = L.ReluNet([W1, torch.tensor([[5.0, -5.0, 0.1]], dtype=torch.float64)],
+                    [b1, torch.zeros(1, dtype=torch.float64)])
+    inside = torch.tensor([[delta / 2, 0.3]], dtype=torch.float64)  # in the ball around (0.3, 0) of radius 1
+    truth = float(L.gradient_l1(net, inside)[0])
+    assert truth == pytest.approx(5.1)
+    r = L.bab_bound(net, torch.tensor([0.3, 0.0], dtype=torch.float64), 1.0)
+    assert r.value >= truth - 1e-12
+    assert all(a >= b - 1e-12 for a, b in zip(r.trace, r.trace[1:]))  # the certified bound never rises
+
+
 def test_bab_does_not_depend_on_the_scale_of_a_hidden_layer():
     # regression: (W2, b2) * c and W3 / c leave f unchanged; an absolute margin in z-units lost regions for
     # small c and returned a value below the true maximum with exact=True
