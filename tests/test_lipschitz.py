@@ -115,28 +115,24 @@ def test_ibp_preactivation_bounds_contain_samples():
 
 # ---------------------------------------------------------------- claims 1-5: hierarchy and soundness
 
-def test_hierarchy_on_the_two_d_net_with_complete_bab():
-    net = small_net()
-    for x0 in centres(10, 2):
-        naive = L.naive_bound(net)
+def _assert_chain(net, centres_, *, max_branches=None, exact=False):
+    """naive >= interval >= linear >= BaB >= sampled at every centre and radius of EPSS (each link to rounding)."""
+    naive = L.naive_bound(net)
+    for x0 in centres_:
         for eps in EPSS:
             inter, lin = L.interval_bound(net, x0, eps), L.linear_bound(net, x0, eps)
-            bab = L.bab_bound(net, x0, eps)
+            bab = L.bab_bound(net, x0, eps, max_branches=max_branches)
             low = L.sampled_lower_bound(net, x0, eps, n_samples=1000, generator=2)
-            assert bab.exact
-            assert naive >= inter - 1e-12 and inter >= lin - 1e-12 and lin >= bab.value - 1e-12
-            assert bab.value >= low - 1e-12
+            assert bab.exact or not exact, (x0, eps)
+            assert naive >= inter - 1e-12 >= lin - 2e-12 >= bab.value - 3e-12 >= low - 4e-12, (x0, eps)
+
+
+def test_hierarchy_on_the_two_d_net_with_complete_bab():
+    _assert_chain(small_net(), centres(10, 2), exact=True)
 
 
 def test_hierarchy_on_the_wide_net_with_a_budget_quick():
-    net = wide_net()
-    for x0 in centres(2, 16):
-        naive = L.naive_bound(net)
-        for eps in EPSS:
-            inter, lin = L.interval_bound(net, x0, eps), L.linear_bound(net, x0, eps)
-            bab = L.bab_bound(net, x0, eps, max_branches=10)
-            low = L.sampled_lower_bound(net, x0, eps, n_samples=1000, generator=2)
-            assert naive >= inter - 1e-12 >= lin - 2e-12 >= bab.value - 3e-12 >= low - 4e-12
+    _assert_chain(wide_net(), centres(2, 16), max_branches=10)
 
 
 @pytest.mark.slow
@@ -145,12 +141,7 @@ def test_hierarchy_on_the_wide_net_with_200_branches_ten_centres():
     unstable = [int(sum(((lo < 0) & (hi > 0)).sum() for lo, hi in L.preactivation_bounds(net, x0, 0.05)))
                 for x0 in centres(10, 16)]
     assert max(unstable) >= 15  # many unstable neurons (20 at most here; 23 was not reproduced)
-    for x0 in centres(10, 16):
-        for eps in EPSS:
-            inter, lin = L.interval_bound(net, x0, eps), L.linear_bound(net, x0, eps)
-            bab = L.bab_bound(net, x0, eps, max_branches=200)
-            low = L.sampled_lower_bound(net, x0, eps, n_samples=1000, generator=2)
-            assert L.naive_bound(net) >= inter - 1e-12 >= lin - 2e-12 >= bab.value - 3e-12 >= low - 4e-12
+    _assert_chain(net, centres(10, 16), max_branches=200)
 
 
 def test_random_points_never_exceed_a_bound():

@@ -263,38 +263,14 @@ def test_cg_refuses_an_indefinite_matrix_but_not_a_converged_column():
 
 def test_the_self_check_refuses_an_unguarded_cg():
     """Textbook CG without guards gives 0/0 once the residual is exactly zero; the check must catch it."""
-    def unguarded(A, b, x0, steps):
-        x, r = x0.clone(), b - A @ x0
-        p, rr = r.clone(), r @ r
-        for _ in range(steps):
-            Ap = A @ p
-            alpha = rr / (p @ Ap)
-            x, r = x + alpha * p, r - alpha * Ap
-            rr_new = r @ r
-            p, rr = r + rr_new / rr * p, rr_new
-        return x
-
-    result = check.conjugate_gradients(unguarded)
+    result = check.conjugate_gradients(lambda A, b, x0, steps: _cg(A, b, x0, steps, guard=False))
     assert result.status == "wrong" and "NaN" in result.message
     assert check.conjugate_gradients(_cg).status == "correct"
 
 
 def test_the_self_check_does_not_pass_a_cg_that_stops_early():
     """A CG that stops once the residual is small is not `steps` iterations; the twelve-step case shows it."""
-    def stops_early(A, b, x0, steps):
-        x, r = x0.clone(), b - A @ x0
-        d, rr = r.clone(), r @ r
-        for _ in range(steps):
-            if rr < 1e-6 * (b @ b):
-                break
-            Ad = A @ d
-            alpha = rr / (d @ Ad)
-            x, r = x + alpha * d, r - alpha * Ad
-            rr_new = r @ r
-            d, rr = r + rr_new / rr * d, rr_new
-        return x
-
-    result = check.conjugate_gradients(stops_early)
+    result = check.conjugate_gradients(lambda A, b, x0, steps: _cg(A, b, x0, steps, stop_below=1e-6))
     assert result.status != "correct" and "twelve steps" in result.message and "early stop" in result.message
 
 
@@ -345,19 +321,22 @@ def test_bad_input_raises():
 
 # ---------------------------------------------------------------------------------------------- self-check
 
-def _cg(A, b, x0, steps, *, beta=True, start=True, scale=1.0):
-    """CG written out; ``beta=False``: steepest descent; ``start=False``: ignores x0."""
+def _cg(A, b, x0, steps, *, beta=True, start=True, scale=1.0, guard=True, stop_below=None):
+    """CG written out; ``beta=False``: steepest descent; ``start=False``: ignores x0; ``guard=False``: divides
+    0 by 0 once the residual is exactly zero; ``stop_below``: stops early once r.r < stop_below * b.b."""
     x = x0.clone() if start else torch.zeros_like(b)
     r = b - A @ x
     p = r.clone()
     rr = r @ r
     for _ in range(steps):
+        if stop_below is not None and rr < stop_below * (b @ b):
+            break
         Ap = A @ p
-        alpha = rr / (p @ Ap) if rr > 0 else 0.0
+        alpha = rr / (p @ Ap) if (rr > 0 or not guard) else 0.0
         x = x + alpha * p
         r = r - alpha * Ap
         rr_new = r @ r
-        p = r + (rr_new / rr if (beta and rr > 0) else 0.0) * p
+        p = r + (rr_new / rr if (beta and (rr > 0 or not guard)) else 0.0) * p
         rr = rr_new
     return x * scale
 
