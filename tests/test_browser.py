@@ -24,6 +24,10 @@ import pdf  # noqa: E402
 
 PAGES = [TOC["root"]] + [ch["file"] for part in TOC["parts"] for ch in part["chapters"]]
 LOCAL = {"127.0.0.1", "localhost", "::1"}
+#: How long a page may take to load and fall quiet. These tests are about where requests go, not speed; `make test`
+#: runs them beside the site builds of tests/test_site.py and tests/test_course.py on two cores, and a page's
+#: MathJax and frames then once took over Playwright's default 30 s to settle (the page passed in 4 s alone).
+LOAD_TIMEOUT_MS = 120_000
 RAW_WIDGET = ("FloatSlider(", "FloatLogSlider(", "Output()", "HBox(", "VBox(", "IntProgress(")
 
 
@@ -64,7 +68,7 @@ def open_page(browser, url):
 
     page.route("**/*", route)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url, wait_until="load")
+    page.goto(url, wait_until="load", timeout=LOAD_TIMEOUT_MS)
     return page, requests, errors
 
 
@@ -146,7 +150,7 @@ def test_every_explorer_control_swaps_the_frame(server, browser, name):
 @pytest.mark.parametrize("name", PAGES)
 def test_every_page_stays_on_localhost(server, browser, name):
     page, requests, errors = open_page(browser, f"{server}/{name}.html")
-    page.wait_for_load_state("networkidle")
+    page.wait_for_load_state("networkidle", timeout=LOAD_TIMEOUT_MS)
     assert requests and not off_localhost(requests), off_localhost(requests)
     assert not errors, errors
     page.close()
